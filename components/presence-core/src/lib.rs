@@ -1,0 +1,37 @@
+//! # presence-core
+//!
+//! The engine behind `leptos_presence`: who is in a room right now, what each session is doing, and
+//! when the absent were last seen. It knows nothing of Leptos or HTTP.
+//!
+//! * The wire types ([`wire`]), errors ([`PresenceError`]), input limits ([`limits`]) and the
+//!   client-side [`RoomView`] compile everywhere, including `wasm32-unknown-unknown`.
+//! * The engine itself ([`server`]: registry, deadline queue, tokens, subscriptions) is behind the
+//!   `server` feature and needs tokio.
+//!
+//! ## Model
+//! A **room** holds **users**; a user holds **sessions** (one per browser tab). A user is online
+//! while any of its sessions lives. When the last one ends the user stays listed as offline with
+//! `last_seen`, for a bounded time and up to a bounded count per room. Each session carries a display
+//! name, an away flag and optional app-defined JSON state.
+//!
+//! ```
+//! use presence_core::{RoomView, wire::{RoomMessage, RoomSnapshot}};
+//!
+//! let mut view = RoomView::default();
+//! view.apply(RoomMessage::Snapshot(RoomSnapshot { room: "r1".into(), seq: 0, users: vec![] }));
+//! assert!(view.users().is_empty());
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod limits;
+pub mod room_view;
+pub mod validate;
+pub mod wire;
+
+#[cfg(feature = "server")]
+pub mod server;
+
+pub use error::PresenceError;
+pub use room_view::RoomView;

@@ -1,0 +1,197 @@
+//! A client-side copy of a room, kept current by applying [`RoomMessage`]s.
+
+use crate::wire::{RoomMessage, RoomSnapshot, UserPresence};
+use std::cmp::Ordering;
+
+/// A room as a subscriber sees it: apply the snapshot, then each diff.
+///
+/// Users stay in the room's stable order (online by `online_since`, then offline by most recent
+/// `last_seen`). Applying a diff replaces only the user it names, so callers that keep per-user
+/// state (DOM nodes, memos) see unchanged users unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoomView {
+    room: String,
+    seq: u64,
+    synced: bool,
+    users: Vec<UserPresence>,
+}
+
+/// What [`RoomView::apply`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The view changed.
+    Changed,
+    /// The message was old (its `seq` is not newer than the view's); nothing changed.
+    Stale,
+    /// The message skips sequence numbers, or no snapshot came first: the view needs a snapshot.
+    NeedsSnapshot,
+}
+
+impl RoomView {
+    /// A view built from a snapshot.
+    pub fn from_snapshot(snapshot: RoomSnapshot) -> Self {
+        let mut view = RoomView::default();
+        view.apply(RoomMessage::Snapshot(snapshot));
+        view
+    }
+
+    /// The room id ("" before the first snapshot).
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// The sequence number the view is current to.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// True once a snapshot has been applied.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// The users, in the room's stable order.
+    pub fn users(&self) -> &[UserPresence] {
+        &self.users
+    }
+
+    /// Applies one message. Diffs must follow each other without gaps.
+    pub fn apply(&mut self, message: RoomMessage) -> Applied {
+        if let RoomMessage::Snapshot(snapshot) = message {
+            self.room = snapshot.room;
+            self.seq = snapshot.seq;
+            self.synced = true;
+            self.users = snapshot.users;
+            self.users.sort_by(room_order);
+            return Applied::Changed;
+        }
+        let seq = message.seq();
+        if !self.synced {
+            return Applied::NeedsSnapshot;
+        }
+        if seq <= self.seq {
+            return Applied::Stale;
+        }
+        if seq != self.seq + 1 {
+            return Applied::NeedsSnapshot;
+        }
+        self.seq = seq;
+        match message {
+            RoomMessage::Snapshot(_) => unreachable!("handled above"),
+            RoomMessage::Joined { user, .. }
+            | RoomMessage::Left { user, .. }
+            | RoomMessage::Updated { user, .. } => self.upsert(user),
+            RoomMessage::Removed { user_id, .. } => self.users.retain(|u| u.user_id != user_id),
+        }
+        Applied::Changed
+    }
+
+    fn upsert(&mut self, user: UserPresence) {
+        if let Some(i) = self.users.iter().position(|u| u.user_id == user.user_id) {
+            if room_order(&self.users[i], &user) == Ordering::Equal {
+                // Same place in the order: replace in place, nobody else moves.
+                self.users[i] = user;
+                return;
+            }
+            self.users.remove(i);
+        }
+        let at = self
+            .users
+            .partition_point(|u| room_order(u, &user) == Ordering::Less);
+        self.users.insert(at, user);
+    }
+}
+
+/// The room's stable order: online users by `online_since`, then offline users by most recent
+/// `last_seen`, ties by user id.
+pub fn room_order(a: &UserPresence, b: &UserPresence) -> Ordering {
+    match (a.online, b.online) {
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (true, true) => a.online_since.cmp(&b.online_since),
+        (false, false) => b.last_seen.cmp(&a.last_seen),
+    }
+    .then_with(|| a.user_id.cmp(&b.user_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, online: bool, online_since: u64, last_seen: Option<u64>) -> UserPresence {
+        UserPresence {
+            user_id: id.into(),
+            name: id.into(),
+            online,
+            away: false,
+            online_since,
+            last_seen,
+            sessions: vec![],
+        }
+    }
+
+    fn snapshot(seq: u64, users: Vec<UserPresence>) -> RoomMessage {
+        RoomMessage::Snapshot(RoomSnapshot {
+            room: "r".into(),
+            seq,
+            users,
+        })
+    }
+
+    fn ids(v: &RoomView) -> Vec<&str> {
+        v.users().iter().map(|u| u.user_id.as_str()).collect()
+    }
+
+    #[test]
+    fn snapshot_is_put_in_room_order() {
+        let mut v = RoomView::default();
+        v.apply(snapshot(
+            5,
+            vec![
+                user("off-old", false, 1, Some(100)),
+                user("b", true, 4, None),
+                user("off-new", false, 2, Some(200)),
+                user("a", true, 3, None),
+            ],
+        ));
+        assert_eq!(ids(&v), ["a", "b", "off-new", "off-old"]);
+    }
+
+    #[test]
+    fn diffs_need_a_snapshot_and_no_gaps() {
+        let mut v = RoomView::default();
+        let joined = |seq| RoomMessage::Joined {
+            seq,
+            session_id: "s".into(),
+            user: user("a", true, seq, None),
+        };
+        assert_eq!(v.apply(joined(1)), Applied::NeedsSnapshot);
+        v.apply(snapshot(3, vec![]));
+        assert_eq!(v.apply(joined(3)), Applied::Stale);
+        assert_eq!(v.apply(joined(5)), Applied::NeedsSnapshot);
+        assert_eq!(v.apply(joined(4)), Applied::Changed);
+        assert_eq!(ids(&v), ["a"]);
+        assert_eq!(v.seq(), 4);
+    }
+
+    #[test]
+    fn going_offline_moves_a_user_after_the_online_ones_and_removed_drops_it() {
+        let mut v = RoomView::from_snapshot(RoomSnapshot {
+            room: "r".into(),
+            seq: 2,
+            users: vec![user("a", true, 1, None), user("b", true, 2, None)],
+        });
+        v.apply(RoomMessage::Left {
+            seq: 3,
+            session_id: "s".into(),
+            reason: crate::wire::LeaveReason::Expired,
+            user: user("a", false, 1, Some(10)),
+        });
+        assert_eq!(ids(&v), ["b", "a"]);
+        v.apply(RoomMessage::Removed {
+            seq: 4,
+            user_id: "a".into(),
+        });
+        assert_eq!(ids(&v), ["b"]);
+    }
+}

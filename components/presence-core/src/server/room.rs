@@ -1,0 +1,152 @@
+//! One room's users and sessions, and how they are shown.
+
+use super::deadlines::Timer;
+use super::subscription::SharedMessage;
+use super::token::SessionToken;
+use crate::room_view::room_order;
+use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A hash map with a fast, randomly seeded (collision-attack resistant) hasher.
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// One tab of one user.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub user: Arc<str>,
+    pub name: String,
+    pub state: Option<Value>,
+    pub away: bool,
+    pub token: SessionToken,
+    /// Deadline from heartbeats: last heartbeat + 2.5 × interval.
+    pub expires_at: u64,
+    /// Earlier deadline set when its last subscription closed; cleared by a heartbeat or resubscribe.
+    pub grace_until: Option<u64>,
+    /// Open subscriptions tied to this session.
+    pub subscriptions: u32,
+    /// The live queue entry for this session's deadline.
+    pub timer: Option<Timer>,
+    pub joined_at: u64,
+    pub joined_seq: u64,
+}
+
+impl Session {
+    /// When the session ends if nothing else happens.
+    pub fn deadline(&self) -> u64 {
+        self.grace_until
+            .map_or(self.expires_at, |g| g.min(self.expires_at))
+    }
+}
+
+/// One user of a room.
+#[derive(Debug)]
+pub(crate) struct User {
+    pub name: String,
+    pub online_since: u64,
+    /// `None` while online.
+    pub last_seen: Option<u64>,
+    /// Time of the user's latest heartbeat in this room.
+    pub last_active: u64,
+    /// Live session ids, in join order.
+    pub sessions: Vec<Arc<str>>,
+    /// The live queue entry for the end of this (offline) user's retention.
+    pub retention_timer: Option<Timer>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub id: Arc<str>,
+    /// Number of changes so far; the `seq` of the latest message.
+    pub seq: u64,
+    pub users: Map<Arc<str>, User>,
+    pub sessions: Map<Arc<str>, Session>,
+    pub offline_users: usize,
+    pub subscribers: usize,
+    /// Created on first subscribe, so rooms nobody watches cost no buffer.
+    channel: Option<broadcast::Sender<Arc<SharedMessage>>>,
+}
+
+impl Room {
+    pub fn new(id: Arc<str>) -> Self {
+        Room {
+            id,
+            seq: 0,
+            users: Map::default(),
+            sessions: Map::default(),
+            offline_users: 0,
+            subscribers: 0,
+            channel: None,
+        }
+    }
+
+    /// Nothing listed and nobody watching: the room can be dropped.
+    pub fn is_idle(&self) -> bool {
+        self.users.is_empty() && self.subscribers == 0
+    }
+
+    /// Records one change and sends it to subscribers (if any). `make` gets the change's seq.
+    pub fn publish(&mut self, make: impl FnOnce(u64) -> RoomMessage) {
+        self.seq += 1;
+        let message = make(self.seq);
+        if let Some(tx) = &self.channel {
+            // An error only means nobody is listening right now.
+            let _ = tx.send(Arc::new(SharedMessage::new(message)));
+        }
+    }
+
+    /// A receiver for messages after the current `seq`, creating the channel if needed.
+    pub fn receiver(&mut self, buffer: usize) -> broadcast::Receiver<Arc<SharedMessage>> {
+        self.channel
+            .get_or_insert_with(|| broadcast::channel(buffer.max(1)).0)
+            .subscribe()
+    }
+
+    pub fn user_presence(&self, user_id: &str) -> Option<UserPresence> {
+        let user = self.users.get(user_id)?;
+        let sessions: Vec<SessionPresence> = user
+            .sessions
+            .iter()
+            .filter_map(|sid| {
+                let s = self.sessions.get(sid)?;
+                Some(SessionPresence {
+                    session_id: sid.to_string(),
+                    name: s.name.clone(),
+                    status: if s.away {
+                        SessionStatus::Away
+                    } else {
+                        SessionStatus::Active
+                    },
+                    state: s.state.clone(),
+                    joined_at: s.joined_at,
+                    joined_seq: s.joined_seq,
+                })
+            })
+            .collect();
+        Some(UserPresence {
+            user_id: user_id.to_string(),
+            name: user.name.clone(),
+            online: !sessions.is_empty(),
+            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
+            online_since: user.online_since,
+            last_seen: user.last_seen,
+            sessions,
+        })
+    }
+
+    pub fn snapshot(&self) -> RoomSnapshot {
+        let mut users: Vec<UserPresence> = self
+            .users
+            .keys()
+            .filter_map(|id| self.user_presence(id))
+            .collect();
+        users.sort_by(room_order);
+        RoomSnapshot {
+            room: self.id.to_string(),
+            seq: self.seq,
+            users,
+        }
+    }
+}

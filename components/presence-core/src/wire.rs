@@ -1,0 +1,186 @@
+//! Types that cross the wire between the presence server and its clients (JSON via serde).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a session is doing right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// The tab is visible and heartbeating.
+    #[default]
+    Active,
+    /// The tab is hidden: still present, shown dimmed.
+    Away,
+}
+
+/// One live session (one browser tab) of a user in a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionPresence {
+    /// The client-chosen session id (public; acting on a session needs its token).
+    pub session_id: String,
+    /// The display name this session reported.
+    pub name: String,
+    /// Active or away.
+    pub status: SessionStatus,
+    /// App-defined JSON state, if any was reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// When the session joined, in milliseconds since the Unix epoch.
+    pub joined_at: u64,
+    /// Order key: sessions of a user are listed by this, ascending (join order).
+    pub joined_seq: u64,
+}
+
+/// One user of a room: online while any session lives, offline (with `last_seen`) after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserPresence {
+    /// The user id.
+    pub user_id: String,
+    /// The display name: that of the user's most recent heartbeat.
+    pub name: String,
+    /// True while any session lives.
+    pub online: bool,
+    /// True when every live session is away (and there is at least one).
+    pub away: bool,
+    /// Order key of online users: the room sequence number at which the user last came online.
+    pub online_since: u64,
+    /// When the user was last seen, in milliseconds since the Unix epoch; `None` while online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+    /// Live sessions, in join order. Empty when offline.
+    pub sessions: Vec<SessionPresence>,
+}
+
+impl UserPresence {
+    /// `online`, `away` or `offline`: the value of the `data-presence-status` attribute.
+    pub fn status_label(&self) -> &'static str {
+        match (self.online, self.away) {
+            (false, _) => "offline",
+            (true, true) => "away",
+            (true, false) => "online",
+        }
+    }
+}
+
+/// Everyone in a room at one moment, in the room's stable order: online users by when they came
+/// online, then offline users by most recent `last_seen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    /// The room id.
+    pub room: String,
+    /// The sequence number of the last change included. Diffs that follow have larger numbers.
+    pub seq: u64,
+    /// The users, in order.
+    pub users: Vec<UserPresence>,
+}
+
+/// Why a session left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The client said goodbye (disconnect, tab close).
+    Disconnected,
+    /// No heartbeat arrived before its deadline.
+    Expired,
+}
+
+/// A message on a room subscription: first a snapshot, then diffs with increasing `seq`.
+///
+/// A diff carries the whole changed [`UserPresence`], so applying it is a replace-by-id. A client
+/// that sees a gap in `seq`, or a second `snapshot`, replaces its view from the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RoomMessage {
+    /// The full room (on subscribe, and again whenever the subscriber fell behind).
+    Snapshot(RoomSnapshot),
+    /// A session joined. `user.online` is now true (it may have been already).
+    Joined {
+        /// Sequence number of this change.
+        seq: u64,
+        /// The session that joined.
+        session_id: String,
+        /// The user after the change.
+        user: UserPresence,
+    },
+    /// A session left. If it was the user's last, `user.online` is now false.
+    Left {
+        /// Sequence number of this change.
+        seq: u64,
+        /// The session that left.
+        session_id: String,
+        /// Why it left.
+        reason: LeaveReason,
+        /// The user after the change.
+        user: UserPresence,
+    },
+    /// A session's name, state or away flag changed. Never sent for a heartbeat that changes nothing.
+    Updated {
+        /// Sequence number of this change.
+        seq: u64,
+        /// The session that changed.
+        session_id: String,
+        /// The user after the change.
+        user: UserPresence,
+    },
+    /// The user is no longer listed (offline past retention, or removed by the server).
+    Removed {
+        /// Sequence number of this change.
+        seq: u64,
+        /// The user that is gone.
+        user_id: String,
+    },
+}
+
+impl RoomMessage {
+    /// The sequence number this message brings the subscriber up to.
+    pub fn seq(&self) -> u64 {
+        match self {
+            RoomMessage::Snapshot(s) => s.seq,
+            RoomMessage::Joined { seq, .. }
+            | RoomMessage::Left { seq, .. }
+            | RoomMessage::Updated { seq, .. }
+            | RoomMessage::Removed { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Arguments of a heartbeat: join a room, or keep a session in it alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Room id.
+    pub room: String,
+    /// User id.
+    pub user: String,
+    /// Session id: a fresh random id per tab.
+    pub session: String,
+    /// Display name.
+    pub name: String,
+    /// Heartbeat interval the client intends, in ms (clamped to 1 s … 5 min; default 10 s).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    /// App-defined JSON state; `None` keeps what the session has.
+    #[serde(default)]
+    pub state: Option<Value>,
+    /// True while the tab is hidden.
+    #[serde(default)]
+    pub away: bool,
+    /// The token from this session's previous heartbeat; `None` on the first.
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The capability to update or end this session. Keep it; send it with every heartbeat.
+    pub session_token: String,
+    /// The capability to list and subscribe to this room.
+    pub room_token: String,
+    /// True when this heartbeat created the session (first heartbeat, or after the session ended).
+    pub joined: bool,
+    /// The interval the server applied, in ms.
+    pub interval_ms: u64,
+    /// When the session expires without another heartbeat, in ms since the Unix epoch.
+    pub expires_at: u64,
+}
