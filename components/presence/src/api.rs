@@ -1,0 +1,77 @@
+//! The presence server functions, at stable paths under `/api/presence`.
+//!
+//! | path | method, body | does |
+//! |---|---|---|
+//! | `/api/presence/heartbeat` | POST, JSON | join or keep alive; returns tokens |
+//! | `/api/presence/update` | POST, JSON | replace a session's state |
+//! | `/api/presence/disconnect` | POST, form (`session_token=…`; `text/plain` accepted, for `navigator.sendBeacon`) | leave now |
+//! | `/api/presence/list` | GET, query `room_token=…` | the room's snapshot |
+//!
+//! Errors are JSON `{"code": "...", ...}` with a 4xx status (5xx only when the server is not set
+//! up for presence).
+
+// `#[server]` generates an argument struct per function whose fields cannot carry doc comments;
+// each function's doc describes its arguments.
+#![allow(missing_docs)]
+
+use crate::ApiError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::{GetUrl, Json};
+use presence_core::wire::{HeartbeatResponse, RoomSnapshot};
+use serde_json::Value;
+
+/// Joins `room` as `user` with a new `session`, or keeps that session alive.
+///
+/// The first heartbeat of a session (without `session_token`) creates it; every later one must
+/// carry the returned `session_token`. `interval_ms` is the interval the client intends
+/// (clamped to 1 s … 5 min, default 10 s); the session expires 2.5 intervals after its last
+/// heartbeat. `state` (omit to keep) is app-defined JSON up to 4 KiB; `away` marks a hidden tab.
+/// A heartbeat that changes nothing notifies nobody.
+#[allow(clippy::too_many_arguments)]
+#[server(name = Heartbeat, prefix = "/api/presence", endpoint = "heartbeat", input = Json)]
+pub async fn heartbeat(
+    room: String,
+    user: String,
+    session: String,
+    name: String,
+    interval_ms: Option<u64>,
+    state: Option<Value>,
+    away: Option<bool>,
+    session_token: Option<String>,
+) -> Result<HeartbeatResponse, ApiError> {
+    use presence_core::wire::HeartbeatRequest;
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::respond(presence.heartbeat(HeartbeatRequest {
+        room,
+        user,
+        session,
+        name,
+        interval_ms,
+        state,
+        away: away.unwrap_or(false),
+        session_token,
+    }))
+}
+
+/// Replaces a session's app-defined state (`null` clears it). Subscribers get one `updated`
+/// if it changed, nothing if it did not.
+#[server(name = UpdateState, prefix = "/api/presence", endpoint = "update", input = Json)]
+pub async fn update_state(session_token: String, state: Value) -> Result<(), ApiError> {
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::respond(presence.update_state(&session_token, state))
+}
+
+/// Ends a session now. Takes a form body, so `navigator.sendBeacon` can call it with
+/// `URLSearchParams` (or a `text/plain` string `session_token=…`) and no custom headers.
+#[server(name = Disconnect, prefix = "/api/presence", endpoint = "disconnect")]
+pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::respond(presence.disconnect(&session_token))
+}
+
+/// The room that `room_token` grants, in its stable order.
+#[server(name = ListRoom, prefix = "/api/presence", endpoint = "list", input = GetUrl)]
+pub async fn list(room_token: String) -> Result<RoomSnapshot, ApiError> {
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::respond(presence.list(&room_token))
+}

@@ -1,0 +1,25 @@
+//! Server side (feature `ssr`): mounting the engine into an axum app, and the live subscription.
+
+mod mount;
+mod subscribe;
+
+pub use mount::{engine, register_server_fns, PresenceRouterExt};
+pub use presence_core::server::{Clock, ManualClock, Presence, PresenceConfig, SystemClock};
+
+use crate::ApiError;
+use presence_core::PresenceError;
+
+/// Turns an engine result into a server-function result, setting the HTTP status of an error.
+pub(crate) fn respond<T>(result: Result<T, PresenceError>) -> Result<T, ApiError> {
+    result.map_err(fail)
+}
+
+/// Sets the response status for `error` (when inside a server function) and wraps it.
+pub(crate) fn fail(error: PresenceError) -> ApiError {
+    if let Some(options) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(status) = axum::http::StatusCode::from_u16(error.status()) {
+            options.set_status(status);
+        }
+    }
+    ApiError(error)
+}

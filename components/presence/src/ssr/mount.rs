@@ -1,0 +1,88 @@
+//! One call mounts presence into an axum router.
+
+use super::subscribe::subscribe;
+use crate::api::{Disconnect, Heartbeat, ListRoom, UpdateState};
+use crate::{ApiError, API_PREFIX, SUBSCRIBE_PATH};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use presence_core::server::Presence;
+use presence_core::PresenceError;
+
+/// Adds presence to an axum [`Router`].
+pub trait PresenceRouterExt {
+    /// Mounts `presence`: registers the server functions, adds the live subscription route
+    /// ([`SUBSCRIBE_PATH`]), and layers the engine (an axum `Extension`) and error statuses over
+    /// every route added so far. Call it after `leptos_routes` (or after your own
+    /// `handle_server_fns` route) so the server functions are covered.
+    fn with_presence(self, presence: Presence) -> Self;
+}
+
+impl<S> PresenceRouterExt for Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    fn with_presence(self, presence: Presence) -> Self {
+        register_server_fns();
+        self.route(SUBSCRIBE_PATH, get(subscribe))
+            .layer(middleware::from_fn(decode_error_status))
+            .layer(Extension(presence))
+    }
+}
+
+/// Registers the presence server functions with `server_fn`, in case the linker dropped their
+/// automatic registration. Idempotent.
+pub fn register_server_fns() {
+    use server_fn::axum::register_explicit;
+    register_explicit::<Heartbeat>();
+    register_explicit::<UpdateState>();
+    register_explicit::<Disconnect>();
+    register_explicit::<ListRoom>();
+}
+
+/// The engine mounted on this request (inside a server function or during SSR).
+pub async fn engine() -> Result<Presence, ApiError> {
+    if let Some(presence) = leptos::prelude::use_context::<Presence>() {
+        return Ok(presence);
+    }
+    leptos_axum::extract::<Extension<Presence>>()
+        .await
+        .map(|Extension(p)| p)
+        .map_err(|_| {
+            super::fail(PresenceError::Unavailable {
+                message: "presence is not mounted on this server: call \
+                          `Router::with_presence(presence)` after `leptos_routes`"
+                    .into(),
+            })
+        })
+}
+
+/// A presence request the decoder rejected comes back from `server_fn` as a 500; it is the
+/// client's fault, so say 400 (or whatever the JSON error's own status is).
+async fn decode_error_status(request: Request, next: Next) -> Response {
+    let ours = request.uri().path().starts_with(API_PREFIX);
+    let response = next.run(request).await;
+    if !ours
+        || response.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key("serverfnerror")
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    if let Ok(error) = serde_json::from_slice::<PresenceError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(error.status()) {
+            parts.status = status;
+        }
+    }
+    parts
+        .headers
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(bytes))
+}

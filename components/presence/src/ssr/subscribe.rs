@@ -1,0 +1,88 @@
+//! `GET /api/presence/subscribe?room_token=…[&session_token=…]`: a WebSocket that sends the room's
+//! snapshot, then each change, as JSON text frames (see [`crate::RoomMessage`]).
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use presence_core::server::{Presence, Subscription};
+use presence_core::PresenceError;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How often the server pings an idle socket, to notice peers that vanished without a FIN.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A subscriber that cannot take a message for this long is dropped (it resyncs on reconnect).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SubscribeQuery {
+    room_token: Option<String>,
+    session_token: Option<String>,
+}
+
+fn error(e: PresenceError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(e)).into_response()
+}
+
+pub(crate) async fn subscribe(
+    Extension(presence): Extension<Presence>,
+    query: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return error(PresenceError::BadRequest {
+                message: e.body_text(),
+            })
+        }
+    };
+    let Some(room_token) = query.room_token else {
+        return error(PresenceError::BadRequest {
+            message: "missing room_token".into(),
+        });
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => {
+            return error(PresenceError::BadRequest {
+                message: format!("expected a WebSocket upgrade: {}", e.body_text()),
+            })
+        }
+    };
+    match presence.subscribe(&room_token, query.session_token.as_deref()) {
+        Ok(subscription) => upgrade.on_upgrade(move |socket| pump(socket, subscription)),
+        Err(e) => error(e),
+    }
+}
+
+/// Forwards messages until either side goes away. Dropping the subscription at the end starts
+/// the grace deadline of the session it held, if any.
+async fn pump(mut socket: WebSocket, mut subscription: Subscription) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            message = subscription.next() => {
+                let frame = Message::Text(message.json().to_owned().into());
+                match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {} // pongs and client chatter are ignored
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}

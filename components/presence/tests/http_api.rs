@@ -1,0 +1,425 @@
+//! The presence HTTP API through a real axum router: server functions via `oneshot`, the
+//! WebSocket subscription on a loopback port.
+#![cfg(feature = "ssr")]
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::any;
+use axum::Router;
+use futures::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use leptos_presence::ssr::{Presence, PresenceConfig, PresenceRouterExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
+
+fn app(presence: Presence) -> Router {
+    Router::new()
+        .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
+        .with_presence(presence)
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn post_json(path: &str, body: Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// What `navigator.sendBeacon(url, "session_token=…")` sends: POST, text/plain, Accept */*.
+fn beacon_text(token: &str) -> Request<Body> {
+    Request::post("/api/presence/disconnect")
+        .header(header::CONTENT_TYPE, "text/plain;charset=UTF-8")
+        .header(header::ACCEPT, "*/*")
+        .body(Body::from(format!("session_token={token}")))
+        .unwrap()
+}
+
+/// What `navigator.sendBeacon(url, new URLSearchParams({session_token}))` sends.
+fn beacon_form(token: &str) -> Request<Body> {
+    Request::post("/api/presence/disconnect")
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        )
+        .header(header::ACCEPT, "*/*")
+        .body(Body::from(format!("session_token={token}")))
+        .unwrap()
+}
+
+fn list_req(room_token: &str) -> Request<Body> {
+    let q: String = url_encode(room_token);
+    Request::get(format!("/api/presence/list?room_token={q}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn join(app: &Router, room: &str, user: &str, session: &str) -> Value {
+    let (status, body) = send(
+        app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": room, "user": user, "session": session, "name": user.to_uppercase()}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn heartbeat_list_and_disconnect_by_beacon() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let joined = join(&app, "r1", "ann", "tab-1").await;
+    assert_eq!(joined["joined"], true);
+    assert_eq!(joined["interval_ms"], 10_000);
+    let session_token = joined["session_token"].as_str().unwrap().to_string();
+    let room_token = joined["room_token"].as_str().unwrap().to_string();
+    assert_eq!(session_token.len(), 64);
+
+    let (status, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["room"], "r1");
+    assert_eq!(list["users"][0]["user_id"], "ann");
+    assert_eq!(list["users"][0]["name"], "ANN");
+    assert_eq!(list["users"][0]["online"], true);
+    assert_eq!(list["users"][0]["sessions"][0]["session_id"], "tab-1");
+
+    // A second heartbeat with the token keeps the same session.
+    let (status, again) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "ann", "session": "tab-1", "name": "ANN",
+                   "session_token": session_token, "state": {"section": "intro"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["joined"], false);
+    assert_eq!(again["session_token"], session_token.as_str());
+
+    let (status, body) = send(&app, beacon_text(&session_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(list["users"][0]["online"], false);
+    assert!(list["users"][0]["last_seen"].as_u64().is_some());
+
+    // The form-encoded beacon works too.
+    let second = join(&app, "r1", "bob", "tab-2").await;
+    let (status, _) = send(&app, beacon_form(second["session_token"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert!(list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["online"] == false));
+}
+
+#[tokio::test]
+async fn a_forged_token_gets_a_4xx_with_a_clear_message_and_removes_nothing() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let joined = join(&app, "r1", "ann", "tab-1").await;
+    let room_token = joined["room_token"].as_str().unwrap();
+    let forged = "ab".repeat(32);
+    for request in [beacon_text(&forged), beacon_form("not-a-token")] {
+        let (status, body) = send(&app, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["code"], "invalid_session_token");
+    }
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/update",
+            json!({"session_token": forged, "state": {"x": 1}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Hijacking the session id without its token.
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "mallory", "session": "tab-1", "name": "M"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "session_token_mismatch");
+
+    let (_, list) = send(&app, list_req(room_token)).await;
+    assert_eq!(list["users"].as_array().unwrap().len(), 1);
+    assert_eq!(list["users"][0]["online"], true);
+    assert_eq!(list["users"][0]["name"], "ANN");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_400() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "", "user": "u", "session": "s", "name": "n"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_input");
+    assert_eq!(body["field"], "room");
+    assert!(body["reason"].as_str().unwrap().contains("empty"));
+
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r", "user": "u", "session": "s", "name": "x".repeat(65)}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "name");
+
+    // Missing arguments and malformed JSON never reach the engine.
+    let (status, body) = send(
+        &app,
+        post_json("/api/presence/heartbeat", json!({"room": "r"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request");
+    let request = Request::post("/api/presence/heartbeat")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request");
+
+    let (status, body) = send(&app, list_req("0123.r1")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "invalid_room_token");
+}
+
+#[tokio::test]
+async fn a_full_room_is_a_409() {
+    let app = app(Presence::start(PresenceConfig {
+        max_sessions_per_room: 1,
+        ..PresenceConfig::default()
+    }));
+    join(&app, "r1", "ann", "tab-1").await;
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "bob", "session": "tab-2", "name": "Bob"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "room_full");
+    assert_eq!(body["limit"], 1);
+}
+
+#[tokio::test]
+async fn unmounted_presence_says_so() {
+    let app = Router::new().route("/api/{*fn_name}", any(leptos_axum::handle_server_fns));
+    leptos_presence::ssr::register_server_fns();
+    let (status, body) = send(&app, beacon_text(&"ab".repeat(32))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "unavailable");
+}
+
+// ---- the live subscription, over a real socket ----
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    room_token: &str,
+    session_token: Option<&str>,
+) -> Socket {
+    let mut url = format!(
+        "ws://{addr}/api/presence/subscribe?room_token={}",
+        url_encode(room_token)
+    );
+    if let Some(t) = session_token {
+        url.push_str(&format!("&session_token={t}"));
+    }
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+async fn silent_for(socket: &mut Socket, ms: u64) {
+    match tokio::time::timeout(Duration::from_millis(ms), socket.next()).await {
+        Err(_) => {}
+        Ok(Some(Ok(Message::Ping(_)))) => {}
+        Ok(other) => panic!("expected silence, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_subscription_gets_one_event_per_change_and_none_for_a_heartbeat() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let room_token = presence.room_token("r1").unwrap();
+    let mut socket = connect(addr, &room_token, None).await;
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["users"], json!([]));
+
+    let joined = join(&app, "r1", "ann", "tab-1").await;
+    let event = next_json(&mut socket).await;
+    assert_eq!(event["type"], "joined");
+    assert_eq!(event["seq"], 1);
+    assert_eq!(event["user"]["user_id"], "ann");
+    assert_eq!(event["session_id"], "tab-1");
+
+    let token = joined["session_token"].as_str().unwrap();
+    for _ in 0..3 {
+        let (status, _) = send(
+            &app,
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": "ann", "session": "tab-1", "name": "ANN",
+                       "session_token": token}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    silent_for(&mut socket, 300).await;
+
+    let (status, _) = send(
+        &app,
+        post_json(
+            "/api/presence/update",
+            json!({"session_token": token, "state": {"typing": true}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let event = next_json(&mut socket).await;
+    assert_eq!(event["type"], "updated");
+    assert_eq!(
+        event["user"]["sessions"][0]["state"],
+        json!({"typing": true})
+    );
+    silent_for(&mut socket, 200).await;
+
+    send(&app, beacon_text(token)).await;
+    let event = next_json(&mut socket).await;
+    assert_eq!(event["type"], "left");
+    assert_eq!(event["reason"], "disconnected");
+    assert_eq!(event["user"]["online"], false);
+}
+
+#[tokio::test]
+async fn a_closed_session_socket_ends_the_session_after_the_grace() {
+    let presence = Presence::start(PresenceConfig {
+        subscription_grace_ms: 300,
+        ..PresenceConfig::default()
+    });
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let joined = join(&app, "r1", "ann", "tab-1").await;
+    let room_token = joined["room_token"].as_str().unwrap();
+    let mut watcher = connect(addr, room_token, None).await;
+    next_json(&mut watcher).await;
+    let mut tab = connect(addr, room_token, joined["session_token"].as_str()).await;
+    next_json(&mut tab).await;
+    tab.close(None).await.unwrap();
+    drop(tab);
+    let started = std::time::Instant::now();
+    let event = next_json(&mut watcher).await;
+    assert_eq!(event["type"], "left");
+    assert_eq!(event["reason"], "expired");
+    // Long before the 25 s heartbeat timeout, but not before the grace.
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
+#[tokio::test]
+async fn subscribe_rejects_bad_requests_with_typed_errors() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let (status, body) = send(
+        &app,
+        Request::get("/api/presence/subscribe")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request");
+    let token = url_encode(&presence.room_token("r1").unwrap());
+    let (status, body) = send(
+        &app,
+        Request::get(format!("/api/presence/subscribe?room_token={token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("WebSocket"));
+
+    let addr = serve(app).await;
+    let url = format!("ws://{addr}/api/presence/subscribe?room_token=forged.r1");
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    // Sending junk frames does not disturb the subscription.
+    let mut socket = connect(addr, &presence.room_token("r1").unwrap(), None).await;
+    next_json(&mut socket).await;
+    socket.send(Message::Text("hello".into())).await.unwrap();
+    silent_for(&mut socket, 100).await;
+}
