@@ -23,17 +23,28 @@
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "hydrate")]
+mod client;
 mod error;
+mod face_pile;
+mod store;
+mod use_presence;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
 
 pub use error::ApiError;
+pub use face_pile::{FacePile, RoomFacePile};
 pub use presence_core::wire::{
     HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot, SessionPresence, SessionStatus,
     UserPresence,
 };
 pub use presence_core::{limits, PresenceError, RoomView};
+pub use store::UserEntry;
+pub use use_presence::{
+    use_presence, use_presence_with_options, ConnectionStatus, OtherSession, UsePresenceOptions,
+    UsePresenceReturn,
+};
 
 /// The path prefix of every presence endpoint.
 pub const API_PREFIX: &str = "/api/presence";

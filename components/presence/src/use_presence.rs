@@ -1,0 +1,330 @@
+//! `use_presence`: join a room from a component and watch who else is there.
+
+use crate::store::{PresenceStore, UserEntry};
+use leptos::prelude::*;
+use presence_core::wire::{RoomSnapshot, SessionPresence, UserPresence};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The state of the connection to the presence server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Joining for the first time (and during SSR).
+    Connecting,
+    /// Joined, and the live list is streaming.
+    Connected,
+    /// A heartbeat failed or the stream dropped; retrying with backoff. The last list is kept.
+    Reconnecting,
+    /// Left the room, or the browser reports no network.
+    Offline,
+}
+
+impl ConnectionStatus {
+    /// `connecting`, `connected`, `reconnecting` or `offline`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConnectionStatus::Connecting => "connecting",
+            ConnectionStatus::Connected => "connected",
+            ConnectionStatus::Reconnecting => "reconnecting",
+            ConnectionStatus::Offline => "offline",
+        }
+    }
+}
+
+/// Options of [`use_presence_with_options`]. Every field has a default; chain the setters.
+#[derive(Clone)]
+pub struct UsePresenceOptions {
+    /// The user id. Default: a random id kept in `localStorage` (key `leptos-presence:user`),
+    /// so this browser's tabs are one user.
+    pub user_id: Option<Signal<String>>,
+    /// State to report on join. Default: none.
+    pub initial_state: Option<Value>,
+    /// Heartbeat interval while the tab is visible, in ms. Default 10,000. The server ends a
+    /// session 2.5 intervals after its last heartbeat.
+    pub interval_ms: u64,
+    /// Heartbeat interval while the tab is hidden, in ms. Default 60,000: browsers run hidden
+    /// tabs' timers about once a minute, and 2.5 × 60 s outlasts that, so a hidden tab shows as
+    /// away, never as gone.
+    pub hidden_interval_ms: u64,
+    /// `set_state` sends at most one update per this many ms (trailing edge: the latest state
+    /// wins). Default 100.
+    pub state_throttle_ms: u64,
+    /// First retry delay after a failure, in ms; doubles up to `max_backoff_ms`, with jitter.
+    /// Default 250.
+    pub min_backoff_ms: u64,
+    /// Longest retry delay, in ms. Default 10,000.
+    pub max_backoff_ms: u64,
+    /// Leave with `navigator.sendBeacon` on `pagehide` and `beforeunload`. Default true.
+    pub leave_on_unload: bool,
+}
+
+impl Default for UsePresenceOptions {
+    fn default() -> Self {
+        UsePresenceOptions {
+            user_id: None,
+            initial_state: None,
+            interval_ms: 10_000,
+            hidden_interval_ms: 60_000,
+            state_throttle_ms: 100,
+            min_backoff_ms: 250,
+            max_backoff_ms: 10_000,
+            leave_on_unload: true,
+        }
+    }
+}
+
+impl UsePresenceOptions {
+    /// Sets [`UsePresenceOptions::user_id`].
+    pub fn user_id(mut self, user_id: impl Into<Signal<String>>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+    /// Sets [`UsePresenceOptions::initial_state`] from any serializable value.
+    pub fn initial_state<T: Serialize>(mut self, state: &T) -> Self {
+        self.initial_state = serde_json::to_value(state).ok();
+        self
+    }
+    /// Sets [`UsePresenceOptions::interval_ms`].
+    pub fn interval_ms(mut self, ms: u64) -> Self {
+        self.interval_ms = ms;
+        self
+    }
+    /// Sets [`UsePresenceOptions::hidden_interval_ms`].
+    pub fn hidden_interval_ms(mut self, ms: u64) -> Self {
+        self.hidden_interval_ms = ms;
+        self
+    }
+    /// Sets [`UsePresenceOptions::state_throttle_ms`].
+    pub fn state_throttle_ms(mut self, ms: u64) -> Self {
+        self.state_throttle_ms = ms;
+        self
+    }
+    /// Sets [`UsePresenceOptions::min_backoff_ms`] and [`UsePresenceOptions::max_backoff_ms`].
+    pub fn backoff_ms(mut self, min: u64, max: u64) -> Self {
+        self.min_backoff_ms = min;
+        self.max_backoff_ms = max.max(min);
+        self
+    }
+    /// Sets [`UsePresenceOptions::leave_on_unload`].
+    pub fn leave_on_unload(mut self, leave: bool) -> Self {
+        self.leave_on_unload = leave;
+        self
+    }
+}
+
+/// A session of someone else (another user, or this user's other tab).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherSession {
+    /// Whose session it is.
+    pub user_id: String,
+    /// The user's display name.
+    pub user_name: String,
+    /// The session.
+    pub session: SessionPresence,
+}
+
+/// What [`use_presence`] returns. Cheap to clone.
+#[derive(Clone)]
+pub struct UsePresenceReturn {
+    /// One entry per user (online first by join order, then offline by last seen), this user
+    /// included. The list changes only when someone joins, leaves the list or moves; a user's
+    /// changes arrive through their entry's own `presence` signal.
+    pub users: Signal<Vec<UserEntry>>,
+    /// Every live session except this tab's own: other users' and this user's other tabs.
+    pub others: Signal<Vec<OtherSession>>,
+    /// This user's entry (all its tabs), once joined.
+    pub me: Signal<Option<UserPresence>>,
+    /// This browser's user id (`None` during SSR and until hydrated).
+    pub user_id: Signal<Option<String>>,
+    /// This tab's session id (`None` during SSR and until hydrated).
+    pub session_id: Signal<Option<String>>,
+    /// The connection state.
+    pub status: Signal<ConnectionStatus>,
+    /// Milliseconds since the Unix epoch at which the initial list was taken: a starting "now"
+    /// for "last seen" labels that renders the same on the server and in the browser.
+    pub rendered_at_ms: u64,
+    pub(crate) control: Arc<dyn PresenceControl>,
+}
+
+impl UsePresenceReturn {
+    /// Replaces this session's app-defined state with any serializable value. Throttled
+    /// (trailing edge), so it can be called on every keystroke.
+    pub fn set_state<T: Serialize>(&self, state: &T) {
+        if let Ok(value) = serde_json::to_value(state) {
+            self.control.set_state(value);
+        }
+    }
+
+    /// Leaves the room now (the hook stays stopped until the page reloads or the room changes).
+    pub fn leave(&self) {
+        self.control.leave();
+    }
+
+    /// True if `user_id` is this browser's user.
+    pub fn is_self(&self, user_id: &str) -> bool {
+        self.user_id.with(|me| me.as_deref() == Some(user_id))
+    }
+}
+
+/// What the hook does that differs between the browser and the server.
+pub(crate) trait PresenceControl: Send + Sync {
+    fn set_state(&self, state: Value);
+    fn leave(&self);
+}
+
+/// On the server (and before hydration) there is nothing to control.
+struct Inert;
+
+impl PresenceControl for Inert {
+    fn set_state(&self, _: Value) {}
+    fn leave(&self) {}
+}
+
+/// Joins `room` as `name` with default options. See [`use_presence_with_options`].
+pub fn use_presence(
+    room: impl Into<Signal<String>>,
+    name: impl Into<Signal<String>>,
+) -> UsePresenceReturn {
+    use_presence_with_options(room, name, UsePresenceOptions::default())
+}
+
+/// Joins `room` as `name` and keeps this tab present there while the calling component lives.
+///
+/// In the browser it heartbeats every `interval_ms` (one request in flight at a time), marks the
+/// session away while the tab is hidden, streams the room's changes over a WebSocket, retries
+/// failures with backoff and jitter (keeping the last good tokens), and leaves with
+/// `navigator.sendBeacon` on `pagehide`/`beforeunload` and by request on unmount. Changing `room`
+/// leaves the old room and joins the new one; changing `name` is reported on the next heartbeat.
+///
+/// During SSR nothing starts: the returned signals hold the room's current list (so the first
+/// paint is not empty), handed to the browser for hydration.
+pub fn use_presence_with_options(
+    room: impl Into<Signal<String>>,
+    name: impl Into<Signal<String>>,
+    options: UsePresenceOptions,
+) -> UsePresenceReturn {
+    let room = room.into();
+    let name = name.into();
+    let initial = SharedValue::new(move || initial_snapshot(&room.get_untracked())).into_inner();
+    let rendered_at_ms = initial.as_ref().map_or(0, |i| i.rendered_at_ms);
+    let store = PresenceStore::new(initial.map(|i| i.snapshot));
+    let entries = store.entries();
+    let status = ArcRwSignal::new(ConnectionStatus::Connecting);
+    let user_id = ArcRwSignal::new(None::<String>);
+    let session_id = ArcRwSignal::new(None::<String>);
+
+    let users: Signal<Vec<UserEntry>> = {
+        let entries = entries.clone();
+        Signal::derive(move || entries.get())
+    };
+    let others: Signal<Vec<OtherSession>> = {
+        let entries = entries.clone();
+        let session_id = session_id.clone();
+        let memo = Memo::new(move |_| {
+            let mine = session_id.get();
+            entries
+                .get()
+                .iter()
+                .flat_map(|entry| {
+                    let user = entry.presence.get();
+                    user.sessions
+                        .iter()
+                        .filter(|s| Some(&s.session_id) != mine.as_ref())
+                        .map(|s| OtherSession {
+                            user_id: user.user_id.clone(),
+                            user_name: user.name.clone(),
+                            session: s.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
+        memo.into()
+    };
+    let me: Signal<Option<UserPresence>> = {
+        let entries = entries.clone();
+        let user_id = user_id.clone();
+        Memo::new(move |_| {
+            let me = user_id.get()?;
+            entries
+                .get()
+                .iter()
+                .find(|e| *e.user_id == *me)
+                .map(|e| e.presence.get())
+        })
+        .into()
+    };
+
+    #[cfg(feature = "hydrate")]
+    let control: Arc<dyn PresenceControl> = crate::client::start(crate::client::Setup {
+        room,
+        name,
+        options,
+        store,
+        status: status.clone(),
+        user_id: user_id.clone(),
+        session_id: session_id.clone(),
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let control: Arc<dyn PresenceControl> = {
+        let _ = (options, store, name);
+        Arc::new(Inert)
+    };
+    #[cfg(feature = "hydrate")]
+    let _ = Inert;
+
+    UsePresenceReturn {
+        users,
+        others,
+        me,
+        user_id: Signal::derive(move || user_id.get()),
+        session_id: Signal::derive(move || session_id.get()),
+        status: Signal::derive(move || status.get()),
+        rendered_at_ms,
+        control,
+    }
+}
+
+/// The list handed from SSR to hydration.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct InitialList {
+    snapshot: RoomSnapshot,
+    rendered_at_ms: u64,
+}
+
+#[cfg(feature = "ssr")]
+fn initial_snapshot(room: &str) -> Option<InitialList> {
+    let parts = use_context::<axum::http::request::Parts>();
+    let presence = use_context::<crate::ssr::Presence>()
+        .or_else(|| parts.and_then(|p| p.extensions.get::<crate::ssr::Presence>().cloned()))?;
+    if presence_core::validate::id(presence_core::error::Field::Room, room).is_err() {
+        return None;
+    }
+    Some(InitialList {
+        snapshot: presence.list_room(room),
+        rendered_at_ms: presence.now_ms(),
+    })
+}
+
+#[cfg(not(feature = "ssr"))]
+fn initial_snapshot(_room: &str) -> Option<InitialList> {
+    None
+}
+
+/// A return value over a store, for rendering tests.
+#[cfg(test)]
+pub(crate) fn test_return(store: PresenceStore, rendered_at_ms: u64) -> UsePresenceReturn {
+    let entries = store.entries();
+    UsePresenceReturn {
+        users: Signal::derive(move || entries.get()),
+        others: Signal::derive(Vec::new),
+        me: Signal::derive(|| None),
+        user_id: Signal::derive(|| None),
+        session_id: Signal::derive(|| None),
+        status: Signal::derive(|| ConnectionStatus::Connecting),
+        rendered_at_ms,
+        control: Arc::new(Inert),
+    }
+}
