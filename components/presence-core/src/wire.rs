@@ -32,6 +32,26 @@ pub struct SessionPresence {
     pub joined_seq: u64,
 }
 
+impl SessionPresence {
+    /// The state decoded as the app's own type (`None` if absent or of another shape).
+    ///
+    /// ```
+    /// # use presence_core::wire::{SessionPresence, SessionStatus};
+    /// #[derive(serde::Deserialize, PartialEq, Debug)]
+    /// struct Cursor { section: String }
+    /// let s = SessionPresence {
+    ///     session_id: "s".into(), name: "Ada".into(), status: SessionStatus::Active,
+    ///     state: Some(serde_json::json!({"section": "intro"})), joined_at: 0, joined_seq: 1,
+    /// };
+    /// assert_eq!(s.state_as::<Cursor>(), Some(Cursor { section: "intro".into() }));
+    /// ```
+    pub fn state_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.state
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+}
+
 /// One user of a room: online while any session lives, offline (with `last_seen`) after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserPresence {

@@ -149,6 +149,10 @@ async fn a_forged_token_gets_a_4xx_with_a_clear_message_and_removes_nothing() {
         let (status, body) = send(&app, request).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["code"], "invalid_session_token");
+        assert_eq!(
+            body["message"],
+            "the session token is not valid for any live session"
+        );
     }
     let (status, body) = send(
         &app,
@@ -192,6 +196,7 @@ async fn bad_input_is_a_typed_400() {
     assert_eq!(body["code"], "invalid_input");
     assert_eq!(body["field"], "room");
     assert!(body["reason"].as_str().unwrap().contains("empty"));
+    assert_eq!(body["message"], "invalid room: must not be empty");
 
     let (status, body) = send(
         &app,
@@ -223,6 +228,7 @@ async fn bad_input_is_a_typed_400() {
     let (status, body) = send(&app, list_req("0123.r1")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "invalid_room_token");
+    assert!(body["message"].as_str().unwrap().contains("room token"));
 }
 
 #[tokio::test]

@@ -34,3 +34,103 @@ impl Default for PresenceConfig {
         }
     }
 }
+
+/// A `PRESENCE_*` environment variable that is set but not a valid value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: &'static str,
+    /// What it holds.
+    pub value: String,
+    /// What it should hold.
+    pub expected: &'static str,
+}
+
+impl PresenceConfig {
+    /// The defaults, overridden by whichever of these are set:
+    /// `PRESENCE_MAX_SESSIONS_PER_ROOM`, `PRESENCE_OFFLINE_RETENTION_MS`,
+    /// `PRESENCE_MAX_OFFLINE_USERS_PER_ROOM`, `PRESENCE_SUBSCRIPTION_GRACE_MS`,
+    /// `PRESENCE_SUBSCRIBER_BUFFER`, `PRESENCE_SECRET` (the room token key).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`PresenceConfig::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = PresenceConfig::default();
+        let number = |name: &'static str, into: &mut u64| -> Result<(), ConfigError> {
+            if let Some(value) = lookup(name) {
+                *into = value.trim().parse().map_err(|_| ConfigError {
+                    name,
+                    value,
+                    expected: "a whole number",
+                })?;
+            }
+            Ok(())
+        };
+        let mut n = config.max_sessions_per_room as u64;
+        number("PRESENCE_MAX_SESSIONS_PER_ROOM", &mut n)?;
+        config.max_sessions_per_room = n as usize;
+        number(
+            "PRESENCE_OFFLINE_RETENTION_MS",
+            &mut config.offline_retention_ms,
+        )?;
+        let mut n = config.max_offline_users_per_room as u64;
+        number("PRESENCE_MAX_OFFLINE_USERS_PER_ROOM", &mut n)?;
+        config.max_offline_users_per_room = n as usize;
+        number(
+            "PRESENCE_SUBSCRIPTION_GRACE_MS",
+            &mut config.subscription_grace_ms,
+        )?;
+        let mut n = config.subscriber_buffer as u64;
+        number("PRESENCE_SUBSCRIBER_BUFFER", &mut n)?;
+        config.subscriber_buffer = n as usize;
+        if let Some(secret) = lookup("PRESENCE_SECRET") {
+            if secret.len() < 16 {
+                return Err(ConfigError {
+                    name: "PRESENCE_SECRET",
+                    value: "(hidden)".into(),
+                    expected: "at least 16 bytes",
+                });
+            }
+            config.room_token_secret = Some(secret.into_bytes());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults_and_rejects_nonsense() {
+        let config = PresenceConfig::from_lookup(|name| match name {
+            "PRESENCE_SUBSCRIPTION_GRACE_MS" => Some("750".into()),
+            "PRESENCE_MAX_SESSIONS_PER_ROOM" => Some(" 12 ".into()),
+            "PRESENCE_SECRET" => Some("0123456789abcdef".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.subscription_grace_ms, 750);
+        assert_eq!(config.max_sessions_per_room, 12);
+        assert_eq!(
+            config.offline_retention_ms,
+            PresenceConfig::default().offline_retention_ms
+        );
+        assert!(config.room_token_secret.is_some());
+
+        let err = PresenceConfig::from_lookup(|name| {
+            (name == "PRESENCE_SUBSCRIBER_BUFFER").then(|| "lots".to_string())
+        })
+        .unwrap_err();
+        assert_eq!(err.name, "PRESENCE_SUBSCRIBER_BUFFER");
+        assert!(err.to_string().contains("whole number"));
+        let err = PresenceConfig::from_lookup(|name| {
+            (name == "PRESENCE_SECRET").then(|| "short".to_string())
+        })
+        .unwrap_err();
+        assert!(!err.to_string().contains("short"), "secrets are not echoed");
+    }
+}

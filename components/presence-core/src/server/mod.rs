@@ -29,7 +29,7 @@ mod subscription;
 mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::PresenceConfig;
+pub use config::{ConfigError, PresenceConfig};
 pub use presence::Presence;
 pub use subscription::{SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};

@@ -23,3 +23,12 @@ pub(crate) fn fail(error: PresenceError) -> ApiError {
     }
     ApiError(error)
 }
+
+/// The JSON body of an error: its tagged form (`{"code": …, …}`) plus a human `message`.
+pub(crate) fn error_body(error: &PresenceError) -> Vec<u8> {
+    let mut value = serde_json::to_value(error).unwrap_or_default();
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("message".into(), error.to_string().into());
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}

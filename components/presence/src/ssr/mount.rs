@@ -61,28 +61,27 @@ pub async fn engine() -> Result<Presence, ApiError> {
         })
 }
 
-/// A presence request the decoder rejected comes back from `server_fn` as a 500; it is the
-/// client's fault, so say 400 (or whatever the JSON error's own status is).
+/// Every presence error leaves with its own status (a decoder rejection comes out of
+/// `server_fn` as a 500, but it is the client's fault: 400) and a human `message`.
 async fn decode_error_status(request: Request, next: Next) -> Response {
     let ours = request.uri().path().starts_with(API_PREFIX);
     let response = next.run(request).await;
-    if !ours
-        || response.status() != StatusCode::INTERNAL_SERVER_ERROR
-        || !response.headers().contains_key("serverfnerror")
-    {
+    if !ours || !response.headers().contains_key("serverfnerror") {
         return response;
     }
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    if let Ok(error) = serde_json::from_slice::<PresenceError>(&bytes) {
-        if let Ok(status) = StatusCode::from_u16(error.status()) {
-            parts.status = status;
-        }
+    let Ok(error) = serde_json::from_slice::<PresenceError>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Ok(status) = StatusCode::from_u16(error.status()) {
+        parts.status = status;
     }
     parts
         .headers
         .insert("content-type", HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, Body::from(bytes))
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Body::from(super::error_body(&error)))
 }

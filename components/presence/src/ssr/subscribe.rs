@@ -6,7 +6,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use presence_core::server::{Presence, Subscription};
 use presence_core::PresenceError;
 use serde::Deserialize;
@@ -25,7 +25,12 @@ pub(crate) struct SubscribeQuery {
 
 fn error(e: PresenceError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Json(e)).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        super::error_body(&e),
+    )
+        .into_response()
 }
 
 pub(crate) async fn subscribe(

@@ -1,0 +1,51 @@
+import { Browser, BrowserContext, expect, Locator, Page } from '@playwright/test';
+
+export const BASE_URL = process.env.DEMO_URL ?? 'http://127.0.0.1:3000';
+
+/** A room name no other test uses. */
+export function uniqueRoom(label: string): string {
+  return `${label}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+}
+
+/** A fresh browser profile: a different user (user ids live in localStorage). */
+export async function newUser(browser: Browser, baseURL = BASE_URL): Promise<BrowserContext> {
+  return browser.newContext({ baseURL });
+}
+
+/** Opens the room page as `name` and waits until it is hydrated and connected. */
+export async function joinRoom(context: BrowserContext, room: string, name: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(`/rooms/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+  await expect(page.locator('main[data-hydrated="true"]')).toBeVisible();
+  await expect(page.locator('[data-connection-status="connected"]')).toBeVisible({ timeout: 10_000 });
+  return page;
+}
+
+/** This page's user id (random per browser profile, shared by its tabs). */
+export async function userIdOf(page: Page): Promise<string> {
+  const id = await page.evaluate(() => localStorage.getItem('leptos-presence:user'));
+  if (!id) throw new Error('no user id yet');
+  return id;
+}
+
+/** The face of `userId` in this page's face pile. */
+export function face(page: Page, userId: string): Locator {
+  return page.locator(`ul[aria-label="People in this room"] > li[data-presence-user="${userId}"]`);
+}
+
+/** Every face in this page's face pile. */
+export function faces(page: Page): Locator {
+  return page.locator('ul[aria-label="People in this room"] > li[data-presence-user]');
+}
+
+/** Pretends the tab was hidden (or shown), the way the browser reports it. */
+export async function setHidden(page: Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hidden) => {
+    Object.defineProperty(document, 'visibilityState', {
+      configurable: true,
+      get: () => (hidden ? 'hidden' : 'visible'),
+    });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}

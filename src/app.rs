@@ -1,0 +1,51 @@
+//! The page shell and routes.
+
+use crate::landing::Landing;
+use crate::room::RoomPage;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="data:,"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The demo app.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/presence-demo.css"/>
+        <Title text="leptos-presence demo"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="page">"Nothing here. " <a href="/">"Start over"</a></p> }>
+                <Route path=path!("/") view=Landing/>
+                <Route path=path!("/rooms/:room") view=RoomPage/>
+            </Routes>
+        </Router>
+    }
+}
+
+/// True once the page has hydrated (an effect runs only in the browser): tests wait for it.
+pub fn use_hydrated() -> ReadSignal<bool> {
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
+    hydrated
+}

@@ -1,0 +1,44 @@
+//! The demo server: Leptos SSR plus presence, in a few lines.
+#![recursion_limit = "256"]
+
+#[cfg(feature = "ssr")]
+#[tokio::main]
+async fn main() {
+    use axum::Router;
+    use leptos::prelude::*;
+    use leptos_axum::{generate_route_list, LeptosRoutes};
+    use leptos_presence::ssr::{Presence, PresenceConfig, PresenceRouterExt};
+    use presence_demo::app::{shell, App};
+
+    let conf = get_configuration(None).expect("leptos configuration");
+    let leptos_options = conf.leptos_options;
+    let addr = leptos_options.site_addr;
+    let routes = generate_route_list(App);
+    let config = PresenceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let presence = Presence::start(config);
+
+    let app = Router::new()
+        .leptos_routes(&leptos_options, routes, {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .with_presence(presence)
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(leptos_options);
+
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
+    println!("listening on http://{addr}");
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .expect("server");
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn main() {
+    // The browser entry point is `hydrate` in lib.rs.
+}

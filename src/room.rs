@@ -1,0 +1,256 @@
+//! `/rooms/{room}?name={name}`: the room, its faces, and what everyone is doing.
+
+use crate::app::use_hydrated;
+use leptos::prelude::*;
+use leptos_presence::{use_presence_with_options, FacePile, OtherSession, UsePresenceOptions};
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+/// What each session tells the others: where it is looking, and whether it is typing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DemoState {
+    /// The section this session is looking at.
+    pub section: String,
+    /// True while typing in the shared box.
+    pub typing: bool,
+}
+
+const SECTIONS: [(&str, &str); 3] = [
+    ("intro", "Introduction"),
+    ("agenda", "Agenda"),
+    ("notes", "Notes"),
+];
+
+/// Heartbeat settings handed from the server's environment to the page, so tests can use short
+/// intervals without rebuilding.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct DemoConfig {
+    interval_ms: u64,
+    hidden_interval_ms: u64,
+}
+
+#[cfg(feature = "ssr")]
+fn demo_config() -> DemoConfig {
+    let read = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    DemoConfig {
+        interval_ms: read("PRESENCE_INTERVAL_MS", 10_000),
+        hidden_interval_ms: read("PRESENCE_HIDDEN_INTERVAL_MS", 60_000),
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+fn demo_config() -> DemoConfig {
+    DemoConfig {
+        interval_ms: 10_000,
+        hidden_interval_ms: 60_000,
+    }
+}
+
+/// The room page: asks for a name if the URL has none.
+#[component]
+pub fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let room = Signal::derive(move || params.with(|p| p.get("room").unwrap_or_default()));
+    let name = Signal::derive(move || query.with(|q| q.get("name").unwrap_or_default()));
+    let has_name = move || !name.with(|n| n.trim().is_empty());
+    view! {
+        <Show
+            when=has_name
+            fallback=move || view! { <AskName room=room/> }
+        >
+            <Room room=room name=name/>
+        </Show>
+    }
+}
+
+#[component]
+fn AskName(room: Signal<String>) -> impl IntoView {
+    let hydrated = use_hydrated();
+    view! {
+        <main class="page" data-hydrated=move || hydrated.get().to_string()>
+            <form class="card join-form" method="get">
+                <h1>"Join " {move || room.get()}</h1>
+                <label>
+                    <span>"Your name"</span>
+                    <input name="name" required maxlength="64" autocomplete="nickname"/>
+                </label>
+                <button type="submit" class="primary">"Join"</button>
+            </form>
+        </main>
+    }
+}
+
+#[component]
+fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
+    let hydrated = use_hydrated();
+    let config = SharedValue::new(demo_config).into_inner();
+    let presence = use_presence_with_options(
+        room,
+        name,
+        UsePresenceOptions::default()
+            .interval_ms(config.interval_ms)
+            .hidden_interval_ms(config.hidden_interval_ms)
+            .initial_state(&DemoState {
+                section: "intro".into(),
+                typing: false,
+            }),
+    );
+    let mine = RwSignal::new(DemoState {
+        section: "intro".into(),
+        typing: false,
+    });
+    {
+        let presence = presence.clone();
+        Effect::new(move |first: Option<()>| {
+            let state = mine.get();
+            if first.is_some() {
+                presence.set_state(&state);
+            }
+        });
+    }
+    // Typing ends 1.5 s after the last keystroke.
+    let typing_timer = StoredValue::new(None::<leptos::prelude::TimeoutHandle>);
+    let on_input = move |_| {
+        mine.update(|s| s.typing = true);
+        if let Some(h) = typing_timer.get_value() {
+            h.clear();
+        }
+        let handle = set_timeout_with_handle(
+            move || mine.update(|s| s.typing = false),
+            std::time::Duration::from_millis(1_500),
+        )
+        .ok();
+        typing_timer.set_value(handle);
+    };
+    let status = presence.status;
+    let others = presence.others;
+    let my_user = presence.user_id;
+    let leave = {
+        let presence = presence.clone();
+        move |_| presence.leave()
+    };
+    let share = move || format!("/rooms/{}", room.get());
+
+    view! {
+        <main class="page room" data-hydrated=move || hydrated.get().to_string()>
+            <header class="room-header">
+                <div>
+                    <p class="eyebrow">"Room"</p>
+                    <h1 class="room-title">{move || room.get()}</h1>
+                    <p class="muted">
+                        "Share " <a href=share>{share}</a> " to invite someone."
+                    </p>
+                </div>
+                <div class="room-presence">
+                    <FacePile presence=presence.clone() max_visible=5 size=36/>
+                    <span
+                        class="connection"
+                        data-connection-status=move || status.get().as_str()
+                        role="status"
+                    >
+                        {move || status.get().as_str()}
+                    </span>
+                </div>
+            </header>
+
+            <div class="room-grid">
+                <section class="card">
+                    <nav class="tabs" aria-label="Sections">
+                        {SECTIONS
+                            .iter()
+                            .map(|(id, title)| {
+                                let id = id.to_string();
+                                let id2 = id.clone();
+                                view! {
+                                    <button
+                                        type="button"
+                                        class="tab"
+                                        data-section=id.clone()
+                                        aria-pressed=move || (mine.with(|s| s.section == id2)).to_string()
+                                        on:click=move |_| mine.update(|s| s.section = id.clone())
+                                    >
+                                        {*title}
+                                    </button>
+                                }
+                            })
+                            .collect_view()}
+                    </nav>
+                    <p class="muted">
+                        "You are looking at "
+                        <strong>{move || section_title(&mine.with(|s| s.section.clone()))}</strong>
+                        ". Others see it next to your name."
+                    </p>
+                    <label class="draft">
+                        <span>"Shared notes (others see when you type)"</span>
+                        <textarea
+                            id="draft"
+                            rows="4"
+                            placeholder="Start typing…"
+                            on:input=on_input
+                        ></textarea>
+                    </label>
+                    <button type="button" class="secondary" on:click=leave>"Leave room"</button>
+                </section>
+
+                <section class="card">
+                    <h2>"Everyone else here"</h2>
+                    <ul class="sessions" aria-label="Sessions">
+                        <For
+                            each=move || others.get()
+                            key=|s: &OtherSession| {
+                                (
+                                    s.session.session_id.clone(),
+                                    s.user_name.clone(),
+                                    format!("{:?}{:?}", s.session.status, s.session.state),
+                                )
+                            }
+                            let:other
+                        >
+                            <SessionRow other=other my_user=my_user/>
+                        </For>
+                    </ul>
+                    <Show when=move || others.with(Vec::is_empty)>
+                        <p class="muted empty">"Nobody else yet. Open this room in another window."</p>
+                    </Show>
+                </section>
+            </div>
+        </main>
+    }
+}
+
+#[component]
+fn SessionRow(other: OtherSession, my_user: Signal<Option<String>>) -> impl IntoView {
+    let state: DemoState = other.session.state_as().unwrap_or_default();
+    let away = other.session.status == leptos_presence::SessionStatus::Away;
+    let same_user = my_user.get_untracked().as_deref() == Some(other.user_id.as_str());
+    view! {
+        <li
+            class="session"
+            data-session=other.session.session_id.clone()
+            data-user=other.user_id.clone()
+            data-section=state.section.clone()
+            data-typing=state.typing.to_string()
+            data-away=away.to_string()
+        >
+            <span class="session-name">{other.session.name.clone()}</span>
+            {same_user.then(|| view! { <span class="tag">"your other tab"</span> })}
+            {away.then(|| view! { <span class="tag away">"away"</span> })}
+            <span class="session-where">"in " {section_title(&state.section)}</span>
+            {state.typing.then(|| view! { <span class="typing">"typing…"</span> })}
+        </li>
+    }
+}
+
+fn section_title(id: &str) -> &'static str {
+    SECTIONS
+        .iter()
+        .find(|(s, _)| *s == id)
+        .map(|(_, t)| *t)
+        .unwrap_or("somewhere")
+}
