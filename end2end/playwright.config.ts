@@ -2,6 +2,8 @@ import { defineConfig } from '@playwright/test';
 
 // Debian's Chromium, never a downloaded one (this machine has no route to browser downloads).
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// The shared test server listens here (not 3000, so a running demo does not get in the way).
+const port = process.env.DEMO_PORT ?? '3400';
 
 export default defineConfig({
   testDir: './tests',
@@ -15,7 +17,7 @@ export default defineConfig({
   globalSetup: './support/global-setup.ts',
   outputDir: 'test-results/output',
   use: {
-    baseURL: process.env.DEMO_URL ?? 'http://127.0.0.1:3000',
+    baseURL: process.env.DEMO_URL ?? `http://127.0.0.1:${port}`,
     trace: 'off',
     launchOptions: {
       executablePath,

@@ -1,6 +1,6 @@
 import { Browser, BrowserContext, expect, Locator, Page } from '@playwright/test';
 
-export const BASE_URL = process.env.DEMO_URL ?? 'http://127.0.0.1:3000';
+export const BASE_URL = process.env.DEMO_URL ?? `http://127.0.0.1:${process.env.DEMO_PORT ?? 3400}`;
 
 /** A room name no other test uses. */
 export function uniqueRoom(label: string): string {

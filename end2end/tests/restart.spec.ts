@@ -3,7 +3,7 @@ import { DemoServer } from '../support/server';
 import { face, joinRoom, newUser, uniqueRoom, userIdOf } from '../support/presence';
 
 test('9. the server restarts; clients rejoin by themselves', async ({ browser }) => {
-  const server = new DemoServer(Number(process.env.RESTART_PORT ?? 3100));
+  const server = new DemoServer(Number(process.env.RESTART_PORT ?? 3410));
   await server.start();
   try {
     const room = uniqueRoom('restart');

@@ -13,6 +13,9 @@
 // `#[server]` generates an argument struct per function whose fields cannot carry doc comments;
 // each function's doc describes its arguments.
 #![allow(missing_docs)]
+// The heartbeat's arguments are the protocol's flat JSON fields; the browser-side function that
+// `#[server]` generates for it cannot take an attribute of its own.
+#![allow(clippy::too_many_arguments)]
 
 use crate::ApiError;
 use leptos::prelude::*;
@@ -27,7 +30,6 @@ use serde_json::Value;
 /// (clamped to 1 s … 5 min, default 10 s); the session expires 2.5 intervals after its last
 /// heartbeat. `state` (omit to keep) is app-defined JSON up to 4 KiB; `away` marks a hidden tab.
 /// A heartbeat that changes nothing notifies nobody.
-#[allow(clippy::too_many_arguments)]
 #[server(name = Heartbeat, prefix = "/api/presence", endpoint = "heartbeat", input = Json)]
 pub async fn heartbeat(
     room: String,

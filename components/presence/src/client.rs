@@ -22,6 +22,9 @@ use web_sys::{CloseEvent, Event, EventTarget, MessageEvent, PageTransitionEvent,
 
 const USER_KEY: &str = "leptos-presence:user";
 
+/// What a page or document event does to the client.
+type Handler = Box<dyn Fn(&Client, Event)>;
+
 pub(crate) struct Setup {
     pub room: Signal<String>,
     pub name: Signal<String>,
@@ -611,7 +614,7 @@ impl Client {
             None => return,
         };
         let window: EventTarget = window.into();
-        let add = |target: &EventTarget, event: &'static str, f: Box<dyn Fn(&Client, Event)>| {
+        let add = |target: &EventTarget, event: &'static str, f: Handler| {
             let weak = Rc::downgrade(&me);
             let callback = Closure::<dyn FnMut(Event)>::new(move |e: Event| {
                 if let Some(client) = weak.upgrade() {

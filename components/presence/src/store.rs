@@ -25,11 +25,14 @@ impl PartialEq for UserEntry {
     }
 }
 
+/// Each listed user's writable signal and the read-only entry handed out for it.
+type Writers = HashMap<Arc<str>, (ArcRwSignal<UserPresence>, UserEntry)>;
+
 /// Applies room messages and reconciles the result into signals.
 #[derive(Clone)]
 pub(crate) struct PresenceStore {
     view: Arc<Mutex<RoomView>>,
-    writers: Arc<Mutex<HashMap<Arc<str>, (ArcRwSignal<UserPresence>, UserEntry)>>>,
+    writers: Arc<Mutex<Writers>>,
     entries: ArcRwSignal<Vec<UserEntry>>,
 }
 
