@@ -3,6 +3,7 @@
 use crate::app::use_hydrated;
 use leptos::prelude::*;
 use leptos_presence::{use_presence_with_options, FacePile, OtherSession, UsePresenceOptions};
+use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
@@ -136,9 +137,26 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
         move |_| presence.leave()
     };
     let share = move || format!("/rooms/{}", room.get());
+    let error = presence.error;
+    let neighbours = move || {
+        let here = room.get();
+        ["lobby", "design", "standup"]
+            .into_iter()
+            .filter(|r| *r != here)
+            .map(|r| {
+                let href = crate::landing::room_url(r, &name.get());
+                view! { <A href=href attr:class="room-link">{r}</A> }
+            })
+            .collect_view()
+    };
 
     view! {
         <main class="page room" data-hydrated=move || hydrated.get().to_string()>
+            <nav class="room-nav" aria-label="Rooms">
+                <A href="/" attr:class="room-link home">"← Home"</A>
+                <span class="muted">"Other rooms:"</span>
+                {neighbours}
+            </nav>
             <header class="room-header">
                 <div>
                     <p class="eyebrow">"Room"</p>
@@ -159,6 +177,11 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
                 </div>
             </header>
 
+            {move || {
+                error
+                    .get()
+                    .map(|e| view! { <p class="error" role="alert">"Cannot join: " {e.to_string()}</p> })
+            }}
             <div class="room-grid">
                 <section class="card">
                     <nav class="tabs" aria-label="Sections">

@@ -33,6 +33,7 @@ pub(crate) struct Setup {
     pub status: ArcRwSignal<ConnectionStatus>,
     pub user_id: ArcRwSignal<Option<String>>,
     pub session_id: ArcRwSignal<Option<String>>,
+    pub error: ArcRwSignal<Option<PresenceError>>,
 }
 
 /// Starts the hook in the browser: everything begins in an effect, i.e. after hydration.
@@ -52,6 +53,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
         status,
         user_id,
         session_id,
+        error,
     } = setup;
     let effect_slot = slot.clone();
     Effect::new(move |_| {
@@ -75,6 +77,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
                     options.clone(),
                     store.clone(),
                     status.clone(),
+                    error.clone(),
                     user,
                     session,
                     room,
@@ -172,6 +175,7 @@ struct Client {
     options: UsePresenceOptions,
     store: PresenceStore,
     status: ArcRwSignal<ConnectionStatus>,
+    error: ArcRwSignal<Option<PresenceError>>,
     user: String,
     st: RefCell<State>,
     kick: mpsc::UnboundedSender<()>,
@@ -195,6 +199,7 @@ impl Client {
         options: UsePresenceOptions,
         store: PresenceStore,
         status: ArcRwSignal<ConnectionStatus>,
+        error: ArcRwSignal<Option<PresenceError>>,
         user: String,
         session: String,
         room: String,
@@ -206,6 +211,7 @@ impl Client {
             options,
             store,
             status,
+            error,
             user,
             st: RefCell::new(State {
                 room,
@@ -332,6 +338,9 @@ impl Client {
                     self.options.interval_ms
                 };
                 drop(st);
+                if self.error.with_untracked(Option::is_some) {
+                    self.error.set(None);
+                }
                 if needs_socket {
                     self.connect_socket();
                 }
@@ -353,6 +362,7 @@ impl Client {
                 st.heartbeat_ok = false;
                 let failures = st.heartbeat_failures;
                 drop(st);
+                self.error.set(Some(error.0));
                 self.refresh_status();
                 self.backoff_ms(failures)
             }

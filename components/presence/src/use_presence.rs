@@ -3,6 +3,7 @@
 use crate::store::{PresenceStore, UserEntry};
 use leptos::prelude::*;
 use presence_core::wire::{RoomSnapshot, SessionPresence, UserPresence};
+use presence_core::PresenceError;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -136,6 +137,11 @@ pub struct UsePresenceReturn {
     pub others: Signal<Vec<OtherSession>>,
     /// This user's entry (all its tabs), once joined.
     pub me: Signal<Option<UserPresence>>,
+    /// This tab's own session, once joined.
+    pub session: Signal<Option<SessionPresence>>,
+    /// Why the last heartbeat failed (`None` once one succeeds): an invalid room id, a full room,
+    /// the server unreachable…
+    pub error: Signal<Option<PresenceError>>,
     /// This browser's user id (`None` during SSR and until hydrated).
     pub user_id: Signal<Option<String>>,
     /// This tab's session id (`None` during SSR and until hydrated).
@@ -214,6 +220,7 @@ pub fn use_presence_with_options(
     let status = ArcRwSignal::new(ConnectionStatus::Connecting);
     let user_id = ArcRwSignal::new(None::<String>);
     let session_id = ArcRwSignal::new(None::<String>);
+    let error = ArcRwSignal::new(None::<PresenceError>);
 
     let users: Signal<Vec<UserEntry>> = {
         let entries = entries.clone();
@@ -257,6 +264,18 @@ pub fn use_presence_with_options(
         .into()
     };
 
+    let session: Signal<Option<SessionPresence>> = {
+        let session_id = session_id.clone();
+        Memo::new(move |_| {
+            let mine = session_id.get()?;
+            me.get()?
+                .sessions
+                .into_iter()
+                .find(|s| s.session_id == mine)
+        })
+        .into()
+    };
+
     #[cfg(feature = "hydrate")]
     let control: Arc<dyn PresenceControl> = crate::client::start(crate::client::Setup {
         room,
@@ -266,10 +285,11 @@ pub fn use_presence_with_options(
         status: status.clone(),
         user_id: user_id.clone(),
         session_id: session_id.clone(),
+        error: error.clone(),
     });
     #[cfg(not(feature = "hydrate"))]
     let control: Arc<dyn PresenceControl> = {
-        let _ = (options, store, name);
+        let _ = (options, store, name, &error);
         Arc::new(Inert)
     };
     #[cfg(feature = "hydrate")]
@@ -279,6 +299,8 @@ pub fn use_presence_with_options(
         users,
         others,
         me,
+        session,
+        error: Signal::derive(move || error.get()),
         user_id: Signal::derive(move || user_id.get()),
         session_id: Signal::derive(move || session_id.get()),
         status: Signal::derive(move || status.get()),
@@ -321,6 +343,8 @@ pub(crate) fn test_return(store: PresenceStore, rendered_at_ms: u64) -> UsePrese
         users: Signal::derive(move || entries.get()),
         others: Signal::derive(Vec::new),
         me: Signal::derive(|| None),
+        session: Signal::derive(|| None),
+        error: Signal::derive(|| None),
         user_id: Signal::derive(|| None),
         session_id: Signal::derive(|| None),
         status: Signal::derive(|| ConnectionStatus::Connecting),
