@@ -43,7 +43,7 @@ pub async fn heartbeat(
 ) -> Result<HeartbeatResponse, ApiError> {
     use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
-    crate::ssr::respond(presence.heartbeat(HeartbeatRequest {
+    crate::ssr::respond(presence.heartbeat(&HeartbeatRequest {
         room,
         user,
         session,

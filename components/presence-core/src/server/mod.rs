@@ -7,7 +7,7 @@
 //! use presence_core::wire::HeartbeatRequest;
 //!
 //! let presence = Presence::start(PresenceConfig::default());
-//! let joined = presence.heartbeat(HeartbeatRequest {
+//! let joined = presence.heartbeat(&HeartbeatRequest {
 //!     room: "lobby".into(), user: "ada".into(), session: "tab-1".into(), name: "Ada".into(),
 //!     interval_ms: None, state: None, away: false, session_token: None,
 //! }).unwrap();
@@ -30,6 +30,6 @@ mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig};
-pub use presence::Presence;
+pub use presence::{HeartbeatAck, Presence};
 pub use subscription::{SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};

@@ -13,6 +13,15 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{broadcast, Notify};
 
+/// What [`Presence::heartbeat_ack`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    /// True when this heartbeat created the session.
+    pub joined: bool,
+    /// When the session expires without another heartbeat (ms since the Unix epoch).
+    pub expires_at: u64,
+}
+
 /// A presence engine. Cheap to clone; all clones share one registry and one scheduler.
 ///
 /// Every method is synchronous and short (a lock, a few hash lookups); none waits on I/O.
@@ -57,7 +66,7 @@ impl Presence {
             None => RoomTokenKey::random(),
         };
         let inner = Arc::new(Inner {
-            registry: Mutex::new(Registry::new(config)),
+            registry: Mutex::new(Registry::new(config, room_key.clone())),
             clock: Arc::new(clock),
             wake: Arc::new(Notify::new()),
             room_key,
@@ -95,14 +104,27 @@ impl Presence {
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
     /// it and returns its token; later ones must carry that token. A heartbeat that changes
     /// nothing but the deadline notifies nobody.
-    pub fn heartbeat(&self, request: HeartbeatRequest) -> Result<HeartbeatResponse, PresenceError> {
-        let room = request.room.clone();
+    pub fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, PresenceError> {
         let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
         Ok(HeartbeatResponse {
             session_token: outcome.token.to_hex(),
-            room_token: self.inner.room_key.sign(&room),
+            room_token: outcome.room_token.to_string(),
             joined: outcome.joined,
             interval_ms: outcome.interval_ms,
+            expires_at: outcome.expires_at,
+        })
+    }
+
+    /// [`Presence::heartbeat`] without building the response strings: whether this heartbeat
+    /// joined, and the deadline. For servers that answer heartbeats in their own format (and
+    /// for measuring the engine alone).
+    pub fn heartbeat_ack(&self, request: &HeartbeatRequest) -> Result<HeartbeatAck, PresenceError> {
+        let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
+        Ok(HeartbeatAck {
+            joined: outcome.joined,
             expires_at: outcome.expires_at,
         })
     }

@@ -5,7 +5,7 @@ use super::config::PresenceConfig;
 use super::deadlines::{DeadlineQueue, Owner};
 use super::room::{Map, Room, Session, User};
 use super::subscription::SharedMessage;
-use super::token::SessionToken;
+use super::token::{RoomTokenKey, SessionToken};
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
 use crate::validate;
@@ -21,6 +21,7 @@ pub(crate) struct HeartbeatOutcome {
     pub joined: bool,
     pub interval_ms: u64,
     pub expires_at: u64,
+    pub room_token: Arc<str>,
 }
 
 /// A subscription's hold on a room (and perhaps on one session).
@@ -33,6 +34,7 @@ pub(crate) struct SubscriberKey {
 #[derive(Debug)]
 pub(crate) struct Registry {
     config: PresenceConfig,
+    room_key: RoomTokenKey,
     rooms: Map<Arc<str>, Room>,
     tokens: Map<SessionToken, (Arc<str>, Arc<str>)>,
     /// user id → rooms where that user is online.
@@ -41,9 +43,10 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub fn new(config: PresenceConfig) -> Self {
+    pub fn new(config: PresenceConfig, room_key: RoomTokenKey) -> Self {
         Registry {
             config,
+            room_key,
             rooms: Map::default(),
             tokens: Map::default(),
             user_rooms: Map::default(),
@@ -51,9 +54,99 @@ impl Registry {
         }
     }
 
+    /// Joins or keeps a session alive. For a live session whose name, state and away flag are
+    /// unchanged this is two hash lookups, a token comparison and a few stores: nothing is
+    /// validated again (the ids were checked when the session was created), nothing is queued,
+    /// nothing is published.
     pub fn heartbeat(
         &mut self,
-        req: HeartbeatRequest,
+        req: &HeartbeatRequest,
+        now: u64,
+    ) -> Result<HeartbeatOutcome, PresenceError> {
+        let interval_ms = clamp_interval(req.interval_ms);
+        let expires_at = now + expiry_after(interval_ms);
+
+        let Some(room) = self.rooms.get_mut(req.room.as_str()) else {
+            return self.join(req, interval_ms, expires_at, now);
+        };
+        let Some(session) = room.sessions.get_mut(req.session.as_str()) else {
+            return self.join(req, interval_ms, expires_at, now);
+        };
+        // An existing session: only its token holder may keep it alive or change it.
+        let holds_token = req
+            .session_token
+            .as_deref()
+            .is_some_and(|t| session.token.matches_hex(t));
+        if !holds_token {
+            return Err(
+                match req.session_token.as_deref().map(SessionToken::parse) {
+                    Some(Err(malformed)) => malformed,
+                    _ => PresenceError::SessionTokenMismatch {
+                        session: req.session.clone(),
+                    },
+                },
+            );
+        }
+        if *session.user != *req.user {
+            return Err(PresenceError::InvalidInput {
+                field: Field::User,
+                reason: "this session belongs to another user".into(),
+            });
+        }
+        let name_changed = session.name != req.name;
+        if name_changed {
+            validate::name(&req.name)?;
+        }
+        let new_state = match &req.state {
+            Some(state) if state.is_null() => session.state.is_some().then_some(None),
+            Some(state) if session.state.as_ref() != Some(state) => {
+                validate::state(state)?;
+                Some(Some(state.clone()))
+            }
+            _ => None,
+        };
+        session.expires_at = expires_at;
+        session.last_heartbeat = now;
+        session.grace_until = None;
+        if session.timer.is_none_or(|t| expires_at < t.at) {
+            // Only a deadline that moved earlier is queued now; later ones are lazy.
+            session.timer = Some(self.queue.push(
+                expires_at,
+                Owner::Session {
+                    room: room.id.clone(),
+                    session: Arc::from(req.session.as_str()),
+                },
+            ));
+        }
+        let token = session.token;
+        if name_changed || session.away != req.away || new_state.is_some() {
+            session.away = req.away;
+            if let Some(state) = new_state {
+                session.state = state;
+            }
+            if name_changed {
+                session.name.clone_from(&req.name);
+                let user = session.user.clone();
+                if let Some(u) = room.users.get_mut(&user) {
+                    u.name.clone_from(&req.name);
+                }
+            }
+            publish_updated(room, req.session.as_str(), req.user.as_str());
+        }
+        Ok(HeartbeatOutcome {
+            token,
+            joined: false,
+            interval_ms,
+            expires_at,
+            room_token: room.token.clone(),
+        })
+    }
+
+    fn join(
+        &mut self,
+        req: &HeartbeatRequest,
+        interval_ms: u64,
+        expires_at: u64,
         now: u64,
     ) -> Result<HeartbeatOutcome, PresenceError> {
         validate::id(Field::Room, &req.room)?;
@@ -63,94 +156,21 @@ impl Registry {
         if let Some(state) = &req.state {
             validate::state(state)?;
         }
-        let token = req
-            .session_token
-            .as_deref()
-            .map(SessionToken::parse)
-            .transpose()?;
-        let interval_ms = clamp_interval(req.interval_ms);
-        let expires_at = now + expiry_after(interval_ms);
-
-        if let Some(room) = self.rooms.get_mut(req.room.as_str()) {
-            if let Some(session) = room.sessions.get_mut(req.session.as_str()) {
-                // An existing session: only its token holder may keep it alive or change it.
-                if token != Some(session.token) {
-                    return Err(PresenceError::SessionTokenMismatch {
-                        session: req.session,
-                    });
-                }
-                if *session.user != *req.user {
-                    return Err(PresenceError::InvalidInput {
-                        field: Field::User,
-                        reason: "this session belongs to another user".into(),
-                    });
-                }
-                session.expires_at = expires_at;
-                session.grace_until = None;
-                if session.timer.is_none_or(|t| expires_at < t.at) {
-                    // Only a deadline that moved earlier is queued now; later ones are lazy.
-                    let (room_id, sid) = (room.id.clone(), Arc::from(req.session.as_str()));
-                    session.timer = Some(self.queue.push(
-                        expires_at,
-                        Owner::Session {
-                            room: room_id,
-                            session: sid,
-                        },
-                    ));
-                }
-                let new_state = req.state.map(non_null);
-                let changed = session.name != req.name
-                    || session.away != req.away
-                    || new_state.as_ref().is_some_and(|s| *s != session.state);
-                let token = session.token;
-                let user = room
-                    .users
-                    .get_mut(req.user.as_str())
-                    .expect("a live session's user is listed");
-                user.last_active = now;
-                if changed {
-                    let session = room
-                        .sessions
-                        .get_mut(req.session.as_str())
-                        .expect("looked up above");
-                    if session.name != req.name {
-                        user.name.clone_from(&req.name);
-                        session.name = req.name;
-                    }
-                    session.away = req.away;
-                    if let Some(state) = new_state {
-                        session.state = state;
-                    }
-                    publish_updated(room, req.session.as_str(), req.user.as_str());
-                }
-                return Ok(HeartbeatOutcome {
-                    token,
-                    joined: false,
-                    interval_ms,
-                    expires_at,
-                });
-            }
+        if let Some(token) = &req.session_token {
+            // A stale token (the session ended, the server restarted) is fine: a new session
+            // is made. A malformed one is a client bug worth reporting.
+            SessionToken::parse(token)?;
         }
-        self.join(req, interval_ms, expires_at, now)
-    }
-
-    fn join(
-        &mut self,
-        req: HeartbeatRequest,
-        interval_ms: u64,
-        expires_at: u64,
-        now: u64,
-    ) -> Result<HeartbeatOutcome, PresenceError> {
         if let Some(room) = self.rooms.get(req.room.as_str()) {
             if room.sessions.len() >= self.config.max_sessions_per_room {
                 return Err(PresenceError::RoomFull {
-                    room: req.room,
+                    room: req.room.clone(),
                     limit: self.config.max_sessions_per_room,
                 });
             }
         } else if self.config.max_sessions_per_room == 0 {
             return Err(PresenceError::RoomFull {
-                room: req.room,
+                room: req.room.clone(),
                 limit: 0,
             });
         }
@@ -159,10 +179,11 @@ impl Registry {
             .get_key_value(req.room.as_str())
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(req.room.as_str()));
+        let key = &self.room_key;
         let room = self
             .rooms
             .entry(room_id.clone())
-            .or_insert_with(|| Room::new(room_id.clone()));
+            .or_insert_with(|| Room::new(room_id.clone(), key));
         let user_id: Arc<str> = room
             .users
             .get_key_value(req.user.as_str())
@@ -194,7 +215,7 @@ impl Registry {
                 .push(room_id.clone());
         }
         user.name.clone_from(&req.name);
-        user.last_active = now;
+        user.last_active = user.last_active.max(now);
         user.sessions.push(session_id.clone());
         let timer = self.queue.push(
             expires_at,
@@ -207,11 +228,12 @@ impl Registry {
             session_id.clone(),
             Session {
                 user: user_id.clone(),
-                name: req.name,
-                state: req.state.and_then(non_null),
+                name: req.name.clone(),
+                state: req.state.clone().and_then(non_null),
                 away: req.away,
                 token,
                 expires_at,
+                last_heartbeat: now,
                 grace_until: None,
                 subscriptions: 0,
                 timer: Some(timer),
@@ -220,17 +242,17 @@ impl Registry {
             },
         );
         self.tokens.insert(token, (room_id, session_id.clone()));
-        let presence = room.user_presence(&user_id).expect("just inserted");
-        room.publish(|seq| RoomMessage::Joined {
+        room.publish(|room, seq| RoomMessage::Joined {
             seq,
             session_id: session_id.to_string(),
-            user: presence,
+            user: room.user_presence(&user_id).expect("just inserted"),
         });
         Ok(HeartbeatOutcome {
             token,
             joined: true,
             interval_ms,
             expires_at,
+            room_token: room.token.clone(),
         })
     }
 
@@ -263,10 +285,8 @@ impl Registry {
         let state = non_null(state);
         if session.state != state {
             session.state = state;
+            session.last_heartbeat = session.last_heartbeat.max(now);
             let user = session.user.clone();
-            if let Some(u) = room.users.get_mut(&user) {
-                u.last_active = now;
-            }
             publish_updated(room, &sid, &user);
         }
         Ok(())
@@ -358,6 +378,7 @@ impl Registry {
             .users
             .get_mut(&user_id)
             .expect("a session's user is listed");
+        user.last_active = user.last_active.max(session.last_heartbeat);
         user.sessions.retain(|s| s != sid);
         let went_offline = user.sessions.is_empty();
         if went_offline {
@@ -388,12 +409,11 @@ impl Registry {
         {
             user.name = latest;
         }
-        let presence = room.user_presence(&user_id).expect("still listed");
-        room.publish(|seq| RoomMessage::Left {
+        room.publish(|room, seq| RoomMessage::Left {
             seq,
             session_id: sid.to_string(),
             reason,
-            user: presence,
+            user: room.user_presence(&user_id).expect("still listed"),
         });
         if went_offline {
             self.enforce_offline_cap(room_id);
@@ -429,7 +449,7 @@ impl Registry {
         };
         if room.users.remove(user_id).is_some() {
             room.offline_users -= 1;
-            room.publish(|seq| RoomMessage::Removed {
+            room.publish(|_, seq| RoomMessage::Removed {
                 seq,
                 user_id: user_id.to_string(),
             });
@@ -477,7 +497,7 @@ impl Registry {
             }
         }
         let room_key = room.id.clone();
-        room.publish(|seq| RoomMessage::Removed {
+        room.publish(|_, seq| RoomMessage::Removed {
             seq,
             user_id: user_id.to_string(),
         });
@@ -536,10 +556,11 @@ impl Registry {
             .get_key_value(room_id)
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(room_id));
+        let key = &self.room_key;
         let room = self
             .rooms
             .entry(room_key.clone())
-            .or_insert_with(|| Room::new(room_key.clone()));
+            .or_insert_with(|| Room::new(room_key.clone(), key));
         room.subscribers += 1;
         if let Some((sid, _)) = &session {
             let s = room.sessions.get_mut(sid).expect("resolved above");
@@ -564,10 +585,11 @@ impl Registry {
         room_id: &Arc<str>,
     ) -> (RoomSnapshot, broadcast::Receiver<Arc<SharedMessage>>) {
         let buffer = self.config.subscriber_buffer;
+        let key = &self.room_key;
         let room = self
             .rooms
             .entry(room_id.clone())
-            .or_insert_with(|| Room::new(room_id.clone()));
+            .or_insert_with(|| Room::new(room_id.clone(), key));
         let rx = room.receiver(buffer);
         (room.snapshot(), rx)
     }
@@ -623,13 +645,12 @@ fn non_null(v: Value) -> Option<Value> {
 }
 
 fn publish_updated(room: &mut Room, session_id: &str, user_id: &str) {
-    let presence = room
-        .user_presence(user_id)
-        .expect("a session's user is listed");
-    room.publish(|seq| RoomMessage::Updated {
+    room.publish(|room, seq| RoomMessage::Updated {
         seq,
         session_id: session_id.to_string(),
-        user: presence,
+        user: room
+            .user_presence(user_id)
+            .expect("a session's user is listed"),
     });
 }
 

@@ -2,7 +2,7 @@
 
 use super::deadlines::Timer;
 use super::subscription::SharedMessage;
-use super::token::SessionToken;
+use super::token::{RoomTokenKey, SessionToken};
 use crate::room_view::room_order;
 use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
 use serde_json::Value;
@@ -23,6 +23,8 @@ pub(crate) struct Session {
     pub token: SessionToken,
     /// Deadline from heartbeats: last heartbeat + 2.5 × interval.
     pub expires_at: u64,
+    /// Time of this session's latest heartbeat (or state update).
+    pub last_heartbeat: u64,
     /// Earlier deadline set when its last subscription closed; cleared by a heartbeat or resubscribe.
     pub grace_until: Option<u64>,
     /// Open subscriptions tied to this session.
@@ -48,7 +50,8 @@ pub(crate) struct User {
     pub online_since: u64,
     /// `None` while online.
     pub last_seen: Option<u64>,
-    /// Time of the user's latest heartbeat in this room.
+    /// Latest heartbeat of the user's sessions that have ended (folded in as each ends), so
+    /// the heartbeat path never touches the user.
     pub last_active: u64,
     /// Live session ids, in join order.
     pub sessions: Vec<Arc<str>>,
@@ -59,6 +62,8 @@ pub(crate) struct User {
 #[derive(Debug)]
 pub(crate) struct Room {
     pub id: Arc<str>,
+    /// This room's token, signed once when the room is created.
+    pub token: Arc<str>,
     /// Number of changes so far; the `seq` of the latest message.
     pub seq: u64,
     pub users: Map<Arc<str>, User>,
@@ -70,8 +75,9 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    pub fn new(id: Arc<str>) -> Self {
+    pub fn new(id: Arc<str>, key: &RoomTokenKey) -> Self {
         Room {
+            token: Arc::from(key.sign(&id)),
             id,
             seq: 0,
             users: Map::default(),
@@ -87,13 +93,16 @@ impl Room {
         self.users.is_empty() && self.subscribers == 0
     }
 
-    /// Records one change and sends it to subscribers (if any). `make` gets the change's seq.
-    pub fn publish(&mut self, make: impl FnOnce(u64) -> RoomMessage) {
+    /// Records one change and, if anyone is subscribed, builds its message with `make` (given
+    /// the room and the change's seq) and sends it. Unwatched rooms build nothing.
+    pub fn publish(&mut self, make: impl FnOnce(&Room, u64) -> RoomMessage) {
         self.seq += 1;
-        let message = make(self.seq);
         if let Some(tx) = &self.channel {
-            // An error only means nobody is listening right now.
-            let _ = tx.send(Arc::new(SharedMessage::new(message)));
+            if tx.receiver_count() > 0 {
+                let message = make(self, self.seq);
+                // An error only means the last receiver went away meanwhile.
+                let _ = tx.send(Arc::new(SharedMessage::new(message)));
+            }
         }
     }
 

@@ -28,6 +28,23 @@ impl SessionToken {
         Ok(SessionToken(bytes))
     }
 
+    /// True if `text` is this token's hex form (either case). Compares in constant time
+    /// for a well-formed `text`.
+    pub fn matches_hex(&self, text: &str) -> bool {
+        let text = text.as_bytes();
+        if text.len() != SESSION_TOKEN_BYTES * 2 {
+            return false;
+        }
+        let mut diff = 0u8;
+        let mut bad = false;
+        for (i, pair) in text.chunks_exact(2).enumerate() {
+            let (hi, lo) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+            bad |= hi == 0xff || lo == 0xff;
+            diff |= (hi << 4 | (lo & 0x0f)) ^ self.0[i];
+        }
+        !bad && diff == 0
+    }
+
     /// The 64-hex-digit form.
     pub fn to_hex(&self) -> String {
         encode_hex(&self.0)
@@ -98,20 +115,35 @@ fn encode_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Hex digit values by byte; 0xff for bytes that are not hex digits.
+const HEX: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     let text = text.as_bytes();
     if text.len() != N * 2 {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
     let mut out = [0u8; N];
     for (i, pair) in text.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        let (hi, lo) = (HEX[pair[0] as usize], HEX[pair[1] as usize]);
+        if hi == 0xff || lo == 0xff {
+            return None;
+        }
+        out[i] = hi << 4 | lo;
     }
     Some(out)
 }
@@ -136,6 +168,13 @@ mod tests {
         ));
         assert!(SessionToken::parse(&"g".repeat(64)).is_err());
         assert_eq!(format!("{a:?}"), "SessionToken(..)");
+        assert!(a.matches_hex(&a.to_hex()));
+        assert!(a.matches_hex(&a.to_hex().to_uppercase()));
+        assert!(!a.matches_hex(&b.to_hex()));
+        assert!(!a.matches_hex(&a.to_hex()[..63]));
+        let mut wrong = a.to_hex();
+        wrong.replace_range(0..1, "g");
+        assert!(!a.matches_hex(&wrong));
     }
 
     #[test]

@@ -38,7 +38,7 @@ async fn nothing_within(sub: &mut Subscription, ms: u64) {
 async fn the_scheduler_expires_sessions_when_the_clock_passes_their_deadline() {
     let clock = ManualClock::new(T0);
     let presence = Presence::start_with_clock(PresenceConfig::default(), clock.clone());
-    let hb = presence.heartbeat(req("r1", "ann", "s1")).unwrap();
+    let hb = presence.heartbeat(&req("r1", "ann", "s1")).unwrap();
     let mut sub = presence.subscribe(&hb.room_token, None).unwrap();
     assert!(matches!(next(&mut sub).await, RoomMessage::Snapshot(_)));
 
@@ -60,11 +60,11 @@ async fn a_deadline_earlier_than_the_one_slept_on_wakes_the_scheduler() {
     let presence = Presence::start_with_clock(PresenceConfig::default(), clock.clone());
     let mut slow = req("r1", "slow", "s1");
     slow.interval_ms = Some(300_000);
-    let hb = presence.heartbeat(slow).unwrap();
+    let hb = presence.heartbeat(&slow).unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await; // scheduler now sleeps until +750 s
     let mut fast = req("r1", "fast", "s2");
     fast.interval_ms = Some(1_000);
-    presence.heartbeat(fast).unwrap();
+    presence.heartbeat(&fast).unwrap();
     let mut sub = presence.subscribe(&hb.room_token, None).unwrap();
     next(&mut sub).await;
     clock.advance(2_500);
@@ -81,7 +81,7 @@ async fn a_subscriber_gets_exactly_one_event_for_a_join_and_none_for_a_heartbeat
     let token = presence.room_token("r1").unwrap();
     let mut sub = presence.subscribe(&token, None).unwrap();
     assert!(matches!(next(&mut sub).await, RoomMessage::Snapshot(s) if s.users.is_empty()));
-    let hb = presence.heartbeat(req("r1", "ann", "s1")).unwrap();
+    let hb = presence.heartbeat(&req("r1", "ann", "s1")).unwrap();
     assert!(matches!(
         next(&mut sub).await,
         RoomMessage::Joined { seq: 1, .. }
@@ -90,7 +90,7 @@ async fn a_subscriber_gets_exactly_one_event_for_a_join_and_none_for_a_heartbeat
         clock.advance(5_000);
         let mut again = req("r1", "ann", "s1");
         again.session_token = Some(hb.session_token.clone());
-        presence.heartbeat(again).unwrap();
+        presence.heartbeat(&again).unwrap();
     }
     nothing_within(&mut sub, 100).await;
 }
@@ -112,7 +112,7 @@ async fn a_slow_subscriber_is_resynced_and_does_not_hold_back_others() {
     next(&mut fast).await;
     for i in 0..20 {
         presence
-            .heartbeat(req("r1", &format!("u{i}"), &format!("s{i}")))
+            .heartbeat(&req("r1", &format!("u{i}"), &format!("s{i}")))
             .unwrap();
         assert!(matches!(next(&mut fast).await, RoomMessage::Joined { .. }));
     }
@@ -124,7 +124,7 @@ async fn a_slow_subscriber_is_resynced_and_does_not_hold_back_others() {
         }
         other => panic!("{other:?}"),
     }
-    presence.heartbeat(req("r1", "late", "s-late")).unwrap();
+    presence.heartbeat(&req("r1", "late", "s-late")).unwrap();
     assert!(matches!(
         next(&mut slow).await,
         RoomMessage::Joined { seq: 21, .. }
@@ -141,7 +141,7 @@ async fn dropping_a_session_subscription_ends_the_session_after_the_grace() {
         },
         clock.clone(),
     );
-    let hb = presence.heartbeat(req("r1", "ann", "s1")).unwrap();
+    let hb = presence.heartbeat(&req("r1", "ann", "s1")).unwrap();
     let tab = presence
         .subscribe(&hb.room_token, Some(&hb.session_token))
         .unwrap();
@@ -157,7 +157,7 @@ async fn dropping_a_session_subscription_ends_the_session_after_the_grace() {
 #[tokio::test]
 async fn list_needs_a_genuine_room_token() {
     let presence = Presence::start(PresenceConfig::default());
-    let hb = presence.heartbeat(req("r1", "ann", "s1")).unwrap();
+    let hb = presence.heartbeat(&req("r1", "ann", "s1")).unwrap();
     assert_eq!(presence.list(&hb.room_token).unwrap().users.len(), 1);
     let other = Presence::start(PresenceConfig::default());
     assert_eq!(
@@ -178,7 +178,7 @@ async fn list_needs_a_genuine_room_token() {
     };
     let a = Presence::start(shared.clone());
     let b = Presence::start(shared);
-    let hb = a.heartbeat(req("r1", "ann", "s1")).unwrap();
+    let hb = a.heartbeat(&req("r1", "ann", "s1")).unwrap();
     assert!(
         b.list(&hb.room_token).is_ok(),
         "servers sharing a secret accept each other's"

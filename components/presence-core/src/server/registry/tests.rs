@@ -7,6 +7,10 @@ use tokio::sync::broadcast::error::TryRecvError;
 
 const T0: u64 = 1_700_000_000_000;
 
+fn registry(config: PresenceConfig) -> Registry {
+    Registry::new(config, RoomTokenKey::new(b"test key"))
+}
+
 fn config() -> PresenceConfig {
     PresenceConfig {
         subscription_grace_ms: 1_000,
@@ -79,9 +83,9 @@ fn user_ids(snapshot: &RoomSnapshot) -> Vec<(&str, bool)> {
 
 #[test]
 fn join_then_disconnect() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     assert!(a.joined);
     assert_eq!(a.expires_at, T0 + 25_000);
     let snap = reg.snapshot("r1");
@@ -106,14 +110,14 @@ fn join_then_disconnect() {
 
 #[test]
 fn a_heartbeat_that_changes_nothing_publishes_nothing() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     assert_eq!(watch.drain().len(), 1);
     let seq = reg.snapshot("r1").seq;
     for i in 1..=100 {
         let again = reg
-            .heartbeat(again(req("r1", "ann", "s1"), a.token), T0 + i * 1000)
+            .heartbeat(&again(req("r1", "ann", "s1"), a.token), T0 + i * 1000)
             .unwrap();
         assert!(!again.joined);
         assert_eq!(again.token, a.token);
@@ -126,16 +130,16 @@ fn a_heartbeat_that_changes_nothing_publishes_nothing() {
 
 #[test]
 fn changes_are_one_updated_event_never_left_and_joined() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     let mut watch = Watch::new(&mut reg, "r1");
 
     let mut renamed = again(req("r1", "ann", "s1"), a.token);
     renamed.name = "Ann B.".into();
-    reg.heartbeat(renamed.clone(), T0 + 1).unwrap();
+    reg.heartbeat(&renamed.clone(), T0 + 1).unwrap();
     let mut away = renamed.clone();
     away.away = true;
-    reg.heartbeat(away, T0 + 2).unwrap();
+    reg.heartbeat(&away, T0 + 2).unwrap();
     reg.set_away(&a.token.to_hex(), false).unwrap();
     reg.set_away(&a.token.to_hex(), false).unwrap(); // no change
     reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), T0 + 3)
@@ -144,7 +148,7 @@ fn changes_are_one_updated_event_never_left_and_joined() {
         .unwrap(); // no change
     let mut with_state = renamed;
     with_state.state = Some(json!({"section": "faq", "typing": true}));
-    reg.heartbeat(with_state, T0 + 5).unwrap();
+    reg.heartbeat(&with_state, T0 + 5).unwrap();
 
     let events = watch.drain();
     assert_eq!(kinds(&events), ["updated"; 5]);
@@ -171,12 +175,12 @@ fn changes_are_one_updated_event_never_left_and_joined() {
 
 #[test]
 fn away_is_shown_not_dropped() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     let mut hidden = again(req("r1", "ann", "s1"), a.token);
     hidden.away = true;
     hidden.interval_ms = Some(60_000);
-    let hb = reg.heartbeat(hidden, T0 + 1).unwrap();
+    let hb = reg.heartbeat(&hidden, T0 + 1).unwrap();
     assert_eq!(
         hb.expires_at,
         T0 + 1 + 150_000,
@@ -196,12 +200,12 @@ fn away_is_shown_not_dropped() {
 
 #[test]
 fn one_user_two_sessions_is_one_user_online_until_both_end() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
-    let t1 = reg.heartbeat(req("r1", "ann", "tab1"), T0).unwrap();
+    let t1 = reg.heartbeat(&req("r1", "ann", "tab1"), T0).unwrap();
     let mut second = req("r1", "ann", "tab2");
     second.away = true;
-    let t2 = reg.heartbeat(second, T0 + 10).unwrap();
+    let t2 = reg.heartbeat(&second, T0 + 10).unwrap();
     let snap = reg.snapshot("r1");
     assert_eq!(snap.users.len(), 1);
     let sessions: Vec<&str> = snap.users[0]
@@ -233,15 +237,15 @@ fn one_user_two_sessions_is_one_user_online_until_both_end() {
 
 #[test]
 fn sessions_expire_in_deadline_order_and_only_when_due() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
     let mut slow = req("r1", "slow", "s-slow");
     slow.interval_ms = Some(20_000); // deadline T0 + 50 s
-    reg.heartbeat(slow, T0).unwrap();
-    reg.heartbeat(req("r1", "fast", "s-fast"), T0).unwrap(); // T0 + 25 s
+    reg.heartbeat(&slow, T0).unwrap();
+    reg.heartbeat(&req("r1", "fast", "s-fast"), T0).unwrap(); // T0 + 25 s
     let mut tiny = req("r1", "tiny", "s-tiny");
     tiny.interval_ms = Some(1); // clamped to 1 s: T0 + 2.5 s
-    assert_eq!(reg.heartbeat(tiny, T0).unwrap().interval_ms, 1_000);
+    assert_eq!(reg.heartbeat(&tiny, T0).unwrap().interval_ms, 1_000);
     watch.drain();
 
     reg.expire_due(T0 + 2_499);
@@ -270,9 +274,9 @@ fn sessions_expire_in_deadline_order_and_only_when_due() {
 
 #[test]
 fn a_heartbeat_defers_expiry_without_touching_the_queue_until_due() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap(); // due T0 + 25 s
-    reg.heartbeat(again(req("r1", "ann", "s1"), a.token), T0 + 20_000)
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap(); // due T0 + 25 s
+    reg.heartbeat(&again(req("r1", "ann", "s1"), a.token), T0 + 20_000)
         .unwrap(); // now due T0 + 45 s
     assert_eq!(reg.queue.len(), 1);
     reg.expire_due(T0 + 25_000); // old entry pops, finds a later deadline, re-queues once
@@ -290,17 +294,17 @@ fn a_heartbeat_defers_expiry_without_touching_the_queue_until_due() {
 
 #[test]
 fn room_order_is_stable_online_by_join_then_offline_by_recency() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut tokens = std::collections::HashMap::new();
     for (i, u) in ["a", "b", "c", "d"].iter().enumerate() {
         let hb = reg
-            .heartbeat(req("r1", u, &format!("s-{u}")), T0 + i as u64)
+            .heartbeat(&req("r1", u, &format!("s-{u}")), T0 + i as u64)
             .unwrap();
         tokens.insert(*u, hb.token);
     }
     // Heartbeats and updates do not reorder.
     for u in ["d", "c", "b", "a"] {
-        reg.heartbeat(again(req("r1", u, &format!("s-{u}")), tokens[u]), T0 + 100)
+        reg.heartbeat(&again(req("r1", u, &format!("s-{u}")), tokens[u]), T0 + 100)
             .unwrap();
     }
     reg.update_state(&tokens["a"].to_hex(), json!({"x": 1}), T0 + 101)
@@ -316,7 +320,7 @@ fn room_order_is_stable_online_by_join_then_offline_by_recency() {
         [("c", true), ("d", true), ("a", false), ("b", false)]
     );
     // b comes back: placed after those already online.
-    reg.heartbeat(req("r1", "b", "s-b2"), T0 + 400).unwrap();
+    reg.heartbeat(&req("r1", "b", "s-b2"), T0 + 400).unwrap();
     assert_eq!(
         user_ids(&reg.snapshot("r1")),
         [("c", true), ("d", true), ("b", true), ("a", false)]
@@ -326,14 +330,14 @@ fn room_order_is_stable_online_by_join_then_offline_by_recency() {
 
 #[test]
 fn offline_users_are_kept_within_retention_and_count_bounds() {
-    let mut reg = Registry::new(PresenceConfig {
+    let mut reg = registry(PresenceConfig {
         offline_retention_ms: 60_000,
         max_offline_users_per_room: 2,
         ..config()
     });
     let mut watch = Watch::new(&mut reg, "r1");
     for (i, u) in ["a", "b", "c"].iter().enumerate() {
-        let hb = reg.heartbeat(req("r1", u, "s"), T0).unwrap();
+        let hb = reg.heartbeat(&req("r1", u, "s"), T0).unwrap();
         // Each disconnects at its own time; "s" is reused per user after the previous ended.
         reg.disconnect(&hb.token.to_hex(), T0 + 1_000 * (i as u64 + 1))
             .unwrap();
@@ -353,22 +357,22 @@ fn offline_users_are_kept_within_retention_and_count_bounds() {
     reg.expire_due(T0 + 63_000);
     assert!(reg.snapshot("r1").users.is_empty());
     // Coming back online cancels retention.
-    let hb = reg.heartbeat(req("r1", "z", "s"), T0 + 70_000).unwrap();
+    let hb = reg.heartbeat(&req("r1", "z", "s"), T0 + 70_000).unwrap();
     reg.disconnect(&hb.token.to_hex(), T0 + 70_001).unwrap();
     let mut long = req("r1", "z", "s2");
     long.interval_ms = Some(300_000);
-    reg.heartbeat(long, T0 + 70_002).unwrap();
+    reg.heartbeat(&long, T0 + 70_002).unwrap();
     reg.expire_due(T0 + 130_001); // when z's cancelled retention would have ended
     assert_eq!(user_ids(&reg.snapshot("r1")), [("z", true)]);
 }
 
 #[test]
 fn an_empty_unwatched_room_is_forgotten() {
-    let mut reg = Registry::new(PresenceConfig {
+    let mut reg = registry(PresenceConfig {
         offline_retention_ms: 1,
         ..config()
     });
-    let hb = reg.heartbeat(req("r1", "a", "s"), T0).unwrap();
+    let hb = reg.heartbeat(&req("r1", "a", "s"), T0).unwrap();
     reg.disconnect(&hb.token.to_hex(), T0).unwrap();
     reg.expire_due(T0 + 1);
     assert_eq!(reg.room_count(), 0);
@@ -376,28 +380,28 @@ fn an_empty_unwatched_room_is_forgotten() {
 
 #[test]
 fn token_misuse_is_a_typed_error_and_changes_nothing() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     watch.drain();
     let before = reg.snapshot("r1");
     let forged = SessionToken::generate().to_hex();
 
     // Someone else heartbeating an existing session id, with no token or a wrong one.
     assert!(matches!(
-        reg.heartbeat(req("r1", "mallory", "s1"), T0 + 1),
+        reg.heartbeat(&req("r1", "mallory", "s1"), T0 + 1),
         Err(PresenceError::SessionTokenMismatch { .. })
     ));
     let mut wrong = req("r1", "ann", "s1");
     wrong.session_token = Some(forged.clone());
     wrong.name = "hijacked".into();
     assert!(matches!(
-        reg.heartbeat(wrong, T0 + 1),
+        reg.heartbeat(&wrong, T0 + 1),
         Err(PresenceError::SessionTokenMismatch { .. })
     ));
     // The right token under another user id.
     assert!(matches!(
-        reg.heartbeat(again(req("r1", "bob", "s1"), a.token), T0 + 1),
+        reg.heartbeat(&again(req("r1", "bob", "s1"), a.token), T0 + 1),
         Err(PresenceError::InvalidInput {
             field: Field::User,
             ..
@@ -423,7 +427,7 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
         );
     }
     // A token of a session in another room does not open this one.
-    let other = reg.heartbeat(req("r2", "bob", "s9"), T0).unwrap();
+    let other = reg.heartbeat(&req("r2", "bob", "s9"), T0).unwrap();
     assert_eq!(
         reg.subscribe("r1", Some(&other.token.to_hex())).map(|_| ()),
         Err(PresenceError::InvalidSessionToken)
@@ -431,7 +435,7 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
     let mut malformed = req("r1", "ann", "s1");
     malformed.session_token = Some("xyz".into());
     assert!(matches!(
-        reg.heartbeat(malformed, T0),
+        reg.heartbeat(&malformed, T0),
         Err(PresenceError::InvalidInput {
             field: Field::Token,
             ..
@@ -444,7 +448,7 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
 
 #[test]
 fn every_validation_error_is_typed_and_changes_nothing() {
-    let mut reg = Registry::new(config());
+    let mut reg = registry(config());
     let long = "x".repeat(129);
     let cases: Vec<(HeartbeatRequest, Field)> = vec![
         (req("", "u", "s"), Field::Room),
@@ -486,7 +490,7 @@ fn every_validation_error_is_typed_and_changes_nothing() {
         ),
     ];
     for (request, field) in cases {
-        match reg.heartbeat(request.clone(), T0) {
+        match reg.heartbeat(&request, T0) {
             Err(PresenceError::InvalidInput { field: f, reason }) => {
                 assert_eq!(f, field, "{request:?}");
                 assert!(!reason.is_empty());
@@ -497,7 +501,7 @@ fn every_validation_error_is_typed_and_changes_nothing() {
     assert_eq!(reg.session_count(), 0);
     assert_eq!(reg.room_count(), 0);
 
-    let a = reg.heartbeat(req("r", "u", "s"), T0).unwrap();
+    let a = reg.heartbeat(&req("r", "u", "s"), T0).unwrap();
     assert!(matches!(
         reg.update_state(&a.token.to_hex(), json!({ "big": "x".repeat(5000) }), T0),
         Err(PresenceError::InvalidInput {
@@ -510,33 +514,33 @@ fn every_validation_error_is_typed_and_changes_nothing() {
 
 #[test]
 fn a_full_room_says_so_and_others_still_join() {
-    let mut reg = Registry::new(PresenceConfig {
+    let mut reg = registry(PresenceConfig {
         max_sessions_per_room: 2,
         ..config()
     });
-    reg.heartbeat(req("r1", "a", "s1"), T0).unwrap();
-    let b = reg.heartbeat(req("r1", "b", "s2"), T0).unwrap();
+    reg.heartbeat(&req("r1", "a", "s1"), T0).unwrap();
+    let b = reg.heartbeat(&req("r1", "b", "s2"), T0).unwrap();
     assert_eq!(
-        reg.heartbeat(req("r1", "c", "s3"), T0).map(|_| ()),
+        reg.heartbeat(&req("r1", "c", "s3"), T0).map(|_| ()),
         Err(PresenceError::RoomFull {
             room: "r1".into(),
             limit: 2
         })
     );
     // Existing sessions keep heartbeating; other rooms are unaffected.
-    reg.heartbeat(again(req("r1", "b", "s2"), b.token), T0 + 1)
+    reg.heartbeat(&again(req("r1", "b", "s2"), b.token), T0 + 1)
         .unwrap();
-    reg.heartbeat(req("r2", "c", "s3"), T0).unwrap();
+    reg.heartbeat(&req("r2", "c", "s3"), T0).unwrap();
     assert_eq!(reg.snapshot("r1").users.len(), 2);
 }
 
 #[test]
 fn a_restarted_client_rejoins_with_its_stale_token() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
-    let mut fresh = Registry::new(config()); // the server restarted: memory is gone
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
+    let mut fresh = registry(config()); // the server restarted: memory is gone
     let hb = fresh
-        .heartbeat(again(req("r1", "ann", "s1"), a.token), T0)
+        .heartbeat(&again(req("r1", "ann", "s1"), a.token), T0)
         .unwrap();
     assert!(hb.joined);
     assert_ne!(hb.token, a.token);
@@ -544,8 +548,8 @@ fn a_restarted_client_rejoins_with_its_stale_token() {
 
 #[test]
 fn closing_the_last_subscription_of_a_session_starts_its_grace() {
-    let mut reg = Registry::new(config()); // grace 1 s
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
+    let mut reg = registry(config()); // grace 1 s
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     let token = a.token.to_hex();
     let (k1, _, _rx1) = reg.subscribe("r1", Some(&token)).unwrap();
     let (k2, _, _rx2) = reg.subscribe("r1", Some(&token)).unwrap();
@@ -564,7 +568,7 @@ fn closing_the_last_subscription_of_a_session_starts_its_grace() {
     assert!(reg.snapshot("r1").users[0].online);
     // A heartbeat also clears it.
     reg.unsubscribe(&k3, T0 + 4_000);
-    reg.heartbeat(again(req("r1", "ann", "s1"), a.token), T0 + 4_500)
+    reg.heartbeat(&again(req("r1", "ann", "s1"), a.token), T0 + 4_500)
         .unwrap();
     reg.expire_due(T0 + 5_000);
     assert!(reg.snapshot("r1").users[0].online);
@@ -581,10 +585,10 @@ fn closing_the_last_subscription_of_a_session_starts_its_grace() {
 
 #[test]
 fn admin_removals_notify_and_invalidate_tokens() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "ann", "s1"), T0).unwrap();
-    reg.heartbeat(req("r1", "bob", "s2"), T0).unwrap();
-    reg.heartbeat(req("r2", "ann", "s3"), T0).unwrap();
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
+    reg.heartbeat(&req("r1", "bob", "s2"), T0).unwrap();
+    reg.heartbeat(&req("r2", "ann", "s3"), T0).unwrap();
     let mut watch = Watch::new(&mut reg, "r1");
     assert_eq!(reg.list_user("ann"), ["r1", "r2"]);
     assert!(reg.remove_room_user("r1", "ann"));
@@ -602,16 +606,16 @@ fn admin_removals_notify_and_invalidate_tokens() {
 
 #[test]
 fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot() {
-    let mut reg = Registry::new(config());
-    let a = reg.heartbeat(req("r1", "a", "s1"), T0).unwrap();
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "a", "s1"), T0).unwrap();
     let (_key, snapshot, mut rx) = reg.subscribe("r1", None).unwrap();
     let mut view = crate::RoomView::from_snapshot(snapshot);
-    let b = reg.heartbeat(req("r1", "b", "s2"), T0 + 1).unwrap();
-    reg.heartbeat(req("r1", "c", "s3"), T0 + 2).unwrap();
+    let b = reg.heartbeat(&req("r1", "b", "s2"), T0 + 1).unwrap();
+    reg.heartbeat(&req("r1", "c", "s3"), T0 + 2).unwrap();
     reg.update_state(&b.token.to_hex(), json!({"typing": true}), T0 + 3)
         .unwrap();
     reg.disconnect(&a.token.to_hex(), T0 + 4).unwrap();
-    reg.heartbeat(req("r1", "a", "s4"), T0 + 5).unwrap();
+    reg.heartbeat(&req("r1", "a", "s4"), T0 + 5).unwrap();
     reg.expire_due(T0 + 26_000);
     while let Ok(m) = rx.try_recv() {
         assert_eq!(
@@ -621,4 +625,35 @@ fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot() {
     }
     assert_eq!(view.users(), reg.snapshot("r1").users.as_slice());
     assert_eq!(view.seq(), reg.snapshot("r1").seq);
+}
+
+#[test]
+fn an_invalid_change_to_a_live_session_is_refused_and_changes_nothing() {
+    let mut reg = registry(config());
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
+    let mut watch = Watch::new(&mut reg, "r1");
+    let before = reg.snapshot("r1");
+    let mut long_name = again(req("r1", "ann", "s1"), a.token);
+    long_name.name = "n".repeat(65);
+    assert!(matches!(
+        reg.heartbeat(&long_name, T0 + 1),
+        Err(PresenceError::InvalidInput {
+            field: Field::Name,
+            ..
+        })
+    ));
+    let mut big_state = again(req("r1", "ann", "s1"), a.token);
+    big_state.state = Some(json!({ "big": "x".repeat(5000) }));
+    assert!(matches!(
+        reg.heartbeat(&big_state, T0 + 1),
+        Err(PresenceError::InvalidInput {
+            field: Field::State,
+            ..
+        })
+    ));
+    assert_eq!(reg.snapshot("r1"), before);
+    assert!(watch.drain().is_empty());
+    // The refused heartbeats did not extend the session either.
+    reg.expire_due(T0 + 25_000);
+    assert!(!reg.snapshot("r1").users[0].online);
 }
