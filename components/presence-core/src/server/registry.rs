@@ -11,6 +11,7 @@ use crate::limits::{clamp_interval, expiry_after};
 use crate::validate;
 use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, RoomSnapshot};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -38,7 +39,7 @@ pub(crate) struct Registry {
     rooms: Map<Arc<str>, Room>,
     tokens: Map<SessionToken, (Arc<str>, Arc<str>)>,
     /// user id → rooms where that user is online.
-    user_rooms: Map<Arc<str>, Vec<Arc<str>>>,
+    user_rooms: Map<Arc<str>, SmallVec<[Arc<str>; 1]>>,
     pub(crate) queue: DeadlineQueue,
 }
 
@@ -99,9 +100,9 @@ impl Registry {
         }
         let new_state = match &req.state {
             Some(state) if state.is_null() => session.state.is_some().then_some(None),
-            Some(state) if session.state.as_ref() != Some(state) => {
+            Some(state) if session.state.as_deref() != Some(state) => {
                 validate::state(state)?;
-                Some(Some(state.clone()))
+                Some(Some(Box::new(state.clone())))
             }
             _ => None,
         };
@@ -198,7 +199,7 @@ impl Registry {
             online_since: seq,
             last_seen: Some(now),
             last_active: now,
-            sessions: Vec::new(),
+            sessions: SmallVec::new(),
             retention_timer: None,
         });
         if user.last_seen.is_some() {
@@ -229,7 +230,7 @@ impl Registry {
             Session {
                 user: user_id.clone(),
                 name: req.name.clone(),
-                state: req.state.clone().and_then(non_null),
+                state: req.state.clone().and_then(non_null).map(Box::new),
                 away: req.away,
                 token,
                 expires_at,
@@ -282,7 +283,7 @@ impl Registry {
             .sessions
             .get_mut(&sid)
             .expect("tokens point at live sessions");
-        let state = non_null(state);
+        let state = non_null(state).map(Box::new);
         if session.state != state {
             session.state = state;
             session.last_heartbeat = session.last_heartbeat.max(now);

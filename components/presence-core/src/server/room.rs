@@ -6,6 +6,7 @@ use super::token::{RoomTokenKey, SessionToken};
 use crate::room_view::room_order;
 use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -18,7 +19,8 @@ pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) struct Session {
     pub user: Arc<str>,
     pub name: String,
-    pub state: Option<Value>,
+    /// Boxed: most sessions have none, and the box keeps the map entry small.
+    pub state: Option<Box<Value>>,
     pub away: bool,
     pub token: SessionToken,
     /// Deadline from heartbeats: last heartbeat + 2.5 × interval.
@@ -54,7 +56,8 @@ pub(crate) struct User {
     /// the heartbeat path never touches the user.
     pub last_active: u64,
     /// Live session ids, in join order.
-    pub sessions: Vec<Arc<str>>,
+    /// Usually one: kept inline.
+    pub sessions: SmallVec<[Arc<str>; 1]>,
     /// The live queue entry for the end of this (offline) user's retention.
     pub retention_timer: Option<Timer>,
 }
@@ -128,7 +131,7 @@ impl Room {
                     } else {
                         SessionStatus::Active
                     },
-                    state: s.state.clone(),
+                    state: s.state.as_deref().cloned(),
                     joined_at: s.joined_at,
                     joined_seq: s.joined_seq,
                 })

@@ -16,6 +16,10 @@ use std::time::Duration;
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A subscriber that cannot take a message for this long is dropped (it resyncs on reconnect).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Clients send nothing but pongs and closes: a small read buffer (the default is 128 KiB per
+/// socket) and a small message cap keep an idle subscriber cheap and a chatty one harmless.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubscribeQuery {
@@ -60,7 +64,12 @@ pub(crate) async fn subscribe(
         }
     };
     match presence.subscribe(&room_token, query.session_token.as_deref()) {
-        Ok(subscription) => upgrade.on_upgrade(move |socket| pump(socket, subscription)),
+        Ok(subscription) => upgrade
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+            .on_upgrade(move |socket| pump(socket, subscription)),
         Err(e) => error(e),
     }
 }
