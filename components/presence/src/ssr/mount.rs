@@ -49,16 +49,19 @@ pub async fn engine() -> Result<Presence, ApiError> {
     if let Some(presence) = leptos::prelude::use_context::<Presence>() {
         return Ok(presence);
     }
-    leptos_axum::extract::<Extension<Presence>>()
-        .await
-        .map(|Extension(p)| p)
-        .map_err(|_| {
-            super::fail(PresenceError::Unavailable {
-                message: "presence is not mounted on this server: call \
-                          `Router::with_presence(presence)` after `leptos_routes`"
-                    .into(),
-            })
+    // Borrow the request parts rather than extract (which clones all of them): this runs on
+    // every heartbeat.
+    leptos::prelude::with_context::<axum::http::request::Parts, _>(|parts| {
+        parts.extensions.get::<Presence>().cloned()
+    })
+    .flatten()
+    .ok_or_else(|| {
+        super::fail(PresenceError::Unavailable {
+            message: "presence is not mounted on this server: call \
+                      `Router::with_presence(presence)` after `leptos_routes`"
+                .into(),
         })
+    })
 }
 
 /// Every presence error leaves with its own status (a decoder rejection comes out of
