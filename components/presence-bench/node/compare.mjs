@@ -18,7 +18,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { WebsocketProvider } from 'y-websocket';
+import * as encoding from 'lib0/encoding';
+import * as decoding from 'lib0/decoding';
+import * as syncProtocol from 'y-protocols/sync';
+import * as awarenessProtocol from 'y-protocols/awareness';
 
 process.setMaxListeners(0);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -58,28 +61,62 @@ function startServer() {
           env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) },
           stdio: 'ignore',
         })
-      : spawn(bin, ['serve', '--port', String(port)], { stdio: 'ignore' });
+      : // Every client here shares 127.0.0.1; real ones have their own addresses.
+        spawn(bin, ['serve', '--port', String(port)], {
+          env: { ...process.env, PRESENCE_ADDRESS_RATE: '0' },
+          stdio: 'ignore',
+        });
   return child;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A Yjs client as the server sees it, without a browser's work: on open it sends sync step 1 and
+// its awareness state (what y-websocket's provider does), answers the server's sync messages, and
+// renews its awareness every 15 s. Incoming awareness updates are counted, not decoded: decoding
+// them is each real client's own cost, on its own machine, and doing it for N clients in this one
+// process would make the harness, not the server, the bottleneck.
 async function yjsClients(sockets, closers) {
   for (let i = 0; i < clients; i++) {
     const doc = new Y.Doc();
-    const provider = new WebsocketProvider(`ws://127.0.0.1:${port}`, 'bench', doc, { WebSocketPolyfill: WebSocket });
-    provider.awareness.setLocalStateField('user', { name: `User ${i}`, color: '#30bced' });
-    await new Promise((resolve) => {
-      const onStatus = ({ status }) => {
-        if (status === 'connected') {
-          provider.off('status', onStatus);
-          sockets.push(() => provider.ws?._socket?.bytesRead ?? 0);
-          resolve();
-        }
-      };
-      provider.on('status', onStatus);
+    const awareness = new awarenessProtocol.Awareness(doc);
+    clearInterval(awareness._checkInterval);
+    awareness.setLocalState({ user: { name: `User ${i}`, color: '#30bced' } });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
     });
-    closers.push(() => provider.destroy());
+    const send = (write) => {
+      const encoder = encoding.createEncoder();
+      write(encoder);
+      ws.send(encoding.toUint8Array(encoder));
+    };
+    const sendAwareness = () =>
+      send((e) => {
+        encoding.writeVarUint(e, 1);
+        encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]));
+      });
+    ws.on('message', (data) => {
+      if (data[0] !== 0) return; // awareness: counted by the socket, not decoded
+      const decoder = decoding.createDecoder(new Uint8Array(data));
+      decoding.readVarUint(decoder);
+      const reply = encoding.createEncoder();
+      encoding.writeVarUint(reply, 0);
+      syncProtocol.readSyncMessage(decoder, reply, doc, null);
+      if (encoding.length(reply) > 1) ws.send(encoding.toUint8Array(reply));
+    });
+    send((e) => {
+      encoding.writeVarUint(e, 0);
+      syncProtocol.writeSyncStep1(e, doc);
+    });
+    sendAwareness();
+    const timer = setInterval(() => {
+      awareness.setLocalState(awareness.getLocalState());
+      sendAwareness();
+    }, renewMs);
+    sockets.push(() => ws._socket?.bytesRead ?? 0);
+    closers.push(() => (clearInterval(timer), ws.close()));
   }
 }
 

@@ -70,6 +70,39 @@ pub enum PresenceError {
         /// Its session cap.
         limit: usize,
     },
+    /// This user already has as many live sessions as allowed.
+    #[error("too many sessions for this user ({limit})")]
+    TooManySessions {
+        /// The cap.
+        limit: usize,
+    },
+    /// This user is already present in as many rooms as allowed.
+    #[error("present in too many rooms ({limit})")]
+    TooManyRooms {
+        /// The cap.
+        limit: usize,
+    },
+    /// Too many requests from this session or address; retry after the given time.
+    #[error("too many requests; retry in {retry_after_ms} ms")]
+    TooManyRequests {
+        /// How long to wait before the next request will be accepted, in ms.
+        retry_after_ms: u64,
+    },
+    /// The request body is larger than allowed.
+    #[error("request body over {limit} bytes")]
+    PayloadTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The server requires an identity and the request has none.
+    #[error("sign in first")]
+    Unauthenticated,
+    /// The caller's identity may not do this (e.g. act on another user's session).
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// Why.
+        reason: String,
+    },
     /// The request could not be decoded (malformed body, missing argument).
     #[error("bad request: {message}")]
     BadRequest {
@@ -89,9 +122,15 @@ impl PresenceError {
     pub fn status(&self) -> u16 {
         match self {
             PresenceError::InvalidInput { .. } | PresenceError::BadRequest { .. } => 400,
-            PresenceError::InvalidSessionToken => 401,
-            PresenceError::InvalidRoomToken | PresenceError::SessionTokenMismatch { .. } => 403,
-            PresenceError::RoomFull { .. } => 409,
+            PresenceError::InvalidSessionToken | PresenceError::Unauthenticated => 401,
+            PresenceError::InvalidRoomToken
+            | PresenceError::SessionTokenMismatch { .. }
+            | PresenceError::Forbidden { .. } => 403,
+            PresenceError::RoomFull { .. }
+            | PresenceError::TooManySessions { .. }
+            | PresenceError::TooManyRooms { .. } => 409,
+            PresenceError::PayloadTooLarge { .. } => 413,
+            PresenceError::TooManyRequests { .. } => 429,
             PresenceError::Unavailable { .. } => 503,
         }
     }
@@ -104,6 +143,12 @@ impl PresenceError {
             PresenceError::InvalidRoomToken => "invalid_room_token",
             PresenceError::SessionTokenMismatch { .. } => "session_token_mismatch",
             PresenceError::RoomFull { .. } => "room_full",
+            PresenceError::TooManySessions { .. } => "too_many_sessions",
+            PresenceError::TooManyRooms { .. } => "too_many_rooms",
+            PresenceError::TooManyRequests { .. } => "too_many_requests",
+            PresenceError::PayloadTooLarge { .. } => "payload_too_large",
+            PresenceError::Unauthenticated => "unauthenticated",
+            PresenceError::Forbidden { .. } => "forbidden",
             PresenceError::BadRequest { .. } => "bad_request",
             PresenceError::Unavailable { .. } => "unavailable",
         }

@@ -7,8 +7,9 @@
 //! | `/api/presence/disconnect` | POST, form (`session_token=…`; `text/plain` accepted, for `navigator.sendBeacon`) | leave now |
 //! | `/api/presence/list` | GET, query `room_token=…` | the room's snapshot |
 //!
-//! Errors are JSON `{"code": "...", ...}` with a 4xx status (5xx only when the server is not set
-//! up for presence).
+//! Errors are JSON `{"code": "...", "message": "...", ...}` with a 4xx status (5xx only when the
+//! server is not set up for presence); a 429 carries `Retry-After`. Heartbeats and updates count
+//! against per-session and per-address rates; bodies over 16 KiB are refused with 413.
 
 // `#[server]` generates an argument struct per function whose fields cannot carry doc comments;
 // each function's doc describes its arguments.
@@ -43,6 +44,7 @@ pub async fn heartbeat(
 ) -> Result<HeartbeatResponse, ApiError> {
     use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
+    crate::ssr::check_address(&presence)?;
     crate::ssr::respond(presence.heartbeat(&HeartbeatRequest {
         room,
         user,
@@ -60,6 +62,7 @@ pub async fn heartbeat(
 #[server(name = UpdateState, prefix = "/api/presence", endpoint = "update", input = Json)]
 pub async fn update_state(session_token: String, state: Value) -> Result<(), ApiError> {
     let presence = crate::ssr::engine().await?;
+    crate::ssr::check_address(&presence)?;
     crate::ssr::respond(presence.update_state(&session_token, state))
 }
 

@@ -350,6 +350,12 @@ impl Client {
                 self.refresh_status();
                 wait
             }
+            Err(ApiError(PresenceError::TooManyRequests { retry_after_ms })) => {
+                // The server says when: no guessing, no hammering.
+                drop(st);
+                self.refresh_status();
+                retry_after_ms.max(self.options.min_backoff_ms)
+            }
             Err(ApiError(PresenceError::SessionTokenMismatch { .. })) => {
                 // Someone else holds this session id here: start a fresh session.
                 st.session = uuid::Uuid::new_v4().to_string();

@@ -429,3 +429,94 @@ async fn subscribe_rejects_bad_requests_with_typed_errors() {
     socket.send(Message::Text("hello".into())).await.unwrap();
     silent_for(&mut socket, 100).await;
 }
+
+#[tokio::test]
+async fn limits_say_so_with_typed_errors_and_retry_after() {
+    let app = app(Presence::start(PresenceConfig {
+        address_rate: leptos_presence::ssr::RateLimit {
+            per_second: 1.0,
+            burst: 2,
+        },
+        ..PresenceConfig::default()
+    }));
+    let from =
+        |address: [u8; 4], mut request: Request<Body>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((address, 40_000)),
+            ));
+            request
+        };
+    let join = |user: &str| {
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": user, "session": user, "name": user}),
+        )
+    };
+    assert_eq!(
+        send(&app, from([10, 0, 0, 1], join("a"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, from([10, 0, 0, 1], join("b"))).await.0,
+        StatusCode::OK
+    );
+    let response = app
+        .clone()
+        .oneshot(from([10, 0, 0, 1], join("c")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["code"], "too_many_requests");
+    assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
+    // Another address is unaffected.
+    assert_eq!(
+        send(&app, from([10, 0, 0, 2], join("d"))).await.0,
+        StatusCode::OK
+    );
+
+    // A body over the cap is refused before it is read.
+    let big = post_json(
+        "/api/presence/heartbeat",
+        json!({"room": "r1", "user": "e", "session": "e", "name": "e", "state": {"x": "y".repeat(20_000)}}),
+    );
+    let (status, body) = send(&app, big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "payload_too_large");
+    assert_eq!(body["limit"], leptos_presence::ssr::MAX_BODY_BYTES);
+    // So is a streamed one, when it runs past the cap.
+    let chunks = futures::stream::iter(
+        (0..40).map(|_| Ok::<_, std::io::Error>(bytes_of(&"z".repeat(1024)))),
+    );
+    let streamed = Request::post("/api/presence/heartbeat")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let (status, body) = send(&app, streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+fn bytes_of(s: &str) -> axum::body::Bytes {
+    axum::body::Bytes::from(s.to_owned())
+}
+
+#[tokio::test]
+async fn per_user_caps_are_409s() {
+    let app = app(Presence::start(PresenceConfig {
+        max_rooms_per_user: 1,
+        ..PresenceConfig::default()
+    }));
+    join(&app, "r1", "ann", "tab-1").await;
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r2", "user": "ann", "session": "tab-2", "name": "Ann"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "too_many_rooms");
+}

@@ -1,5 +1,7 @@
 //! Engine settings.
 
+pub use super::rate::RateLimit;
+
 /// Settings of a [`Presence`](super::Presence) engine. Every field has a default
 /// (see [`PresenceConfig::default`]).
 #[derive(Debug, Clone)]
@@ -17,6 +19,19 @@ pub struct PresenceConfig {
     /// Messages buffered per subscriber; one that falls further behind is resynced from a
     /// snapshot instead of slowing the others. Default 256.
     pub subscriber_buffer: usize,
+    /// Most live sessions (tabs) one user may hold across all rooms; one more join gets
+    /// `TooManySessions`. Default 50.
+    pub max_sessions_per_user: usize,
+    /// Most rooms one user may be present in at once; one more gets `TooManyRooms`. Default 50.
+    pub max_rooms_per_user: usize,
+    /// Heartbeats and state updates per session. Default 5/s, bursts of 20 (a client heartbeats
+    /// every 10 s and sends state at most every 100 ms).
+    pub session_rate: RateLimit,
+    /// Heartbeats and updates per client address (checked by the HTTP layer, which knows the
+    /// address). Default 50/s, bursts of 200: an office behind one NAT opens many tabs.
+    pub address_rate: RateLimit,
+    /// Most client addresses tracked at once for `address_rate`. Default 100,000.
+    pub max_tracked_addresses: usize,
     /// Key that signs room tokens. Servers sharing rooms must share it. Default: random per
     /// process (room tokens then do not survive a restart; clients get new ones on heartbeat).
     pub room_token_secret: Option<Vec<u8>>,
@@ -30,6 +45,17 @@ impl Default for PresenceConfig {
             max_offline_users_per_room: 100,
             subscription_grace_ms: 5_000,
             subscriber_buffer: 256,
+            max_sessions_per_user: 50,
+            max_rooms_per_user: 50,
+            session_rate: RateLimit {
+                per_second: 5.0,
+                burst: 20,
+            },
+            address_rate: RateLimit {
+                per_second: 50.0,
+                burst: 200,
+            },
+            max_tracked_addresses: 100_000,
             room_token_secret: None,
         }
     }
@@ -51,7 +77,10 @@ impl PresenceConfig {
     /// The defaults, overridden by whichever of these are set:
     /// `PRESENCE_MAX_SESSIONS_PER_ROOM`, `PRESENCE_OFFLINE_RETENTION_MS`,
     /// `PRESENCE_MAX_OFFLINE_USERS_PER_ROOM`, `PRESENCE_SUBSCRIPTION_GRACE_MS`,
-    /// `PRESENCE_SUBSCRIBER_BUFFER`, `PRESENCE_SECRET` (the room token key).
+    /// `PRESENCE_SUBSCRIBER_BUFFER`, `PRESENCE_MAX_SESSIONS_PER_USER`,
+    /// `PRESENCE_MAX_ROOMS_PER_USER`, `PRESENCE_SESSION_RATE` and `PRESENCE_SESSION_BURST`,
+    /// `PRESENCE_ADDRESS_RATE` and `PRESENCE_ADDRESS_BURST` (a rate of 0 turns that limit off),
+    /// `PRESENCE_SECRET` (the room token key).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -86,6 +115,37 @@ impl PresenceConfig {
         let mut n = config.subscriber_buffer as u64;
         number("PRESENCE_SUBSCRIBER_BUFFER", &mut n)?;
         config.subscriber_buffer = n as usize;
+        let mut n = config.max_sessions_per_user as u64;
+        number("PRESENCE_MAX_SESSIONS_PER_USER", &mut n)?;
+        config.max_sessions_per_user = n as usize;
+        let mut n = config.max_rooms_per_user as u64;
+        number("PRESENCE_MAX_ROOMS_PER_USER", &mut n)?;
+        config.max_rooms_per_user = n as usize;
+        for (rate_var, burst_var, limit) in [
+            (
+                "PRESENCE_SESSION_RATE",
+                "PRESENCE_SESSION_BURST",
+                &mut config.session_rate,
+            ),
+            (
+                "PRESENCE_ADDRESS_RATE",
+                "PRESENCE_ADDRESS_BURST",
+                &mut config.address_rate,
+            ),
+        ] {
+            let mut rate = limit.per_second as u64;
+            let mut burst = u64::from(limit.burst);
+            number(rate_var, &mut rate)?;
+            number(burst_var, &mut burst)?;
+            *limit = if rate == 0 {
+                RateLimit::UNLIMITED
+            } else {
+                RateLimit {
+                    per_second: rate as f64,
+                    burst: burst.clamp(1, u64::from(u32::MAX)) as u32,
+                }
+            };
+        }
         if let Some(secret) = lookup("PRESENCE_SECRET") {
             if secret.len() < 16 {
                 return Err(ConfigError {
@@ -110,6 +170,8 @@ mod tests {
             "PRESENCE_SUBSCRIPTION_GRACE_MS" => Some("750".into()),
             "PRESENCE_MAX_SESSIONS_PER_ROOM" => Some(" 12 ".into()),
             "PRESENCE_SECRET" => Some("0123456789abcdef".into()),
+            "PRESENCE_SESSION_RATE" => Some("0".into()),
+            "PRESENCE_ADDRESS_RATE" => Some("7".into()),
             _ => None,
         })
         .unwrap();
@@ -120,6 +182,9 @@ mod tests {
             PresenceConfig::default().offline_retention_ms
         );
         assert!(config.room_token_secret.is_some());
+        assert_eq!(config.session_rate, RateLimit::UNLIMITED);
+        assert_eq!(config.address_rate.per_second, 7.0);
+        assert_eq!(config.address_rate.burst, 200);
 
         let err = PresenceConfig::from_lookup(|name| {
             (name == "PRESENCE_SUBSCRIBER_BUFFER").then(|| "lots".to_string())

@@ -23,13 +23,14 @@ mod clock;
 mod config;
 mod deadlines;
 mod presence;
+mod rate;
 mod registry;
 mod room;
 mod subscription;
 mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, PresenceConfig};
+pub use config::{ConfigError, PresenceConfig, RateLimit};
 pub use presence::{HeartbeatAck, Presence};
 pub use subscription::{SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};

@@ -3,6 +3,7 @@
 
 use super::clock::{Clock, SystemClock};
 use super::config::PresenceConfig;
+use super::rate::KeyedLimiter;
 use super::registry::{Registry, SubscriberKey};
 use super::subscription::{SharedMessage, Subscription};
 use super::token::RoomTokenKey;
@@ -10,6 +11,7 @@ use crate::error::{Field, PresenceError};
 use crate::validate;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::{broadcast, Notify};
 
@@ -34,6 +36,7 @@ pub struct Presence {
 
 struct Inner {
     registry: Mutex<Registry>,
+    addresses: Mutex<KeyedLimiter<IpAddr>>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     room_key: RoomTokenKey,
@@ -66,6 +69,10 @@ impl Presence {
             None => RoomTokenKey::random(),
         };
         let inner = Arc::new(Inner {
+            addresses: Mutex::new(KeyedLimiter::new(
+                config.address_rate,
+                config.max_tracked_addresses,
+            )),
             registry: Mutex::new(Registry::new(config, room_key.clone())),
             clock: Arc::new(clock),
             wake: Arc::new(Notify::new()),
@@ -94,6 +101,17 @@ impl Presence {
             self.inner.wake.notify_one();
         }
         result
+    }
+
+    /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
+    /// for heartbeats and updates; the engine cannot see addresses itself.
+    pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .check(&address, now)
     }
 
     /// The engine's current time (ms since the Unix epoch).
@@ -136,7 +154,7 @@ impl Presence {
 
     /// Marks a session away (tab hidden) or active. One `Updated` if it changed.
     pub fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
-        self.with_registry(|r, _| r.set_away(session_token, away))
+        self.with_registry(|r, now| r.set_away(session_token, away, now))
     }
 
     /// Ends a session now.

@@ -3,6 +3,7 @@
 
 use super::config::PresenceConfig;
 use super::deadlines::{DeadlineQueue, Owner};
+use super::rate::Bucket;
 use super::room::{Map, Room, Session, User};
 use super::subscription::SharedMessage;
 use super::token::{RoomTokenKey, SessionToken};
@@ -94,6 +95,7 @@ impl Registry {
                 reason: "this session belongs to another user".into(),
             });
         }
+        session.bucket.take(self.config.session_rate, now)?;
         let name_changed = session.name != req.name;
         if name_changed {
             validate::name(&req.name)?;
@@ -162,6 +164,7 @@ impl Registry {
             // is made. A malformed one is a client bug worth reporting.
             SessionToken::parse(token)?;
         }
+        self.check_user_caps(&req.room, &req.user)?;
         if let Some(room) = self.rooms.get(req.room.as_str()) {
             if room.sessions.len() >= self.config.max_sessions_per_room {
                 return Err(PresenceError::RoomFull {
@@ -237,6 +240,7 @@ impl Registry {
                 last_heartbeat: now,
                 grace_until: None,
                 subscriptions: 0,
+                bucket: Bucket::full(self.config.session_rate, now),
                 timer: Some(timer),
                 joined_at: now,
                 joined_seq: seq,
@@ -255,6 +259,30 @@ impl Registry {
             expires_at,
             room_token: room.token.clone(),
         })
+    }
+
+    /// Caps on how much one user may hold: sessions across rooms, and rooms.
+    fn check_user_caps(&self, room: &str, user: &str) -> Result<(), PresenceError> {
+        let Some(rooms) = self.user_rooms.get(user) else {
+            return Ok(());
+        };
+        let already_here = rooms.iter().any(|r| &**r == room);
+        if !already_here && rooms.len() >= self.config.max_rooms_per_user {
+            return Err(PresenceError::TooManyRooms {
+                limit: self.config.max_rooms_per_user,
+            });
+        }
+        let sessions: usize = rooms
+            .iter()
+            .filter_map(|r| self.rooms.get(r)?.users.get(user))
+            .map(|u| u.sessions.len())
+            .sum();
+        if sessions >= self.config.max_sessions_per_user {
+            return Err(PresenceError::TooManySessions {
+                limit: self.config.max_sessions_per_user,
+            });
+        }
+        Ok(())
     }
 
     /// Finds the live session a token grants.
@@ -283,6 +311,7 @@ impl Registry {
             .sessions
             .get_mut(&sid)
             .expect("tokens point at live sessions");
+        session.bucket.take(self.config.session_rate, now)?;
         let state = non_null(state).map(Box::new);
         if session.state != state {
             session.state = state;
@@ -293,7 +322,7 @@ impl Registry {
         Ok(())
     }
 
-    pub fn set_away(&mut self, token: &str, away: bool) -> Result<(), PresenceError> {
+    pub fn set_away(&mut self, token: &str, away: bool, now: u64) -> Result<(), PresenceError> {
         let (_, room_id, sid) = self.resolve(token)?;
         let room = self
             .rooms
@@ -303,6 +332,7 @@ impl Registry {
             .sessions
             .get_mut(&sid)
             .expect("tokens point at live sessions");
+        session.bucket.take(self.config.session_rate, now)?;
         if session.away != away {
             session.away = away;
             let user = session.user.clone();

@@ -1,6 +1,7 @@
 //! One room's users and sessions, and how they are shown.
 
 use super::deadlines::Timer;
+use super::rate::Bucket;
 use super::subscription::SharedMessage;
 use super::token::{RoomTokenKey, SessionToken};
 use crate::room_view::room_order;
@@ -29,6 +30,8 @@ pub(crate) struct Session {
     pub last_heartbeat: u64,
     /// Earlier deadline set when its last subscription closed; cleared by a heartbeat or resubscribe.
     pub grace_until: Option<u64>,
+    /// Heartbeats and updates this session may still send right now.
+    pub bucket: Bucket,
     /// Open subscriptions tied to this session.
     pub subscriptions: u32,
     /// The live queue entry for this session's deadline.

@@ -3,8 +3,10 @@
 mod mount;
 mod subscribe;
 
-pub use mount::{engine, register_server_fns, PresenceRouterExt};
-pub use presence_core::server::{Clock, ManualClock, Presence, PresenceConfig, SystemClock};
+pub use mount::{engine, register_server_fns, PresenceRouterExt, MAX_BODY_BYTES};
+pub use presence_core::server::{
+    Clock, ConfigError, ManualClock, Presence, PresenceConfig, RateLimit, SystemClock,
+};
 
 use crate::ApiError;
 use presence_core::PresenceError;
@@ -31,4 +33,24 @@ pub(crate) fn error_body(error: &PresenceError) -> Vec<u8> {
         map.insert("message".into(), error.to_string().into());
     }
     serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// The client's address, when the server was started with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+pub(crate) fn client_address() -> Option<std::net::IpAddr> {
+    leptos::prelude::with_context::<axum::http::request::Parts, _>(|parts| {
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+    })
+    .flatten()
+}
+
+/// Counts this request against its client address's rate, if the address is known.
+pub(crate) fn check_address(presence: &Presence) -> Result<(), ApiError> {
+    match client_address() {
+        Some(address) => respond(presence.check_address(address)),
+        None => Ok(()),
+    }
 }

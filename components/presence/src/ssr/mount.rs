@@ -64,21 +64,49 @@ pub async fn engine() -> Result<Presence, ApiError> {
     })
 }
 
-/// Every presence error leaves with its own status (a decoder rejection comes out of
-/// `server_fn` as a 500, but it is the client's fault: 400) and a human `message`.
+/// Largest request body a presence endpoint reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Guards the presence endpoints and shapes their errors: bodies over [`MAX_BODY_BYTES`] are
+/// refused (413) before anything reads them; every error leaves with its own status (a decoder
+/// rejection comes out of `server_fn` as a 500, but it is the client's fault: 400), a human
+/// `message`, and `Retry-After` when it is a 429.
 async fn decode_error_status(request: Request, next: Next) -> Response {
     let ours = request.uri().path().starts_with(API_PREFIX);
+    if !ours {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| http_body::Body::size_hint(request.body()).exact());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return error_response(PresenceError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    // A body without a declared length is cut off at the limit (its decoder then fails: 400).
+    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
     let response = next.run(request).await;
-    if !ours || !response.headers().contains_key("serverfnerror") {
+    if !response.headers().contains_key("serverfnerror") {
         return response;
     }
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let Ok(error) = serde_json::from_slice::<PresenceError>(&bytes) else {
+    let Ok(mut error) = serde_json::from_slice::<PresenceError>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
+    if matches!(&error, PresenceError::BadRequest { message } if message.contains("length limit exceeded"))
+    {
+        // A streamed body ran past the limit while the decoder read it.
+        error = PresenceError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        };
+    }
     if let Ok(status) = StatusCode::from_u16(error.status()) {
         parts.status = status;
     }
@@ -86,5 +114,34 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         .headers
         .insert("content-type", HeaderValue::from_static("application/json"));
     parts.headers.remove("content-length");
+    if let Some(value) = retry_after(&error) {
+        parts.headers.insert(axum::http::header::RETRY_AFTER, value);
+    }
     Response::from_parts(parts, Body::from(super::error_body(&error)))
+}
+
+/// A complete error response (outside a server function).
+pub(crate) fn error_response(error: PresenceError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = Response::new(Body::from(super::error_body(&error)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    if let Some(value) = retry_after(&error) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Whole seconds, rounded up, as `Retry-After` wants them.
+fn retry_after(error: &PresenceError) -> Option<HeaderValue> {
+    match error {
+        PresenceError::TooManyRequests { retry_after_ms } => {
+            HeaderValue::from_str(&retry_after_ms.div_ceil(1000).max(1).to_string()).ok()
+        }
+        _ => None,
+    }
 }

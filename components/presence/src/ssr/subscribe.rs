@@ -4,8 +4,7 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::Query;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use presence_core::server::{Presence, Subscription};
 use presence_core::PresenceError;
@@ -28,13 +27,7 @@ pub(crate) struct SubscribeQuery {
 }
 
 fn error(e: PresenceError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        super::error_body(&e),
-    )
-        .into_response()
+    super::mount::error_response(e)
 }
 
 pub(crate) async fn subscribe(

@@ -1,6 +1,7 @@
 //! Registry behaviour with explicit time: every test runs in microseconds.
 
 use super::*;
+use crate::server::RateLimit;
 use crate::wire::SessionStatus;
 use serde_json::json;
 use tokio::sync::broadcast::error::TryRecvError;
@@ -140,8 +141,8 @@ fn changes_are_one_updated_event_never_left_and_joined() {
     let mut away = renamed.clone();
     away.away = true;
     reg.heartbeat(&away, T0 + 2).unwrap();
-    reg.set_away(&a.token.to_hex(), false).unwrap();
-    reg.set_away(&a.token.to_hex(), false).unwrap(); // no change
+    reg.set_away(&a.token.to_hex(), false, T0 + 2).unwrap();
+    reg.set_away(&a.token.to_hex(), false, T0 + 2).unwrap(); // no change
     reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), T0 + 3)
         .unwrap();
     reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), T0 + 4)
@@ -418,7 +419,7 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
             Err(PresenceError::InvalidSessionToken)
         );
         assert_eq!(
-            reg.set_away(bad, true),
+            reg.set_away(bad, true, T0),
             Err(PresenceError::InvalidSessionToken)
         );
         assert_eq!(
@@ -656,4 +657,69 @@ fn an_invalid_change_to_a_live_session_is_refused_and_changes_nothing() {
     // The refused heartbeats did not extend the session either.
     reg.expire_due(T0 + 25_000);
     assert!(!reg.snapshot("r1").users[0].online);
+}
+
+#[test]
+fn a_chatty_session_is_rate_limited_with_a_retry_time_and_nothing_changes() {
+    let mut reg = registry(PresenceConfig {
+        session_rate: RateLimit {
+            per_second: 2.0,
+            burst: 2,
+        },
+        ..config()
+    });
+    let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
+    let token = a.token.to_hex();
+    reg.update_state(&token, json!({"n": 1}), T0).unwrap();
+    reg.update_state(&token, json!({"n": 2}), T0).unwrap();
+    assert_eq!(
+        reg.update_state(&token, json!({"n": 3}), T0),
+        Err(PresenceError::TooManyRequests {
+            retry_after_ms: 500
+        })
+    );
+    assert_eq!(
+        reg.heartbeat(&again(req("r1", "ann", "s1"), a.token), T0 + 100)
+            .map(|_| ()),
+        Err(PresenceError::TooManyRequests {
+            retry_after_ms: 400
+        })
+    );
+    let state = &reg.snapshot("r1").users[0].sessions[0].state;
+    assert_eq!(
+        state,
+        &Some(json!({"n": 2})),
+        "the refused update changed nothing"
+    );
+    // Later, it may go on.
+    reg.update_state(&token, json!({"n": 4}), T0 + 500).unwrap();
+    // Disconnect is never rate limited: a tab must always be able to leave.
+    reg.update_state(&token, json!({"n": 5}), T0 + 500)
+        .unwrap_err();
+    reg.disconnect(&token, T0 + 500).unwrap();
+}
+
+#[test]
+fn users_are_capped_in_sessions_and_rooms() {
+    let mut reg = registry(PresenceConfig {
+        max_sessions_per_user: 3,
+        max_rooms_per_user: 2,
+        ..config()
+    });
+    reg.heartbeat(&req("r1", "ann", "a1"), T0).unwrap();
+    reg.heartbeat(&req("r2", "ann", "a2"), T0).unwrap();
+    assert_eq!(
+        reg.heartbeat(&req("r3", "ann", "a3"), T0).map(|_| ()),
+        Err(PresenceError::TooManyRooms { limit: 2 })
+    );
+    let third = reg.heartbeat(&req("r1", "ann", "a3"), T0).unwrap();
+    assert_eq!(
+        reg.heartbeat(&req("r2", "ann", "a4"), T0).map(|_| ()),
+        Err(PresenceError::TooManySessions { limit: 3 })
+    );
+    // Others are not affected; leaving frees a place.
+    reg.heartbeat(&req("r3", "bob", "b1"), T0).unwrap();
+    reg.disconnect(&third.token.to_hex(), T0).unwrap();
+    reg.heartbeat(&req("r2", "ann", "a4"), T0).unwrap();
+    assert_eq!(reg.list_user("ann"), ["r1", "r2"]);
 }

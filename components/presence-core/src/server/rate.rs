@@ -1,0 +1,163 @@
+//! Token buckets: per session (inside the registry) and per client address (a bounded map).
+
+use super::room::Map;
+use crate::error::PresenceError;
+use std::hash::Hash;
+
+/// A rate: `per_second` on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// No limit.
+    pub const UNLIMITED: RateLimit = RateLimit {
+        per_second: f64::INFINITY,
+        burst: u32::MAX,
+    };
+}
+
+/// One bucket. 16 bytes: cheap enough to live in every session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    pub fn full(limit: RateLimit, now: u64) -> Self {
+        Bucket {
+            tokens: f64::from(limit.burst),
+            at_ms: now,
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    pub fn take(&mut self, limit: RateLimit, now: u64) -> Result<(), PresenceError> {
+        if limit.per_second.is_infinite() {
+            return Ok(());
+        }
+        let elapsed = now.saturating_sub(self.at_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst));
+        self.at_ms = now.max(self.at_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - self.tokens) / limit.per_second * 1000.0;
+            Err(PresenceError::TooManyRequests {
+                retry_after_ms: wait.ceil().max(1.0) as u64,
+            })
+        }
+    }
+}
+
+/// Buckets by key (a client address), at most `capacity` of them: when full, buckets that have
+/// refilled completely are dropped first (they hold no information), then the stalest.
+#[derive(Debug)]
+pub(crate) struct KeyedLimiter<K> {
+    limit: RateLimit,
+    capacity: usize,
+    buckets: Map<K, Bucket>,
+}
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    pub fn new(limit: RateLimit, capacity: usize) -> Self {
+        KeyedLimiter {
+            limit,
+            capacity: capacity.max(1),
+            buckets: Map::default(),
+        }
+    }
+
+    pub fn check(&mut self, key: &K, now: u64) -> Result<(), PresenceError> {
+        if self.limit.per_second.is_infinite() {
+            return Ok(());
+        }
+        if !self.buckets.contains_key(key) && self.buckets.len() >= self.capacity {
+            self.evict(now);
+        }
+        let limit = self.limit;
+        self.buckets
+            .entry(key.clone())
+            .or_insert_with(|| Bucket::full(limit, now))
+            .take(limit, now)
+    }
+
+    /// Runs only when the map is full (so at most once per `capacity / 2` new keys).
+    fn evict(&mut self, now: u64) {
+        let refill_ms = (f64::from(self.limit.burst) / self.limit.per_second * 1000.0) as u64;
+        self.buckets
+            .retain(|_, b| now.saturating_sub(b.at_ms) < refill_ms);
+        if self.buckets.len() >= self.capacity {
+            let mut ages: Vec<u64> = self.buckets.values().map(|b| b.at_ms).collect();
+            ages.sort_unstable();
+            let cutoff = ages[ages.len() / 2];
+            self.buckets.retain(|_, b| b.at_ms > cutoff);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: RateLimit = RateLimit {
+        per_second: 2.0,
+        burst: 3,
+    };
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let mut b = Bucket::full(LIMIT, 0);
+        for _ in 0..3 {
+            b.take(LIMIT, 0).unwrap();
+        }
+        assert_eq!(
+            b.take(LIMIT, 0),
+            Err(PresenceError::TooManyRequests {
+                retry_after_ms: 500
+            })
+        );
+        assert_eq!(
+            b.take(LIMIT, 250),
+            Err(PresenceError::TooManyRequests {
+                retry_after_ms: 250
+            })
+        );
+        b.take(LIMIT, 500).unwrap();
+        // A long quiet spell refills to the burst, no further.
+        for _ in 0..3 {
+            b.take(LIMIT, 60_000).unwrap();
+        }
+        assert!(b.take(LIMIT, 60_000).is_err());
+        // A clock that goes back does not mint tokens.
+        assert!(b.take(LIMIT, 1_000).is_err());
+    }
+
+    #[test]
+    fn keyed_limits_are_separate_and_bounded() {
+        let mut l = KeyedLimiter::new(LIMIT, 4);
+        for _ in 0..3 {
+            l.check(&"a", 0).unwrap();
+        }
+        assert!(l.check(&"a", 0).is_err());
+        l.check(&"b", 0).unwrap();
+        for (i, k) in ["c", "d", "e", "f", "g"].iter().enumerate() {
+            l.check(k, i as u64).unwrap();
+        }
+        assert!(l.len() <= 4, "{}", l.len());
+        assert!(KeyedLimiter::new(RateLimit::UNLIMITED, 1)
+            .check(&"x", 0)
+            .is_ok());
+    }
+}
