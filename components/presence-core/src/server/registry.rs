@@ -687,3 +687,6 @@ fn publish_updated(room: &mut Room, session_id: &str, user_id: &str) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model_tests;
