@@ -49,3 +49,42 @@ pub fn use_hydrated() -> ReadSignal<bool> {
     Effect::new(move |_| set_hydrated.set(true));
     hydrated
 }
+
+/// Settings handed from the server's environment to the page (so tests can use short intervals
+/// without rebuilding): heartbeat intervals, and whether sign-in mode is on.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct DemoConfig {
+    /// `PRESENCE_INTERVAL_MS` (default 10 s).
+    pub interval_ms: u64,
+    /// `PRESENCE_HIDDEN_INTERVAL_MS` (default 60 s).
+    pub hidden_interval_ms: u64,
+    /// `PRESENCE_DEMO_AUTH=1`.
+    pub sign_in: bool,
+}
+
+/// The demo's settings: read on the server, serialized into the page for hydration.
+pub fn demo_config() -> DemoConfig {
+    SharedValue::new(|| {
+        #[cfg(feature = "ssr")]
+        {
+            let read = |name: &str, default: u64| {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(default)
+            };
+            DemoConfig {
+                interval_ms: read("PRESENCE_INTERVAL_MS", 10_000),
+                hidden_interval_ms: read("PRESENCE_HIDDEN_INTERVAL_MS", 60_000),
+                sign_in: crate::auth::ssr::enabled(),
+            }
+        }
+        #[cfg(not(feature = "ssr"))]
+        DemoConfig {
+            interval_ms: 10_000,
+            hidden_interval_ms: 60_000,
+            sign_in: false,
+        }
+    })
+    .into_inner()
+}

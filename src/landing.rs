@@ -11,13 +11,27 @@ pub fn Landing() -> impl IntoView {
     let name = RwSignal::new(String::new());
     let room = RwSignal::new("lobby".to_string());
     let navigate = use_navigate();
+    let sign_in_mode = crate::app::demo_config().sign_in;
+    let failed = RwSignal::new(None::<String>);
     let join = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let (name, room) = (name.get_untracked(), room.get_untracked());
         if name.trim().is_empty() || room.trim().is_empty() {
             return;
         }
-        navigate(&room_url(room.trim(), name.trim()), Default::default());
+        let url = room_url(room.trim(), name.trim());
+        let navigate = navigate.clone();
+        if sign_in_mode {
+            // Sign in first: the server then stamps this name on every heartbeat.
+            leptos::task::spawn_local(async move {
+                match crate::auth::sign_in(name).await {
+                    Ok(()) => navigate(&url, Default::default()),
+                    Err(e) => failed.set(Some(e.to_string())),
+                }
+            });
+        } else {
+            navigate(&url, Default::default());
+        }
     };
     view! {
         <main class="page landing" data-hydrated=move || hydrated.get().to_string()>
@@ -51,7 +65,10 @@ pub fn Landing() -> impl IntoView {
                         on:input=move |ev| room.set(event_target_value(&ev))
                     />
                 </label>
-                <button type="submit" class="primary">"Join room"</button>
+                <button type="submit" class="primary">
+                    {if sign_in_mode { "Sign in and join" } else { "Join room" }}
+                </button>
+                {move || failed.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             </form>
         </main>
     }

@@ -17,12 +17,17 @@ async fn main() {
     let config = PresenceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
     let presence = Presence::start(config);
 
-    let app = Router::new()
-        .leptos_routes(&leptos_options, routes, {
-            let options = leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .with_presence(presence)
+    let app = Router::new().leptos_routes(&leptos_options, routes, {
+        let options = leptos_options.clone();
+        move || shell(options.clone())
+    });
+    // PRESENCE_DEMO_AUTH=1: identities come from the demo's sign-in cookie.
+    let app = if presence_demo::auth::ssr::enabled() {
+        app.with_presence_auth(presence, presence_demo::auth::ssr::hook())
+    } else {
+        app.with_presence(presence)
+    };
+    let app = app
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(leptos_options);
 

@@ -22,36 +22,6 @@ const SECTIONS: [(&str, &str); 3] = [
     ("notes", "Notes"),
 ];
 
-/// Heartbeat settings handed from the server's environment to the page, so tests can use short
-/// intervals without rebuilding.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct DemoConfig {
-    interval_ms: u64,
-    hidden_interval_ms: u64,
-}
-
-#[cfg(feature = "ssr")]
-fn demo_config() -> DemoConfig {
-    let read = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(default)
-    };
-    DemoConfig {
-        interval_ms: read("PRESENCE_INTERVAL_MS", 10_000),
-        hidden_interval_ms: read("PRESENCE_HIDDEN_INTERVAL_MS", 60_000),
-    }
-}
-
-#[cfg(not(feature = "ssr"))]
-fn demo_config() -> DemoConfig {
-    DemoConfig {
-        interval_ms: 10_000,
-        hidden_interval_ms: 60_000,
-    }
-}
-
 /// The room page: asks for a name if the URL has none.
 #[component]
 pub fn RoomPage() -> impl IntoView {
@@ -90,7 +60,7 @@ fn AskName(room: Signal<String>) -> impl IntoView {
 #[component]
 fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
     let hydrated = use_hydrated();
-    let config = SharedValue::new(demo_config).into_inner();
+    let config = crate::app::demo_config();
     let presence = use_presence_with_options(
         room,
         name,

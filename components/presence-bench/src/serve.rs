@@ -24,8 +24,9 @@ pub async fn noop(
     away: Option<bool>,
     session_token: Option<String>,
 ) -> Result<HeartbeatResponse, ApiError> {
-    let _ = (user, session, name, state, away);
+    let _ = (session, name, state, away);
     Ok(HeartbeatResponse {
+        user_id: user,
         session_token: session_token.unwrap_or_default(),
         room_token: format!("{}.{room}", "0".repeat(32)),
         joined: false,

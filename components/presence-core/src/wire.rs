@@ -193,6 +193,10 @@ pub struct HeartbeatRequest {
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatResponse {
+    /// The user this session belongs to: the request's `user`, or, on a server with an auth hook,
+    /// the identity the server stamped from the request.
+    #[serde(default)]
+    pub user_id: String,
     /// The capability to update or end this session. Keep it; send it with every heartbeat.
     pub session_token: String,
     /// The capability to list and subscribe to this room.

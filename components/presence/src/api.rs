@@ -26,6 +26,9 @@ use serde_json::Value;
 
 /// Joins `room` as `user` with a new `session`, or keeps that session alive.
 ///
+/// On a server with an auth hook, `user` (and `name`, if the hook gives one) is replaced by the
+/// caller's identity; the response's `user_id` says which.
+///
 /// The first heartbeat of a session (without `session_token`) creates it; every later one must
 /// carry the returned `session_token`. `interval_ms` is the interval the client intends
 /// (clamped to 1 s … 5 min, default 10 s); the session expires 2.5 intervals after its last
@@ -45,6 +48,11 @@ pub async fn heartbeat(
     use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
     crate::ssr::check_address(&presence)?;
+    // With an auth hook, the server decides who this is, whatever the client claims.
+    let (user, name) = match crate::ssr::caller()? {
+        Some(identity) => (identity.user_id, identity.name.unwrap_or(name)),
+        None => (user, name),
+    };
     crate::ssr::respond(presence.heartbeat(&HeartbeatRequest {
         room,
         user,
@@ -63,7 +71,10 @@ pub async fn heartbeat(
 pub async fn update_state(session_token: String, state: Value) -> Result<(), ApiError> {
     let presence = crate::ssr::engine().await?;
     crate::ssr::check_address(&presence)?;
-    crate::ssr::respond(presence.update_state(&session_token, state))
+    crate::ssr::respond(match crate::ssr::caller()? {
+        Some(identity) => presence.update_state_as(&identity.user_id, &session_token, state),
+        None => presence.update_state(&session_token, state),
+    })
 }
 
 /// Ends a session now. Takes a form body, so `navigator.sendBeacon` can call it with
@@ -71,7 +82,10 @@ pub async fn update_state(session_token: String, state: Value) -> Result<(), Api
 #[server(name = Disconnect, prefix = "/api/presence", endpoint = "disconnect")]
 pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
     let presence = crate::ssr::engine().await?;
-    crate::ssr::respond(presence.disconnect(&session_token))
+    crate::ssr::respond(match crate::ssr::caller()? {
+        Some(identity) => presence.disconnect_as(&identity.user_id, &session_token),
+        None => presence.disconnect(&session_token),
+    })
 }
 
 /// The room that `room_token` grants, in its stable order.

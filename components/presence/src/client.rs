@@ -78,6 +78,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
                     store.clone(),
                     status.clone(),
                     error.clone(),
+                    user_id.clone(),
                     user,
                     session,
                     room,
@@ -176,7 +177,9 @@ struct Client {
     store: PresenceStore,
     status: ArcRwSignal<ConnectionStatus>,
     error: ArcRwSignal<Option<PresenceError>>,
-    user: String,
+    /// Who this is: the local id at first, then whatever the server stamped (auth hook).
+    user: RefCell<String>,
+    user_signal: ArcRwSignal<Option<String>>,
     st: RefCell<State>,
     kick: mpsc::UnboundedSender<()>,
     this: RefCell<Weak<Client>>,
@@ -200,6 +203,7 @@ impl Client {
         store: PresenceStore,
         status: ArcRwSignal<ConnectionStatus>,
         error: ArcRwSignal<Option<PresenceError>>,
+        user_signal: ArcRwSignal<Option<String>>,
         user: String,
         session: String,
         room: String,
@@ -212,7 +216,8 @@ impl Client {
             store,
             status,
             error,
-            user,
+            user: RefCell::new(user),
+            user_signal,
             st: RefCell::new(State {
                 room,
                 name,
@@ -319,6 +324,7 @@ impl Client {
         }
         match result {
             Ok(response) => {
+                let response_user = response.user_id.clone();
                 let rejoined = response.joined && st.tokens.is_some();
                 let room_token_changed = st
                     .tokens
@@ -338,6 +344,11 @@ impl Client {
                     self.options.interval_ms
                 };
                 drop(st);
+                if !response_user.is_empty() && *self.user.borrow() != response_user {
+                    // The server stamped another identity (an auth hook): that is who we are.
+                    *self.user.borrow_mut() = response_user.clone();
+                    self.user_signal.set(Some(response_user));
+                }
                 if self.error.with_untracked(Option::is_some) {
                     self.error.set(None);
                 }
@@ -681,7 +692,7 @@ async fn heartbeat_loop(client: Rc<Client>, mut kicks: mpsc::UnboundedReceiver<(
             Ok(args) => {
                 let result = crate::api::heartbeat(
                     args.room.clone(),
-                    client.user.clone(),
+                    client.user.borrow().clone(),
                     args.session.clone(),
                     args.name.clone(),
                     Some(args.interval_ms),

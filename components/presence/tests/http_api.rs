@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use leptos_presence::ssr::{Presence, PresenceConfig, PresenceRouterExt};
 use serde_json::{json, Value};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
@@ -519,4 +520,162 @@ async fn per_user_caps_are_409s() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "too_many_rooms");
+}
+
+// ---- the auth hook ----
+
+fn auth_app(presence: Presence) -> Router {
+    use leptos_presence::ssr::{Identity, PresenceAuth};
+    // The app's own sign-in, here a header (in the demo, a signed cookie).
+    let auth = PresenceAuth::new(|parts| {
+        let user = parts.headers.get("x-user")?.to_str().ok()?;
+        Some(Identity {
+            user_id: format!("id:{user}"),
+            name: Some(user.to_string()),
+        })
+    });
+    Router::new()
+        .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
+        .with_presence_auth(presence, auth)
+}
+
+fn as_user(user: &str, mut request: Request<Body>) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("x-user", user.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn with_an_auth_hook_identity_is_stamped_and_sessions_are_guarded() {
+    let app = auth_app(Presence::start(PresenceConfig::default()));
+    let claim = |claimed: &str| {
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": claimed, "session": format!("tab-{claimed}"), "name": "Whoever"}),
+        )
+    };
+    // Alice claims to be mallory: the server stamps alice.
+    let (status, alice) = send(&app, as_user("alice", claim("mallory"))).await;
+    assert_eq!(status, StatusCode::OK, "{alice}");
+    assert_eq!(alice["user_id"], "id:alice");
+    let (_, list) = send(&app, list_req(alice["room_token"].as_str().unwrap())).await;
+    assert_eq!(list["users"][0]["user_id"], "id:alice");
+    assert_eq!(list["users"][0]["name"], "alice");
+    // No identity, no entry.
+    let (status, body) = send(&app, claim("nobody")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "unauthenticated");
+
+    // Bob holding Alice's token still cannot act on her session; Alice can.
+    let token = alice["session_token"].as_str().unwrap();
+    let update = |user: &str| {
+        as_user(
+            user,
+            post_json(
+                "/api/presence/update",
+                json!({"session_token": token, "state": {"x": 1}}),
+            ),
+        )
+    };
+    let (status, body) = send(&app, update("bob")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    let (status, body) = send(&app, as_user("bob", beacon_text(token))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (_, list) = send(&app, list_req(alice["room_token"].as_str().unwrap())).await;
+    assert_eq!(list["users"][0]["online"], true, "bob changed nothing");
+    assert_eq!(send(&app, update("alice")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, as_user("alice", beacon_text(token))).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn with_an_auth_hook_a_session_socket_must_be_the_callers() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = auth_app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let (_, alice) = send(
+        &app,
+        as_user(
+            "alice",
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
+            ),
+        ),
+    )
+    .await;
+    let room_token = url_encode(alice["room_token"].as_str().unwrap());
+    let session_token = alice["session_token"].as_str().unwrap();
+    let connect_as = |user: Option<&str>, with_session: bool| {
+        let mut request = format!(
+            "ws://{addr}/api/presence/subscribe?room_token={room_token}{}",
+            if with_session {
+                format!("&session_token={session_token}")
+            } else {
+                String::new()
+            }
+        )
+        .into_client_request()
+        .unwrap();
+        if let Some(user) = user {
+            request
+                .headers_mut()
+                .insert("x-user", user.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    let status_of = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
+        Ok(_) => StatusCode::SWITCHING_PROTOCOLS,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status(),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        status_of(connect_as(Some("bob"), true).await),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status_of(connect_as(None, false).await),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status_of(connect_as(Some("alice"), true).await),
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+    // An observer the app knows may watch with the room token alone.
+    assert_eq!(
+        status_of(connect_as(Some("bob"), false).await),
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+}
+
+#[tokio::test]
+async fn json_endpoints_refuse_simple_cross_site_bodies() {
+    let app = auth_app(Presence::start(PresenceConfig::default()));
+    // What a cross-site <form enctype="text/plain"> can send with the victim's cookies.
+    let forged = Request::post("/api/presence/heartbeat")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header("x-user", "victim")
+        .body(Body::from(
+            json!({"room": "r1", "user": "victim", "session": "s", "name": "V"}).to_string(),
+        ))
+        .unwrap();
+    let (status, body) = send(&app, forged).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("application/json"));
+    let (status, _) = send(
+        &app,
+        Request::post("/api/presence/update")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("session_token=x&state=1"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -128,6 +128,7 @@ impl Presence {
     ) -> Result<HeartbeatResponse, PresenceError> {
         let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
         Ok(HeartbeatResponse {
+            user_id: request.user.clone(),
             session_token: outcome.token.to_hex(),
             room_token: outcome.room_token.to_string(),
             joined: outcome.joined,
@@ -149,7 +150,18 @@ impl Presence {
 
     /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
     pub fn update_state(&self, session_token: &str, state: Value) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.update_state(session_token, state, now))
+        self.with_registry(|r, now| r.update_state(session_token, state, None, now))
+    }
+
+    /// [`Presence::update_state`] on behalf of an authenticated `user`: refused with `Forbidden`
+    /// (and nothing changes) if the session is someone else's.
+    pub fn update_state_as(
+        &self,
+        user: &str,
+        session_token: &str,
+        state: Value,
+    ) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.update_state(session_token, state, Some(user), now))
     }
 
     /// Marks a session away (tab hidden) or active. One `Updated` if it changed.
@@ -159,7 +171,13 @@ impl Presence {
 
     /// Ends a session now.
     pub fn disconnect(&self, session_token: &str) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.disconnect(session_token, now))
+        self.with_registry(|r, now| r.disconnect(session_token, None, now))
+    }
+
+    /// [`Presence::disconnect`] on behalf of an authenticated `user`: refused with `Forbidden`
+    /// if the session is someone else's.
+    pub fn disconnect_as(&self, user: &str, session_token: &str) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.disconnect(session_token, Some(user), now))
     }
 
     /// The room a room token grants, and its snapshot.
@@ -203,8 +221,29 @@ impl Presence {
         room_token: &str,
         session_token: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
+        self.subscribe_inner(room_token, session_token, None)
+    }
+
+    /// [`Presence::subscribe`] on behalf of an authenticated `user`: a session token, if given,
+    /// must be that user's.
+    pub fn subscribe_as(
+        &self,
+        user: &str,
+        room_token: &str,
+        session_token: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
+        self.subscribe_inner(room_token, session_token, Some(user))
+    }
+
+    fn subscribe_inner(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
         let room = self.inner.room_key.verify(room_token)?;
-        let (key, snapshot, rx) = self.with_registry(|r, _| r.subscribe(room, session_token))?;
+        let (key, snapshot, rx) =
+            self.with_registry(|r, _| r.subscribe(room, session_token, as_user))?;
         Ok(Subscription::new(self.clone(), key, snapshot, rx))
     }
 

@@ -285,13 +285,29 @@ impl Registry {
         Ok(())
     }
 
-    /// Finds the live session a token grants.
-    fn resolve(&self, token: &str) -> Result<(SessionToken, Arc<str>, Arc<str>), PresenceError> {
+    /// Finds the live session a token grants; with `as_user`, only if it is that user's.
+    fn resolve(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(SessionToken, Arc<str>, Arc<str>), PresenceError> {
         let token = SessionToken::parse(token).map_err(|_| PresenceError::InvalidSessionToken)?;
         let (room, session) = self
             .tokens
             .get(&token)
             .ok_or(PresenceError::InvalidSessionToken)?;
+        if let Some(user) = as_user {
+            let owner = self
+                .rooms
+                .get(room)
+                .and_then(|r| r.sessions.get(session))
+                .map(|s| s.user.clone());
+            if owner.as_deref() != Some(user) {
+                return Err(PresenceError::Forbidden {
+                    reason: "this session belongs to another user".into(),
+                });
+            }
+        }
         Ok((token, room.clone(), session.clone()))
     }
 
@@ -299,10 +315,11 @@ impl Registry {
         &mut self,
         token: &str,
         state: Value,
+        as_user: Option<&str>,
         now: u64,
     ) -> Result<(), PresenceError> {
         validate::state(&state)?;
-        let (_, room_id, sid) = self.resolve(token)?;
+        let (_, room_id, sid) = self.resolve(token, as_user)?;
         let room = self
             .rooms
             .get_mut(&room_id)
@@ -323,7 +340,7 @@ impl Registry {
     }
 
     pub fn set_away(&mut self, token: &str, away: bool, now: u64) -> Result<(), PresenceError> {
-        let (_, room_id, sid) = self.resolve(token)?;
+        let (_, room_id, sid) = self.resolve(token, None)?;
         let room = self
             .rooms
             .get_mut(&room_id)
@@ -341,8 +358,13 @@ impl Registry {
         Ok(())
     }
 
-    pub fn disconnect(&mut self, token: &str, now: u64) -> Result<(), PresenceError> {
-        let (_, room_id, sid) = self.resolve(token)?;
+    pub fn disconnect(
+        &mut self,
+        token: &str,
+        as_user: Option<&str>,
+        now: u64,
+    ) -> Result<(), PresenceError> {
+        let (_, room_id, sid) = self.resolve(token, as_user)?;
         self.end_session(&room_id, &sid, LeaveReason::Disconnected, now);
         Ok(())
     }
@@ -563,6 +585,7 @@ impl Registry {
         &mut self,
         room_id: &str,
         session_token: Option<&str>,
+        as_user: Option<&str>,
     ) -> Result<
         (
             SubscriberKey,
@@ -574,7 +597,7 @@ impl Registry {
         validate::id(Field::Room, room_id)?;
         let session = match session_token {
             Some(t) => {
-                let (token, room, sid) = self.resolve(t)?;
+                let (token, room, sid) = self.resolve(t, as_user)?;
                 if *room != *room_id {
                     return Err(PresenceError::InvalidSessionToken);
                 }

@@ -1,7 +1,11 @@
 //! Server side (feature `ssr`): mounting the engine into an axum app, and the live subscription.
 
+mod auth;
 mod mount;
 mod subscribe;
+
+pub(crate) use auth::caller;
+pub use auth::{Identity, PresenceAuth};
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, MAX_BODY_BYTES};
 pub use presence_core::server::{

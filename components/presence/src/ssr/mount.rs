@@ -1,5 +1,6 @@
 //! One call mounts presence into an axum router.
 
+use super::auth::PresenceAuth;
 use super::subscribe::subscribe;
 use crate::api::{Disconnect, Heartbeat, ListRoom, UpdateState};
 use crate::{ApiError, API_PREFIX, SUBSCRIBE_PATH};
@@ -20,6 +21,10 @@ pub trait PresenceRouterExt {
     /// every route added so far. Call it after `leptos_routes` (or after your own
     /// `handle_server_fns` route) so the server functions are covered.
     fn with_presence(self, presence: Presence) -> Self;
+
+    /// [`PresenceRouterExt::with_presence`] with an auth hook: the app decides from each request
+    /// who is calling, and the server stamps that identity (see [`PresenceAuth`]).
+    fn with_presence_auth(self, presence: Presence, auth: PresenceAuth) -> Self;
 }
 
 impl<S> PresenceRouterExt for Router<S>
@@ -31,6 +36,10 @@ where
         self.route(SUBSCRIBE_PATH, get(subscribe))
             .layer(middleware::from_fn(decode_error_status))
             .layer(Extension(presence))
+    }
+
+    fn with_presence_auth(self, presence: Presence, auth: PresenceAuth) -> Self {
+        self.with_presence(presence).layer(Extension(auth))
     }
 }
 
@@ -82,6 +91,21 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or_else(|| http_body::Body::size_hint(request.body()).exact());
+    // JSON endpoints take JSON only: a cross-site page cannot send `application/json` without a
+    // CORS preflight, so a "simple" text/plain or form POST carrying the user's cookies is
+    // refused here (CSRF). Disconnect stays form/text for sendBeacon; it needs the token anyway.
+    let path = request.uri().path();
+    let wants_json = path.ends_with("/heartbeat") || path.ends_with("/update");
+    let is_json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if wants_json && request.method() == axum::http::Method::POST && !is_json {
+        return error_response(PresenceError::BadRequest {
+            message: "content-type must be application/json".into(),
+        });
+    }
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return error_response(PresenceError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,

@@ -32,6 +32,7 @@ fn error(e: PresenceError) -> Response {
 
 pub(crate) async fn subscribe(
     Extension(presence): Extension<Presence>,
+    parts: axum::http::request::Parts,
     query: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -56,7 +57,19 @@ pub(crate) async fn subscribe(
             })
         }
     };
-    match presence.subscribe(&room_token, query.session_token.as_deref()) {
+    let caller = match super::auth::caller_of(&parts) {
+        Ok(caller) => caller,
+        Err(e) => return error(e),
+    };
+    let subscribed = match &caller {
+        Some(identity) => presence.subscribe_as(
+            &identity.user_id,
+            &room_token,
+            query.session_token.as_deref(),
+        ),
+        None => presence.subscribe(&room_token, query.session_token.as_deref()),
+    };
+    match subscribed {
         Ok(subscription) => upgrade
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(0)

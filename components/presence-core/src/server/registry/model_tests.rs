@@ -15,20 +15,47 @@ const USERS: [&str; 4] = ["u0", "u1", "u2", "u3"];
 #[derive(Debug, Clone)]
 enum Op {
     /// A first heartbeat (no token).
-    Join { room: usize, user: usize, session: usize, interval_s: u64 },
+    Join {
+        room: usize,
+        user: usize,
+        session: usize,
+        interval_s: u64,
+    },
     /// A heartbeat with the session's own token, or a forged one.
-    Heartbeat { room: usize, session: usize, genuine: bool, interval_s: u64, away: bool },
-    Update { room: usize, session: usize, genuine: bool, state: u8 },
-    Disconnect { room: usize, session: usize, genuine: bool },
+    Heartbeat {
+        room: usize,
+        session: usize,
+        genuine: bool,
+        interval_s: u64,
+        away: bool,
+    },
+    Update {
+        room: usize,
+        session: usize,
+        genuine: bool,
+        state: u8,
+    },
+    Disconnect {
+        room: usize,
+        session: usize,
+        genuine: bool,
+    },
     /// Time passes (sometimes a lot, as after a laptop sleeps) and due deadlines are handled.
     Advance { ms: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..3usize, 0..4usize, 0..5usize, 1..40u64).prop_map(|(room, user, session, interval_s)| {
-            Op::Join { room, user, session, interval_s }
-        }),
+        (0..3usize, 0..4usize, 0..5usize, 1..40u64).prop_map(
+            |(room, user, session, interval_s)| {
+                Op::Join {
+                    room,
+                    user,
+                    session,
+                    interval_s,
+                }
+            }
+        ),
         (0..3usize, 0..5usize, any::<bool>(), 1..40u64, any::<bool>()).prop_map(
             |(room, session, genuine, interval_s, away)| Op::Heartbeat {
                 room,
@@ -38,10 +65,19 @@ fn op() -> impl Strategy<Value = Op> {
                 away
             }
         ),
-        (0..3usize, 0..5usize, any::<bool>(), 0..3u8)
-            .prop_map(|(room, session, genuine, state)| Op::Update { room, session, genuine, state }),
-        (0..3usize, 0..5usize, any::<bool>())
-            .prop_map(|(room, session, genuine)| Op::Disconnect { room, session, genuine }),
+        (0..3usize, 0..5usize, any::<bool>(), 0..3u8).prop_map(
+            |(room, session, genuine, state)| Op::Update {
+                room,
+                session,
+                genuine,
+                state
+            }
+        ),
+        (0..3usize, 0..5usize, any::<bool>()).prop_map(|(room, session, genuine)| Op::Disconnect {
+            room,
+            session,
+            genuine
+        }),
         prop_oneof![0..5_000u64, 0..200_000u64].prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -99,7 +135,12 @@ fn run(ops: Vec<Op>) {
     let forged = SessionToken::generate();
     for op in ops {
         match op {
-            Op::Join { room, user, session, interval_s } => {
+            Op::Join {
+                room,
+                user,
+                session,
+                interval_s,
+            } => {
                 let key = (room, session_name(session));
                 let request = HeartbeatRequest {
                     room: ROOMS[room].into(),
@@ -121,10 +162,23 @@ fn run(ops: Vec<Op>) {
                     let outcome = result.expect("a fresh join succeeds");
                     assert!(outcome.joined);
                     let deadline = now + expiry_after(clamp_interval(Some(interval_s * 1000)));
-                    model.live.insert(key, Live { user: USERS[user], token: outcome.token, deadline });
+                    model.live.insert(
+                        key,
+                        Live {
+                            user: USERS[user],
+                            token: outcome.token,
+                            deadline,
+                        },
+                    );
                 }
             }
-            Op::Heartbeat { room, session, genuine, interval_s, away } => {
+            Op::Heartbeat {
+                room,
+                session,
+                genuine,
+                interval_s,
+                away,
+            } => {
                 let key = (room, session_name(session));
                 let Some(live) = model.live.get(&key).cloned() else {
                     continue;
@@ -153,22 +207,35 @@ fn run(ops: Vec<Op>) {
                     );
                 }
             }
-            Op::Update { room, session, genuine, state } => {
+            Op::Update {
+                room,
+                session,
+                genuine,
+                state,
+            } => {
                 let key = (room, session_name(session));
                 let token = match model.live.get(&key) {
                     Some(live) if genuine => live.token,
                     _ => forged,
                 };
-                let result = reg.update_state(&token.to_hex(), json!({ "v": state }), now);
-                assert_eq!(result.is_ok(), genuine && model.live.contains_key(&key), "{result:?}");
+                let result = reg.update_state(&token.to_hex(), json!({ "v": state }), None, now);
+                assert_eq!(
+                    result.is_ok(),
+                    genuine && model.live.contains_key(&key),
+                    "{result:?}"
+                );
             }
-            Op::Disconnect { room, session, genuine } => {
+            Op::Disconnect {
+                room,
+                session,
+                genuine,
+            } => {
                 let key = (room, session_name(session));
                 let token = match model.live.get(&key) {
                     Some(live) if genuine => live.token,
                     _ => forged,
                 };
-                let result = reg.disconnect(&token.to_hex(), now);
+                let result = reg.disconnect(&token.to_hex(), None, now);
                 if genuine && model.live.remove(&key).is_some() {
                     result.expect("a genuine disconnect succeeds");
                 } else {
@@ -182,7 +249,11 @@ fn run(ops: Vec<Op>) {
             }
         }
         for room in 0..ROOMS.len() {
-            assert_eq!(listed(&reg, room), model.online(room), "room {room} after {op:?}");
+            assert_eq!(
+                listed(&reg, room),
+                model.online(room),
+                "room {room} after {op:?}"
+            );
         }
         for user in USERS {
             let expected: Vec<String> = (0..ROOMS.len())
@@ -242,7 +313,7 @@ proptest! {
 fn a_clock_jump_like_a_laptop_waking_expires_everyone_once_and_only_once() {
     let mut reg = Registry::new(PresenceConfig::default(), RoomTokenKey::new(b"k"));
     let t0 = 1_700_000_000_000;
-    let (_, _, mut rx) = reg.subscribe("r0", None).unwrap();
+    let (_, _, mut rx) = reg.subscribe("r0", None, None).unwrap();
     for i in 0..50 {
         reg.heartbeat(
             &HeartbeatRequest {

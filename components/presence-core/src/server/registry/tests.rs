@@ -45,7 +45,7 @@ struct Watch {
 
 impl Watch {
     fn new(reg: &mut Registry, room: &str) -> Self {
-        let (key, _, rx) = reg.subscribe(room, None).unwrap();
+        let (key, _, rx) = reg.subscribe(room, None, None).unwrap();
         Watch { _key: key, rx }
     }
 
@@ -95,7 +95,7 @@ fn join_then_disconnect() {
     assert_eq!(snap.users[0].name, "Name ann");
     assert_eq!(reg.list_user("ann"), ["r1"]);
 
-    reg.disconnect(&a.token.to_hex(), T0 + 5).unwrap();
+    reg.disconnect(&a.token.to_hex(), None, T0 + 5).unwrap();
     let snap = reg.snapshot("r1");
     assert_eq!(user_ids(&snap), [("ann", false)]);
     assert_eq!(snap.users[0].last_seen, Some(T0 + 5));
@@ -104,7 +104,7 @@ fn join_then_disconnect() {
     assert_eq!(kinds(&watch.drain()), ["joined", "left"]);
     // The token is spent.
     assert_eq!(
-        reg.disconnect(&a.token.to_hex(), T0 + 6),
+        reg.disconnect(&a.token.to_hex(), None, T0 + 6),
         Err(PresenceError::InvalidSessionToken)
     );
 }
@@ -143,9 +143,9 @@ fn changes_are_one_updated_event_never_left_and_joined() {
     reg.heartbeat(&away, T0 + 2).unwrap();
     reg.set_away(&a.token.to_hex(), false, T0 + 2).unwrap();
     reg.set_away(&a.token.to_hex(), false, T0 + 2).unwrap(); // no change
-    reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), T0 + 3)
+    reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), None, T0 + 3)
         .unwrap();
-    reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), T0 + 4)
+    reg.update_state(&a.token.to_hex(), json!({"section": "intro"}), None, T0 + 4)
         .unwrap(); // no change
     let mut with_state = renamed;
     with_state.state = Some(json!({"section": "faq", "typing": true}));
@@ -169,7 +169,7 @@ fn changes_are_one_updated_event_never_left_and_joined() {
     let seqs: Vec<u64> = events.iter().map(RoomMessage::seq).collect();
     assert_eq!(seqs, [2, 3, 4, 5, 6]);
     // null clears the state.
-    reg.update_state(&a.token.to_hex(), json!(null), T0 + 6)
+    reg.update_state(&a.token.to_hex(), json!(null), None, T0 + 6)
         .unwrap();
     assert_eq!(reg.snapshot("r1").users[0].sessions[0].state, None);
 }
@@ -217,12 +217,12 @@ fn one_user_two_sessions_is_one_user_online_until_both_end() {
     assert_eq!(sessions, ["tab1", "tab2"], "sessions in join order");
     assert!(!snap.users[0].away, "away only when every session is away");
 
-    reg.disconnect(&t1.token.to_hex(), T0 + 20).unwrap();
+    reg.disconnect(&t1.token.to_hex(), None, T0 + 20).unwrap();
     let snap = reg.snapshot("r1");
     assert!(snap.users[0].online);
     assert!(snap.users[0].away);
     assert_eq!(reg.list_user("ann"), ["r1"]);
-    reg.disconnect(&t2.token.to_hex(), T0 + 30).unwrap();
+    reg.disconnect(&t2.token.to_hex(), None, T0 + 30).unwrap();
     assert!(!reg.snapshot("r1").users[0].online);
     let events = watch.drain();
     assert_eq!(kinds(&events), ["joined", "joined", "left", "left"]);
@@ -308,14 +308,16 @@ fn room_order_is_stable_online_by_join_then_offline_by_recency() {
         reg.heartbeat(&again(req("r1", u, &format!("s-{u}")), tokens[u]), T0 + 100)
             .unwrap();
     }
-    reg.update_state(&tokens["a"].to_hex(), json!({"x": 1}), T0 + 101)
+    reg.update_state(&tokens["a"].to_hex(), json!({"x": 1}), None, T0 + 101)
         .unwrap();
     assert_eq!(
         user_ids(&reg.snapshot("r1")),
         [("a", true), ("b", true), ("c", true), ("d", true)]
     );
-    reg.disconnect(&tokens["b"].to_hex(), T0 + 200).unwrap();
-    reg.disconnect(&tokens["a"].to_hex(), T0 + 300).unwrap();
+    reg.disconnect(&tokens["b"].to_hex(), None, T0 + 200)
+        .unwrap();
+    reg.disconnect(&tokens["a"].to_hex(), None, T0 + 300)
+        .unwrap();
     assert_eq!(
         user_ids(&reg.snapshot("r1")),
         [("c", true), ("d", true), ("a", false), ("b", false)]
@@ -340,7 +342,7 @@ fn offline_users_are_kept_within_retention_and_count_bounds() {
     for (i, u) in ["a", "b", "c"].iter().enumerate() {
         let hb = reg.heartbeat(&req("r1", u, "s"), T0).unwrap();
         // Each disconnects at its own time; "s" is reused per user after the previous ended.
-        reg.disconnect(&hb.token.to_hex(), T0 + 1_000 * (i as u64 + 1))
+        reg.disconnect(&hb.token.to_hex(), None, T0 + 1_000 * (i as u64 + 1))
             .unwrap();
     }
     // a was the longest gone: dropped when c made three offline.
@@ -359,7 +361,8 @@ fn offline_users_are_kept_within_retention_and_count_bounds() {
     assert!(reg.snapshot("r1").users.is_empty());
     // Coming back online cancels retention.
     let hb = reg.heartbeat(&req("r1", "z", "s"), T0 + 70_000).unwrap();
-    reg.disconnect(&hb.token.to_hex(), T0 + 70_001).unwrap();
+    reg.disconnect(&hb.token.to_hex(), None, T0 + 70_001)
+        .unwrap();
     let mut long = req("r1", "z", "s2");
     long.interval_ms = Some(300_000);
     reg.heartbeat(&long, T0 + 70_002).unwrap();
@@ -374,7 +377,7 @@ fn an_empty_unwatched_room_is_forgotten() {
         ..config()
     });
     let hb = reg.heartbeat(&req("r1", "a", "s"), T0).unwrap();
-    reg.disconnect(&hb.token.to_hex(), T0).unwrap();
+    reg.disconnect(&hb.token.to_hex(), None, T0).unwrap();
     reg.expire_due(T0 + 1);
     assert_eq!(reg.room_count(), 0);
 }
@@ -411,11 +414,11 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
     // Malformed and forged tokens on every token-taking call.
     for bad in [forged.as_str(), "", "zz", "not a token at all"] {
         assert_eq!(
-            reg.disconnect(bad, T0),
+            reg.disconnect(bad, None, T0),
             Err(PresenceError::InvalidSessionToken)
         );
         assert_eq!(
-            reg.update_state(bad, json!(1), T0),
+            reg.update_state(bad, json!(1), None, T0),
             Err(PresenceError::InvalidSessionToken)
         );
         assert_eq!(
@@ -423,14 +426,15 @@ fn token_misuse_is_a_typed_error_and_changes_nothing() {
             Err(PresenceError::InvalidSessionToken)
         );
         assert_eq!(
-            reg.subscribe("r1", Some(bad)).map(|_| ()),
+            reg.subscribe("r1", Some(bad), None).map(|_| ()),
             Err(PresenceError::InvalidSessionToken)
         );
     }
     // A token of a session in another room does not open this one.
     let other = reg.heartbeat(&req("r2", "bob", "s9"), T0).unwrap();
     assert_eq!(
-        reg.subscribe("r1", Some(&other.token.to_hex())).map(|_| ()),
+        reg.subscribe("r1", Some(&other.token.to_hex()), None)
+            .map(|_| ()),
         Err(PresenceError::InvalidSessionToken)
     );
     let mut malformed = req("r1", "ann", "s1");
@@ -504,7 +508,12 @@ fn every_validation_error_is_typed_and_changes_nothing() {
 
     let a = reg.heartbeat(&req("r", "u", "s"), T0).unwrap();
     assert!(matches!(
-        reg.update_state(&a.token.to_hex(), json!({ "big": "x".repeat(5000) }), T0),
+        reg.update_state(
+            &a.token.to_hex(),
+            json!({ "big": "x".repeat(5000) }),
+            None,
+            T0
+        ),
         Err(PresenceError::InvalidInput {
             field: Field::State,
             ..
@@ -552,8 +561,8 @@ fn closing_the_last_subscription_of_a_session_starts_its_grace() {
     let mut reg = registry(config()); // grace 1 s
     let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     let token = a.token.to_hex();
-    let (k1, _, _rx1) = reg.subscribe("r1", Some(&token)).unwrap();
-    let (k2, _, _rx2) = reg.subscribe("r1", Some(&token)).unwrap();
+    let (k1, _, _rx1) = reg.subscribe("r1", Some(&token), None).unwrap();
+    let (k2, _, _rx2) = reg.subscribe("r1", Some(&token), None).unwrap();
     reg.unsubscribe(&k1, T0 + 100);
     reg.expire_due(T0 + 2_000);
     assert!(
@@ -564,7 +573,7 @@ fn closing_the_last_subscription_of_a_session_starts_its_grace() {
     reg.unsubscribe(&k2, T0 + 2_000);
     assert_eq!(reg.next_deadline(), Some(T0 + 3_000));
     // Resubscribing within the grace keeps the session.
-    let (k3, _, _rx3) = reg.subscribe("r1", Some(&token)).unwrap();
+    let (k3, _, _rx3) = reg.subscribe("r1", Some(&token), None).unwrap();
     reg.expire_due(T0 + 3_000);
     assert!(reg.snapshot("r1").users[0].online);
     // A heartbeat also clears it.
@@ -574,7 +583,7 @@ fn closing_the_last_subscription_of_a_session_starts_its_grace() {
     reg.expire_due(T0 + 5_000);
     assert!(reg.snapshot("r1").users[0].online);
     // Without either, the session ends at the grace deadline, long before its timeout.
-    let (k4, _, _rx4) = reg.subscribe("r1", Some(&token)).unwrap();
+    let (k4, _, _rx4) = reg.subscribe("r1", Some(&token), None).unwrap();
     reg.unsubscribe(&k4, T0 + 6_000);
     reg.expire_due(T0 + 6_999);
     assert!(reg.snapshot("r1").users[0].online);
@@ -596,7 +605,7 @@ fn admin_removals_notify_and_invalidate_tokens() {
     assert!(!reg.remove_room_user("r1", "ann"));
     assert_eq!(reg.list_user("ann"), ["r2"]);
     assert_eq!(
-        reg.disconnect(&a.token.to_hex(), T0),
+        reg.disconnect(&a.token.to_hex(), None, T0),
         Err(PresenceError::InvalidSessionToken)
     );
     assert!(reg.remove_room("r1"));
@@ -609,13 +618,13 @@ fn admin_removals_notify_and_invalidate_tokens() {
 fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot() {
     let mut reg = registry(config());
     let a = reg.heartbeat(&req("r1", "a", "s1"), T0).unwrap();
-    let (_key, snapshot, mut rx) = reg.subscribe("r1", None).unwrap();
+    let (_key, snapshot, mut rx) = reg.subscribe("r1", None, None).unwrap();
     let mut view = crate::RoomView::from_snapshot(snapshot);
     let b = reg.heartbeat(&req("r1", "b", "s2"), T0 + 1).unwrap();
     reg.heartbeat(&req("r1", "c", "s3"), T0 + 2).unwrap();
-    reg.update_state(&b.token.to_hex(), json!({"typing": true}), T0 + 3)
+    reg.update_state(&b.token.to_hex(), json!({"typing": true}), None, T0 + 3)
         .unwrap();
-    reg.disconnect(&a.token.to_hex(), T0 + 4).unwrap();
+    reg.disconnect(&a.token.to_hex(), None, T0 + 4).unwrap();
     reg.heartbeat(&req("r1", "a", "s4"), T0 + 5).unwrap();
     reg.expire_due(T0 + 26_000);
     while let Ok(m) = rx.try_recv() {
@@ -670,10 +679,10 @@ fn a_chatty_session_is_rate_limited_with_a_retry_time_and_nothing_changes() {
     });
     let a = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
     let token = a.token.to_hex();
-    reg.update_state(&token, json!({"n": 1}), T0).unwrap();
-    reg.update_state(&token, json!({"n": 2}), T0).unwrap();
+    reg.update_state(&token, json!({"n": 1}), None, T0).unwrap();
+    reg.update_state(&token, json!({"n": 2}), None, T0).unwrap();
     assert_eq!(
-        reg.update_state(&token, json!({"n": 3}), T0),
+        reg.update_state(&token, json!({"n": 3}), None, T0),
         Err(PresenceError::TooManyRequests {
             retry_after_ms: 500
         })
@@ -692,11 +701,12 @@ fn a_chatty_session_is_rate_limited_with_a_retry_time_and_nothing_changes() {
         "the refused update changed nothing"
     );
     // Later, it may go on.
-    reg.update_state(&token, json!({"n": 4}), T0 + 500).unwrap();
+    reg.update_state(&token, json!({"n": 4}), None, T0 + 500)
+        .unwrap();
     // Disconnect is never rate limited: a tab must always be able to leave.
-    reg.update_state(&token, json!({"n": 5}), T0 + 500)
+    reg.update_state(&token, json!({"n": 5}), None, T0 + 500)
         .unwrap_err();
-    reg.disconnect(&token, T0 + 500).unwrap();
+    reg.disconnect(&token, None, T0 + 500).unwrap();
 }
 
 #[test]
@@ -719,7 +729,27 @@ fn users_are_capped_in_sessions_and_rooms() {
     );
     // Others are not affected; leaving frees a place.
     reg.heartbeat(&req("r3", "bob", "b1"), T0).unwrap();
-    reg.disconnect(&third.token.to_hex(), T0).unwrap();
+    reg.disconnect(&third.token.to_hex(), None, T0).unwrap();
     reg.heartbeat(&req("r2", "ann", "a4"), T0).unwrap();
     assert_eq!(reg.list_user("ann"), ["r1", "r2"]);
+}
+
+#[test]
+fn acting_as_a_user_only_reaches_that_users_sessions() {
+    let mut reg = registry(config());
+    let ann = reg.heartbeat(&req("r1", "ann", "s1"), T0).unwrap();
+    let token = ann.token.to_hex();
+    let mut watch = Watch::new(&mut reg, "r1");
+    let forbidden = |r: Result<(), PresenceError>| {
+        assert!(matches!(r, Err(PresenceError::Forbidden { .. })), "{r:?}");
+    };
+    forbidden(reg.update_state(&token, json!({"x": 1}), Some("bob"), T0));
+    forbidden(reg.disconnect(&token, Some("bob"), T0));
+    forbidden(reg.subscribe("r1", Some(&token), Some("bob")).map(|_| ()));
+    assert!(watch.drain().is_empty(), "nothing happened");
+    assert!(reg.snapshot("r1").users[0].online);
+    reg.update_state(&token, json!({"x": 1}), Some("ann"), T0)
+        .unwrap();
+    reg.disconnect(&token, Some("ann"), T0).unwrap();
+    assert!(!reg.snapshot("r1").users[0].online);
 }
