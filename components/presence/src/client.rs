@@ -690,9 +690,10 @@ async fn heartbeat_loop(client: Rc<Client>, mut kicks: mpsc::UnboundedReceiver<(
     loop {
         let wait = match client.next_heartbeat() {
             Ok(args) => {
+                let user = client.user.borrow().clone();
                 let result = crate::api::heartbeat(
                     args.room.clone(),
-                    client.user.borrow().clone(),
+                    user,
                     args.session.clone(),
                     args.name.clone(),
                     Some(args.interval_ms),

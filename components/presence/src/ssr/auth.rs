@@ -32,7 +32,10 @@ pub struct Identity {
 ///     .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
 /// ```
 #[derive(Clone)]
-pub struct PresenceAuth(Arc<dyn Fn(&Parts) -> Option<Identity> + Send + Sync>);
+pub struct PresenceAuth(Arc<IdentifyFn>);
+
+/// The app's function from a request to its caller.
+type IdentifyFn = dyn Fn(&Parts) -> Option<Identity> + Send + Sync;
 
 impl PresenceAuth {
     /// A hook from a function of the request's parts.

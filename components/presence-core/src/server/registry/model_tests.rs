@@ -153,23 +153,21 @@ fn run(ops: Vec<Op>) {
                     session_token: None,
                 };
                 let result = reg.heartbeat(&request, now);
-                if model.live.contains_key(&key) {
-                    assert!(
+                match model.live.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(_) => assert!(
                         matches!(result, Err(PresenceError::SessionTokenMismatch { .. })),
                         "{result:?}"
-                    );
-                } else {
-                    let outcome = result.expect("a fresh join succeeds");
-                    assert!(outcome.joined);
-                    let deadline = now + expiry_after(clamp_interval(Some(interval_s * 1000)));
-                    model.live.insert(
-                        key,
-                        Live {
+                    ),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let outcome = result.expect("a fresh join succeeds");
+                        assert!(outcome.joined);
+                        let deadline = now + expiry_after(clamp_interval(Some(interval_s * 1000)));
+                        slot.insert(Live {
                             user: USERS[user],
                             token: outcome.token,
                             deadline,
-                        },
-                    );
+                        });
+                    }
                 }
             }
             Op::Heartbeat {
