@@ -6,6 +6,7 @@
 //! presence-bench seed    [--url http://127.0.0.1:3500] [--sessions 1000] [--out DIR]
 //! presence-bench fanout  [--subscribers 1000] [--joins 200]
 //! presence-bench memory  [--sessions 100000] [--subscribers 1000]
+//! presence-bench soak    [--sessions 10000] [--seconds 1800] [--churn 100] [--interval-ms 5000]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod http1;
 mod memory;
 mod seed;
 mod serve;
+mod soak;
 
 fn main() {
     let mut argv = std::env::args().skip(1);
@@ -30,8 +32,9 @@ fn main() {
             "seed" => seed::run(&args).await,
             "fanout" => fanout::run(&args).await,
             "memory" => memory::run(&args).await,
+            "soak" => soak::run(&args).await,
             other => Err(format!(
-                "unknown command {other:?}: expected serve, seed, fanout or memory"
+                "unknown command {other:?}: expected serve, seed, fanout, memory or soak"
             )),
         }
     });

@@ -13,7 +13,7 @@ pub fn raise_fd_limit() -> Result<(), String> {
         .map_err(|e| format!("cannot raise the open-files limit: {e}"))
 }
 
-fn rss_kib(pid: &str) -> Result<u64, String> {
+pub fn rss_kib(pid: &str) -> Result<u64, String> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     status
