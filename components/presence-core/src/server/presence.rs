@@ -250,7 +250,7 @@ impl Presence {
     pub(crate) fn resubscribe(
         &self,
         room: &Arc<str>,
-    ) -> (RoomSnapshot, broadcast::Receiver<Arc<SharedMessage>>) {
+    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
         self.with_registry(|r, _| r.resubscribe(room))
     }
 

@@ -589,7 +589,7 @@ impl Registry {
     ) -> Result<
         (
             SubscriberKey,
-            RoomSnapshot,
+            Arc<SharedMessage>,
             broadcast::Receiver<Arc<SharedMessage>>,
         ),
         PresenceError,
@@ -622,7 +622,7 @@ impl Registry {
             s.grace_until = None;
         }
         let rx = room.receiver(self.config.subscriber_buffer);
-        let snapshot = room.snapshot();
+        let snapshot = room.snapshot_message();
         Ok((
             SubscriberKey {
                 room: room_key,
@@ -637,7 +637,7 @@ impl Registry {
     pub fn resubscribe(
         &mut self,
         room_id: &Arc<str>,
-    ) -> (RoomSnapshot, broadcast::Receiver<Arc<SharedMessage>>) {
+    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
         let buffer = self.config.subscriber_buffer;
         let key = &self.room_key;
         let room = self
@@ -645,7 +645,7 @@ impl Registry {
             .entry(room_id.clone())
             .or_insert_with(|| Room::new(room_id.clone(), key));
         let rx = room.receiver(buffer);
-        (room.snapshot(), rx)
+        (room.snapshot_message(), rx)
     }
 
     /// Closes a subscription. If it was the last one holding its session, the session gets the

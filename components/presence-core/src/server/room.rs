@@ -78,6 +78,9 @@ pub(crate) struct Room {
     pub subscribers: usize,
     /// Created on first subscribe, so rooms nobody watches cost no buffer.
     channel: Option<broadcast::Sender<Arc<SharedMessage>>>,
+    /// The snapshot at the current `seq`, built (and serialized) once for every subscriber that
+    /// arrives before the next change: a reconnect storm costs one snapshot, not one per client.
+    snapshot_cache: Option<Arc<SharedMessage>>,
 }
 
 impl Room {
@@ -91,6 +94,7 @@ impl Room {
             offline_users: 0,
             subscribers: 0,
             channel: None,
+            snapshot_cache: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl Room {
     /// the room and the change's seq) and sends it. Unwatched rooms build nothing.
     pub fn publish(&mut self, make: impl FnOnce(&Room, u64) -> RoomMessage) {
         self.seq += 1;
+        self.snapshot_cache = None;
         if let Some(tx) = &self.channel {
             if tx.receiver_count() > 0 {
                 let message = make(self, self.seq);
@@ -149,6 +154,16 @@ impl Room {
             last_seen: user.last_seen,
             sessions,
         })
+    }
+
+    /// The snapshot as a shareable message: the same one for everyone at this `seq`.
+    pub fn snapshot_message(&mut self) -> Arc<SharedMessage> {
+        if let Some(cached) = &self.snapshot_cache {
+            return cached.clone();
+        }
+        let message = Arc::new(SharedMessage::new(RoomMessage::Snapshot(self.snapshot())));
+        self.snapshot_cache = Some(message.clone());
+        message
     }
 
     pub fn snapshot(&self) -> RoomSnapshot {

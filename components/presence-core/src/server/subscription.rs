@@ -2,7 +2,7 @@
 
 use super::presence::Presence;
 use super::registry::SubscriberKey;
-use crate::wire::{RoomMessage, RoomSnapshot};
+use crate::wire::RoomMessage;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -53,17 +53,15 @@ impl Subscription {
     pub(crate) fn new(
         presence: Presence,
         key: SubscriberKey,
-        snapshot: RoomSnapshot,
+        snapshot: Arc<SharedMessage>,
         rx: broadcast::Receiver<Arc<SharedMessage>>,
     ) -> Self {
         Subscription {
             presence,
             key,
             rx,
-            seq: snapshot.seq,
-            pending_snapshot: Some(Arc::new(SharedMessage::new(RoomMessage::Snapshot(
-                snapshot,
-            )))),
+            seq: snapshot.message().seq(),
+            pending_snapshot: Some(snapshot),
         }
     }
 
@@ -90,8 +88,8 @@ impl Subscription {
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
                     let (snapshot, rx) = self.presence.resubscribe(&self.key.room);
                     self.rx = rx;
-                    self.seq = snapshot.seq;
-                    return Arc::new(SharedMessage::new(RoomMessage::Snapshot(snapshot)));
+                    self.seq = snapshot.message().seq();
+                    return snapshot;
                 }
             }
         }

@@ -193,3 +193,27 @@ async fn the_scheduler_stops_when_the_engine_is_dropped() {
     assert!(weak.upgrade().is_none());
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn subscribers_arriving_between_changes_share_one_serialized_snapshot() {
+    let presence = Presence::start(PresenceConfig::default());
+    let hb = presence.heartbeat(&req("r1", "ann", "s1")).unwrap();
+    let mut a = presence.subscribe(&hb.room_token, None).unwrap();
+    let mut b = presence.subscribe(&hb.room_token, None).unwrap();
+    let (first_a, first_b) = (a.next().await, b.next().await);
+    assert!(Arc::ptr_eq(&first_a, &first_b), "one snapshot for both");
+    assert_eq!(first_a.json(), first_b.json());
+    presence.heartbeat(&req("r1", "bob", "s2")).unwrap();
+    let mut c = presence.subscribe(&hb.room_token, None).unwrap();
+    let first_c = c.next().await;
+    assert!(!Arc::ptr_eq(&first_a, &first_c), "a change makes a new one");
+    match first_c.message() {
+        RoomMessage::Snapshot(s) => assert_eq!((s.seq, s.users.len()), (2, 2)),
+        other => panic!("{other:?}"),
+    }
+    // And the earlier subscribers get the change as a diff, not a snapshot.
+    assert!(matches!(
+        next(&mut a).await,
+        RoomMessage::Joined { seq: 2, .. }
+    ));
+}

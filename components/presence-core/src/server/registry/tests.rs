@@ -619,6 +619,9 @@ fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot() {
     let mut reg = registry(config());
     let a = reg.heartbeat(&req("r1", "a", "s1"), T0).unwrap();
     let (_key, snapshot, mut rx) = reg.subscribe("r1", None, None).unwrap();
+    let RoomMessage::Snapshot(snapshot) = snapshot.message().clone() else {
+        panic!("a subscription starts with a snapshot")
+    };
     let mut view = crate::RoomView::from_snapshot(snapshot);
     let b = reg.heartbeat(&req("r1", "b", "s2"), T0 + 1).unwrap();
     reg.heartbeat(&req("r1", "c", "s3"), T0 + 2).unwrap();
