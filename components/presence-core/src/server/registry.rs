@@ -26,6 +26,13 @@ pub(crate) struct HeartbeatOutcome {
     pub room_token: Arc<str>,
 }
 
+/// What subscribing yields: the hold, the snapshot message, and a receiver for what follows.
+pub(crate) type Subscribed = (
+    SubscriberKey,
+    Arc<SharedMessage>,
+    broadcast::Receiver<Arc<SharedMessage>>,
+);
+
 /// A subscription's hold on a room (and perhaps on one session).
 #[derive(Debug, Clone)]
 pub(crate) struct SubscriberKey {
@@ -586,14 +593,7 @@ impl Registry {
         room_id: &str,
         session_token: Option<&str>,
         as_user: Option<&str>,
-    ) -> Result<
-        (
-            SubscriberKey,
-            Arc<SharedMessage>,
-            broadcast::Receiver<Arc<SharedMessage>>,
-        ),
-        PresenceError,
-    > {
+    ) -> Result<Subscribed, PresenceError> {
         validate::id(Field::Room, room_id)?;
         let session = match session_token {
             Some(t) => {
