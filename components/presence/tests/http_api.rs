@@ -232,19 +232,21 @@ async fn bad_input_is_a_typed_400() {
     assert!(body["message"].as_str().unwrap().contains("room token"));
 }
 
+/// Ann joins r1 under `config`; then `second` is sent as a join. Returns its status and body.
+async fn after_one_join(config: PresenceConfig, second: Value) -> (StatusCode, Value) {
+    let app = app(Presence::start(config));
+    join(&app, "r1", "ann", "tab-1").await;
+    send(&app, post_json("/api/presence/heartbeat", second)).await
+}
+
 #[tokio::test]
 async fn a_full_room_is_a_409() {
-    let app = app(Presence::start(PresenceConfig {
-        max_sessions_per_room: 1,
-        ..PresenceConfig::default()
-    }));
-    join(&app, "r1", "ann", "tab-1").await;
-    let (status, body) = send(
-        &app,
-        post_json(
-            "/api/presence/heartbeat",
-            json!({"room": "r1", "user": "bob", "session": "tab-2", "name": "Bob"}),
-        ),
+    let (status, body) = after_one_join(
+        PresenceConfig {
+            max_sessions_per_room: 1,
+            ..PresenceConfig::default()
+        },
+        json!({"room": "r1", "user": "bob", "session": "tab-2", "name": "Bob"}),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -505,17 +507,12 @@ fn bytes_of(s: &str) -> axum::body::Bytes {
 
 #[tokio::test]
 async fn per_user_caps_are_409s() {
-    let app = app(Presence::start(PresenceConfig {
-        max_rooms_per_user: 1,
-        ..PresenceConfig::default()
-    }));
-    join(&app, "r1", "ann", "tab-1").await;
-    let (status, body) = send(
-        &app,
-        post_json(
-            "/api/presence/heartbeat",
-            json!({"room": "r2", "user": "ann", "session": "tab-2", "name": "Ann"}),
-        ),
+    let (status, body) = after_one_join(
+        PresenceConfig {
+            max_rooms_per_user: 1,
+            ..PresenceConfig::default()
+        },
+        json!({"room": "r2", "user": "ann", "session": "tab-2", "name": "Ann"}),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -88,39 +88,40 @@ impl PresenceConfig {
     /// As [`PresenceConfig::from_env`], reading variables through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = PresenceConfig::default();
-        let number = |name: &'static str, into: &mut u64| -> Result<(), ConfigError> {
-            if let Some(value) = lookup(name) {
-                *into = value.trim().parse().map_err(|_| ConfigError {
-                    name,
-                    value,
-                    expected: "a whole number",
-                })?;
-            }
-            Ok(())
-        };
-        let mut n = config.max_sessions_per_room as u64;
-        number("PRESENCE_MAX_SESSIONS_PER_ROOM", &mut n)?;
-        config.max_sessions_per_room = n as usize;
-        number(
-            "PRESENCE_OFFLINE_RETENTION_MS",
-            &mut config.offline_retention_ms,
-        )?;
-        let mut n = config.max_offline_users_per_room as u64;
-        number("PRESENCE_MAX_OFFLINE_USERS_PER_ROOM", &mut n)?;
-        config.max_offline_users_per_room = n as usize;
-        number(
-            "PRESENCE_SUBSCRIPTION_GRACE_MS",
-            &mut config.subscription_grace_ms,
-        )?;
-        let mut n = config.subscriber_buffer as u64;
-        number("PRESENCE_SUBSCRIBER_BUFFER", &mut n)?;
-        config.subscriber_buffer = n as usize;
-        let mut n = config.max_sessions_per_user as u64;
-        number("PRESENCE_MAX_SESSIONS_PER_USER", &mut n)?;
-        config.max_sessions_per_user = n as usize;
-        let mut n = config.max_rooms_per_user as u64;
-        number("PRESENCE_MAX_ROOMS_PER_USER", &mut n)?;
-        config.max_rooms_per_user = n as usize;
+        let number = |name, into: &mut u64| read(&lookup, name, into);
+        for (name, into) in [
+            (
+                "PRESENCE_MAX_SESSIONS_PER_ROOM",
+                &mut config.max_sessions_per_room,
+            ),
+            (
+                "PRESENCE_MAX_OFFLINE_USERS_PER_ROOM",
+                &mut config.max_offline_users_per_room,
+            ),
+            ("PRESENCE_SUBSCRIBER_BUFFER", &mut config.subscriber_buffer),
+            (
+                "PRESENCE_MAX_SESSIONS_PER_USER",
+                &mut config.max_sessions_per_user,
+            ),
+            (
+                "PRESENCE_MAX_ROOMS_PER_USER",
+                &mut config.max_rooms_per_user,
+            ),
+        ] {
+            read(&lookup, name, into)?;
+        }
+        for (name, into) in [
+            (
+                "PRESENCE_OFFLINE_RETENTION_MS",
+                &mut config.offline_retention_ms,
+            ),
+            (
+                "PRESENCE_SUBSCRIPTION_GRACE_MS",
+                &mut config.subscription_grace_ms,
+            ),
+        ] {
+            read(&lookup, name, into)?;
+        }
         for (rate_var, burst_var, limit) in [
             (
                 "PRESENCE_SESSION_RATE",
@@ -158,6 +159,22 @@ impl PresenceConfig {
         }
         Ok(config)
     }
+}
+
+/// Overwrites `into` with the variable `name`, if set; a value that does not parse is an error.
+fn read<T: std::str::FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    into: &mut T,
+) -> Result<(), ConfigError> {
+    if let Some(value) = lookup(name) {
+        *into = value.trim().parse().map_err(|_| ConfigError {
+            name,
+            value,
+            expected: "a whole number",
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
