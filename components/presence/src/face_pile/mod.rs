@@ -85,27 +85,26 @@ pub fn FacePile(
             <style>{FACE_PILE_CSS}</style>
             <ul class="lp-facepile__list" role="list" aria-label=label>
                 <For each=move || visible.get() key=|e| e.user_id.clone() children=face_for/>
-                <Show when=move || { hidden_count.get() > 0 }>
-                    <li class="lp-facepile__more-item" role="listitem">
-                        <button
-                            type="button"
-                            class="lp-facepile__more"
-                            aria-haspopup="true"
-                            aria-expanded=move || open.get().to_string()
-                            aria-controls=popover_id.clone()
-                            aria-label=move || format!("Show all {} people", shown.with(Vec::len))
-                            on:click=move |_| open.update(|o| *o = !*o)
-                            on:keydown=move |ev| {
-                                if ev.key() == "Escape" {
-                                    open.set(false)
-                                }
-                            }
-                        >
-                            {move || format!("+{}", hidden_count.get())}
-                        </button>
-                    </li>
-                </Show>
             </ul>
+            // Outside the list, so the list holds faces only.
+            <Show when=move || { hidden_count.get() > 0 }>
+                <button
+                    type="button"
+                    class="lp-facepile__more"
+                    aria-haspopup="true"
+                    aria-expanded=move || open.get().to_string()
+                    aria-controls=popover_id.clone()
+                    aria-label=move || format!("Show all {} people", shown.with(Vec::len))
+                    on:click=move |_| open.update(|o| *o = !*o)
+                    on:keydown=move |ev| {
+                        if ev.key() == "Escape" {
+                            open.set(false)
+                        }
+                    }
+                >
+                    {move || format!("+{}", hidden_count.get())}
+                </button>
+            </Show>
             <div
                 id=format!("{pile_id}-all")
                 class="lp-facepile__popover"
@@ -118,9 +117,12 @@ pub fn FacePile(
                     }
                 }
             >
-                <ul class="lp-facepile__rows" role="list">
-                    <For each=move || shown.get() key=|e| e.user_id.clone() children=row_for/>
-                </ul>
+                // Rendered only while open: when closed, each user is in the DOM once.
+                <Show when=move || open.get()>
+                    <ul class="lp-facepile__rows" role="list">
+                        <For each=move || shown.get() key=|e| e.user_id.clone() children=row_for/>
+                    </ul>
+                </Show>
             </div>
         </div>
     }
@@ -344,24 +346,44 @@ mod tests {
         let mut gone = user(false, false, Some(1_000));
         gone.user_id = "bob".into();
         gone.name = "<img src=x onerror=alert(1)>".into();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 2,
-            users: vec![online, gone],
-        }));
-        let html = view! { <FacePile presence=crate::use_presence::test_return(store, 181_000) max_visible=1/> }
-            .to_html();
+        let render = |max_visible: usize| {
+            let store = PresenceStore::new(Some(RoomSnapshot {
+                room: "r".into(),
+                seq: 2,
+                users: vec![online.clone(), gone.clone()],
+            }));
+            let presence = crate::use_presence::test_return(store, 181_000);
+            view! { <FacePile presence=presence max_visible=max_visible/> }.to_html()
+        };
+
+        let html = render(5);
         assert!(html.contains(r#"role="list""#), "{html}");
         assert!(html.contains(r#"aria-label="People in this room""#));
         assert!(html.contains(r#"data-presence-user="ada""#));
         assert!(html.contains(r#"data-presence-status="online""#));
         assert!(html.contains(r#"aria-label="Ada Lovelace, online""#));
         assert!(html.contains(">AL<"), "initials");
-        assert!(html.contains("+1"), "one more behind the button");
-        // The popover lists everyone, with the hostile name escaped.
         assert!(html.contains(r#"data-presence-status="offline""#));
         assert!(html.contains("Last seen 3 min ago"));
+        // The hostile name is text, escaped, never markup.
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(!html.contains("Show all"), "nobody hidden, no button");
+
+        let html = render(1);
+        assert!(
+            html.contains(r#"aria-label="Show all 2 people""#),
+            "one more behind the button"
+        );
+        let list_end = html.find("</ul>").unwrap();
+        assert!(
+            html.find("+1").unwrap() > list_end,
+            "the list holds faces only"
+        );
+        assert_eq!(html.matches(r#"role="listitem""#).count(), 1, "{html}");
+        assert!(
+            !html.contains(r#"data-presence-user="bob""#),
+            "a closed popover renders no rows"
+        );
     }
 }
