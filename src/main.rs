@@ -15,7 +15,11 @@ async fn main() {
     let addr = leptos_options.site_addr;
     let routes = generate_route_list(App);
     let config = PresenceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
-    let presence = Presence::start(config);
+    // In memory, or shared through Redis when PRESENCE_REDIS_URL is set.
+    let presence = Presence::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("presence: {e}"));
+    println!("presence store: {}", presence.store_name());
 
     let app = Router::new().leptos_routes(&leptos_options, routes, {
         let options = leptos_options.clone();

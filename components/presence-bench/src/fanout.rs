@@ -4,7 +4,7 @@
 
 use crate::args::Args;
 use futures::StreamExt;
-use leptos_presence::ssr::{Presence, PresenceConfig};
+use leptos_presence::ssr::{MemoryPresence, PresenceConfig};
 use presence_core::wire::HeartbeatRequest;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,12 +16,12 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let subscribers = args.num("subscribers", 1_000)? as usize;
     let joins = args.num("joins", 200)? as usize;
     crate::memory::raise_fd_limit()?;
-    let presence = Presence::start(PresenceConfig::default());
+    let presence = MemoryPresence::start(PresenceConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = crate::serve::router(presence.clone());
+    let app = crate::serve::router(presence.clone().into());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let room_token = presence.room_token("fanout").map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 
 use crate::args::Args;
 use futures::StreamExt;
-use leptos_presence::ssr::{Presence, PresenceConfig};
+use leptos_presence::ssr::{MemoryPresence, PresenceConfig};
 use presence_core::wire::HeartbeatRequest;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     raise_fd_limit()?;
 
     // Sessions, no connections: rooms of 100, ids the size of UUIDs.
-    let presence = Presence::start(PresenceConfig::default());
+    let presence = MemoryPresence::start(PresenceConfig::default());
     let warm = presence
         .heartbeat(&request(usize::MAX))
         .map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 //! arrives, on time), and memory that stays flat.
 
 use crate::args::Args;
-use leptos_presence::ssr::{Presence, PresenceConfig};
+use leptos_presence::ssr::{MemoryPresence, PresenceConfig};
 use leptos_presence::RoomMessage;
 use presence_core::limits::expiry_after;
 use presence_core::wire::HeartbeatRequest;
@@ -37,7 +37,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let interval_ms = args.num("interval-ms", 5_000)?;
     let deadline = Duration::from_millis(expiry_after(interval_ms));
     let slack = Duration::from_millis(1_500);
-    let presence = Presence::start(PresenceConfig::default());
+    let presence = MemoryPresence::start(PresenceConfig::default());
     let rooms = target.div_ceil(ROOM_SIZE);
 
     // One subscriber per room: session id -> when its `left` arrived.
@@ -72,7 +72,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
 
     let mut sessions: Vec<Session> = Vec::with_capacity(target * 2);
     let mut next_id = 0usize;
-    let mut join = |sessions: &mut Vec<Session>, presence: &Presence| -> Result<(), String> {
+    let mut join = |sessions: &mut Vec<Session>, presence: &MemoryPresence| -> Result<(), String> {
         let id = next_id;
         next_id += 1;
         let mut request = HeartbeatRequest {
@@ -223,7 +223,12 @@ pub async fn run(args: &Args) -> Result<(), String> {
 }
 
 /// Sessions listed although they ended longer than `grace` ago.
-fn count_ghosts(presence: &Presence, sessions: &[Session], rooms: usize, grace: Duration) -> usize {
+fn count_ghosts(
+    presence: &MemoryPresence,
+    sessions: &[Session],
+    rooms: usize,
+    grace: Duration,
+) -> usize {
     let now = Instant::now();
     let gone: HashMap<&str, Instant> = sessions
         .iter()

@@ -5,7 +5,7 @@
 //! subscribers is measured by the fan-out benchmark in `presence-bench`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use presence_core::server::{Presence, PresenceConfig, RateLimit};
+use presence_core::server::{MemoryPresence as Presence, PresenceConfig, RateLimit};
 use presence_core::wire::HeartbeatRequest;
 use serde_json::json;
 use std::hint::black_box;

@@ -53,16 +53,20 @@ pub async fn heartbeat(
         Some(identity) => (identity.user_id, identity.name.unwrap_or(name)),
         None => (user, name),
     };
-    crate::ssr::respond(presence.heartbeat(&HeartbeatRequest {
-        room,
-        user,
-        session,
-        name,
-        interval_ms,
-        state,
-        away: away.unwrap_or(false),
-        session_token,
-    }))
+    crate::ssr::respond(
+        presence
+            .heartbeat(&HeartbeatRequest {
+                room,
+                user,
+                session,
+                name,
+                interval_ms,
+                state,
+                away: away.unwrap_or(false),
+                session_token,
+            })
+            .await,
+    )
 }
 
 /// Replaces a session's app-defined state (`null` clears it). Subscribers get one `updated`
@@ -72,8 +76,12 @@ pub async fn update_state(session_token: String, state: Value) -> Result<(), Api
     let presence = crate::ssr::engine().await?;
     crate::ssr::check_address(&presence)?;
     crate::ssr::respond(match crate::ssr::caller()? {
-        Some(identity) => presence.update_state_as(&identity.user_id, &session_token, state),
-        None => presence.update_state(&session_token, state),
+        Some(identity) => {
+            presence
+                .update_state_as(&identity.user_id, &session_token, state)
+                .await
+        }
+        None => presence.update_state(&session_token, state).await,
     })
 }
 
@@ -83,8 +91,12 @@ pub async fn update_state(session_token: String, state: Value) -> Result<(), Api
 pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
     let presence = crate::ssr::engine().await?;
     crate::ssr::respond(match crate::ssr::caller()? {
-        Some(identity) => presence.disconnect_as(&identity.user_id, &session_token),
-        None => presence.disconnect(&session_token),
+        Some(identity) => {
+            presence
+                .disconnect_as(&identity.user_id, &session_token)
+                .await
+        }
+        None => presence.disconnect(&session_token).await,
     })
 }
 
@@ -92,5 +104,5 @@ pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
 #[server(name = ListRoom, prefix = "/api/presence", endpoint = "list", input = GetUrl)]
 pub async fn list(room_token: String) -> Result<RoomSnapshot, ApiError> {
     let presence = crate::ssr::engine().await?;
-    crate::ssr::respond(presence.list(&room_token))
+    crate::ssr::respond(presence.list(&room_token).await)
 }

@@ -325,7 +325,7 @@ fn initial_snapshot(room: &str) -> Option<InitialList> {
         return None;
     }
     Some(InitialList {
-        snapshot: presence.list_room(room),
+        snapshot: presence.list_room_blocking(room),
         rendered_at_ms: presence.now_ms(),
     })
 }

@@ -10,6 +10,20 @@ use tokio::sync::Notify;
 /// A future that resolves when the clock reaches a time.
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// Waits for `sleep` (a scheduler's next deadline; none: no deadline) or for `wake`, whichever
+/// comes first.
+pub(crate) async fn sleep_or_wake(sleep: Option<Sleep>, wake: &Notify) {
+    match sleep {
+        Some(sleep) => {
+            tokio::select! {
+                _ = sleep => {}
+                _ = wake.notified() => {}
+            }
+        }
+        None => wake.notified().await,
+    }
+}
+
 /// A source of "now" (milliseconds since the Unix epoch) and of sleeping until a time.
 pub trait Clock: Send + Sync + 'static {
     /// The current time in milliseconds since the Unix epoch.

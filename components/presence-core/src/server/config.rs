@@ -35,6 +35,12 @@ pub struct PresenceConfig {
     /// Key that signs room tokens. Servers sharing rooms must share it. Default: random per
     /// process (room tokens then do not survive a restart; clients get new ones on heartbeat).
     pub room_token_secret: Option<Vec<u8>>,
+    /// Where the shared store lives (`PRESENCE_REDIS_URL`, e.g. `redis://127.0.0.1:6379/`).
+    /// Default: none, the in-memory store. With Redis, `room_token_secret` is required.
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key and channel this store uses (`PRESENCE_REDIS_PREFIX`).
+    /// Default: `presence`. Apps sharing one Redis for separate presence worlds use different ones.
+    pub redis_prefix: String,
 }
 
 impl Default for PresenceConfig {
@@ -57,6 +63,8 @@ impl Default for PresenceConfig {
             },
             max_tracked_addresses: 100_000,
             room_token_secret: None,
+            redis_url: None,
+            redis_prefix: "presence".into(),
         }
     }
 }
@@ -156,6 +164,17 @@ impl PresenceConfig {
                 });
             }
             config.room_token_secret = Some(secret.into_bytes());
+        }
+        config.redis_url = lookup("PRESENCE_REDIS_URL").filter(|url| !url.trim().is_empty());
+        if let Some(prefix) = lookup("PRESENCE_REDIS_PREFIX") {
+            if prefix.is_empty() || prefix.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(ConfigError {
+                    name: "PRESENCE_REDIS_PREFIX",
+                    value: prefix,
+                    expected: "a non-empty key prefix without spaces",
+                });
+            }
+            config.redis_prefix = prefix;
         }
         Ok(config)
     }

@@ -1,29 +1,34 @@
-//! The presence engine (feature `server`): a registry of rooms, users and sessions, a deadline
-//! queue that one scheduler task sleeps on, unguessable tokens, and per-room subscriptions.
+//! The presence engine (feature `server`): rooms, users and sessions in a store — in memory (a
+//! registry and a deadline queue that one scheduler task sleeps on) or, with the `redis` feature,
+//! in Redis shared by several servers — plus unguessable tokens and per-room subscriptions.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use presence_core::server::{Presence, PresenceConfig};
 //! use presence_core::wire::HeartbeatRequest;
 //!
-//! let presence = Presence::start(PresenceConfig::default());
+//! // In memory unless `redis_url` is set (PRESENCE_REDIS_URL with `PresenceConfig::from_env`).
+//! let presence = Presence::open(PresenceConfig::default()).await.unwrap();
 //! let joined = presence.heartbeat(&HeartbeatRequest {
 //!     room: "lobby".into(), user: "ada".into(), session: "tab-1".into(), name: "Ada".into(),
 //!     interval_ms: None, state: None, away: false, session_token: None,
-//! }).unwrap();
+//! }).await.unwrap();
 //! assert!(joined.joined);
-//! let snapshot = presence.list(&joined.room_token).unwrap();
+//! let snapshot = presence.list(&joined.room_token).await.unwrap();
 //! assert_eq!(snapshot.users[0].name, "Ada");
-//! presence.disconnect(&joined.session_token).unwrap();
-//! assert!(!presence.list(&joined.room_token).unwrap().users[0].online);
+//! presence.disconnect(&joined.session_token).await.unwrap();
+//! assert!(!presence.list(&joined.room_token).await.unwrap().users[0].online);
 //! # });
 //! ```
 
 mod clock;
 mod config;
 mod deadlines;
+mod memory;
 mod presence;
 mod rate;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod registry;
 mod room;
 mod subscription;
@@ -31,6 +36,14 @@ mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig, RateLimit};
-pub use presence::{HeartbeatAck, Presence};
+pub use memory::{HeartbeatAck, MemoryPresence};
+pub use presence::Presence;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisPresence;
 pub use subscription::{SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};
+
+#[cfg(test)]
+mod behaviour_tests;
+#[cfg(test)]
+mod test_support;

@@ -1,301 +1,293 @@
-//! The engine handle: a registry behind a mutex, and one scheduler task that sleeps until the
-//! earliest deadline.
+//! The engine handle apps use: one API over the store chosen by configuration.
+//!
+//! Two stores implement it: [`MemoryPresence`] (the embedded default: one process, no I/O) and,
+//! with the `redis` feature, [`super::RedisPresence`] (several servers share rooms through one
+//! Redis). They are an enum rather than a trait object so the in-memory path stays a direct,
+//! inlinable call, and one behaviour test suite runs against both.
 
 use super::clock::{Clock, SystemClock};
 use super::config::PresenceConfig;
-use super::rate::KeyedLimiter;
-use super::registry::{Registry, SubscriberKey};
-use super::subscription::{SharedMessage, Subscription};
-use super::token::RoomTokenKey;
-use crate::error::{Field, PresenceError};
-use crate::validate;
+use super::memory::MemoryPresence;
+use super::subscription::Subscription;
+use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
 use serde_json::Value;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{broadcast, Notify};
 
-/// What [`Presence::heartbeat_ack`] returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeartbeatAck {
-    /// True when this heartbeat created the session.
-    pub joined: bool,
-    /// When the session expires without another heartbeat (ms since the Unix epoch).
-    pub expires_at: u64,
-}
-
-/// A presence engine. Cheap to clone; all clones share one registry and one scheduler.
+/// A presence engine over the configured store. Cheap to clone.
 ///
-/// Every method is synchronous and short (a lock, a few hash lookups); none waits on I/O.
-/// Expiry needs no calls: a task started by [`Presence::start`] sleeps until the earliest
-/// deadline, ends what is due, and sleeps again. Nothing scans all sessions.
-#[derive(Clone)]
+/// Methods are `async` because a shared store answers over the network; with the in-memory
+/// store they never wait.
+#[derive(Clone, Debug)]
 pub struct Presence {
-    inner: Arc<Inner>,
+    store: Store,
 }
 
-struct Inner {
-    registry: Mutex<Registry>,
-    addresses: Mutex<KeyedLimiter<IpAddr>>,
-    clock: Arc<dyn Clock>,
-    wake: Arc<Notify>,
-    room_key: RoomTokenKey,
+#[derive(Clone, Debug)]
+enum Store {
+    Memory(MemoryPresence),
+    #[cfg(feature = "redis")]
+    Redis(super::redis_store::RedisPresence),
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Let the scheduler see that the engine is gone and stop.
-        self.wake.notify_one();
+impl From<MemoryPresence> for Presence {
+    fn from(memory: MemoryPresence) -> Self {
+        Presence {
+            store: Store::Memory(memory),
+        }
     }
 }
 
-impl std::fmt::Debug for Presence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Presence").finish_non_exhaustive()
+#[cfg(feature = "redis")]
+impl From<super::redis_store::RedisPresence> for Presence {
+    fn from(redis: super::redis_store::RedisPresence) -> Self {
+        Presence {
+            store: Store::Redis(redis),
+        }
     }
 }
 
 impl Presence {
-    /// Starts an engine on the system clock. Must be called inside a tokio runtime.
+    /// Starts an in-memory engine on the system clock. Must be called inside a tokio runtime.
     pub fn start(config: PresenceConfig) -> Self {
-        Self::start_with_clock(config, SystemClock::default())
+        MemoryPresence::start(config).into()
     }
 
-    /// Starts an engine on the given clock (a [`super::ManualClock`] in tests).
-    /// Must be called inside a tokio runtime.
+    /// Starts an in-memory engine on the given clock (a [`super::ManualClock`] in tests).
     pub fn start_with_clock(config: PresenceConfig, clock: impl Clock) -> Self {
-        let room_key = match &config.room_token_secret {
-            Some(secret) => RoomTokenKey::new(secret),
-            None => RoomTokenKey::random(),
-        };
-        let inner = Arc::new(Inner {
-            addresses: Mutex::new(KeyedLimiter::new(
-                config.address_rate,
-                config.max_tracked_addresses,
-            )),
-            registry: Mutex::new(Registry::new(config, room_key.clone())),
-            clock: Arc::new(clock),
-            wake: Arc::new(Notify::new()),
-            room_key,
-        });
-        tokio::spawn(run_scheduler(Arc::downgrade(&inner), inner.wake.clone()));
-        Presence { inner }
+        MemoryPresence::start_with_clock(config, clock).into()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding the lock cannot leave the registry half-written in a way that
-        // matters more than stopping presence for everyone, so carry on.
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Opens the store `config` names: Redis when `redis_url` is set (feature `redis`),
+    /// otherwise in memory.
+    pub async fn open(config: PresenceConfig) -> Result<Self, PresenceError> {
+        Self::open_with_clock(config, SystemClock::default()).await
     }
 
-    /// Runs `f` on the registry at the current time, and wakes the scheduler if `f` queued a
-    /// deadline earlier than any before.
-    fn with_registry<R>(&self, f: impl FnOnce(&mut Registry, u64) -> R) -> R {
-        let now = self.inner.clock.now_ms();
-        let mut registry = self.lock();
-        let result = f(&mut registry, now);
-        if registry.queue.take_head_moved_earlier() {
-            self.inner.wake.notify_one();
+    /// [`Presence::open`] on the given clock.
+    pub async fn open_with_clock(
+        config: PresenceConfig,
+        clock: impl Clock,
+    ) -> Result<Self, PresenceError> {
+        match config.redis_url.clone() {
+            None => Ok(Self::start_with_clock(config, clock)),
+            #[cfg(feature = "redis")]
+            Some(url) => Ok(super::redis_store::RedisPresence::connect_with_clock(
+                &url, config, clock,
+            )
+            .await?
+            .into()),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => Err(PresenceError::Unavailable {
+                message: "PRESENCE_REDIS_URL is set but this build has no `redis` feature".into(),
+            }),
         }
-        result
+    }
+
+    /// The in-memory store, if that is the one in use (for its synchronous API).
+    pub fn memory(&self) -> Option<&MemoryPresence> {
+        match &self.store {
+            Store::Memory(m) => Some(m),
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => None,
+        }
+    }
+
+    /// Which store this is: `"memory"` or `"redis"`.
+    pub fn store_name(&self) -> &'static str {
+        match &self.store {
+            Store::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// The engine's current time (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        match &self.store {
+            Store::Memory(m) => m.now_ms(),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.now_ms(),
+        }
     }
 
     /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
     /// for heartbeats and updates; the engine cannot see addresses itself.
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
-        let now = self.inner.clock.now_ms();
-        self.inner
-            .addresses
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .check(&address, now)
-    }
-
-    /// The engine's current time (ms since the Unix epoch).
-    pub fn now_ms(&self) -> u64 {
-        self.inner.clock.now_ms()
+        match &self.store {
+            Store::Memory(m) => m.check_address(address),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.check_address(address),
+        }
     }
 
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
     /// it and returns its token; later ones must carry that token. A heartbeat that changes
     /// nothing but the deadline notifies nobody.
-    pub fn heartbeat(
+    pub async fn heartbeat(
         &self,
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, PresenceError> {
-        let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
-        Ok(HeartbeatResponse {
-            user_id: request.user.clone(),
-            session_token: outcome.token.to_hex(),
-            room_token: outcome.room_token.to_string(),
-            joined: outcome.joined,
-            interval_ms: outcome.interval_ms,
-            expires_at: outcome.expires_at,
-        })
-    }
-
-    /// [`Presence::heartbeat`] without building the response strings: whether this heartbeat
-    /// joined, and the deadline. For servers that answer heartbeats in their own format (and
-    /// for measuring the engine alone).
-    pub fn heartbeat_ack(&self, request: &HeartbeatRequest) -> Result<HeartbeatAck, PresenceError> {
-        let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
-        Ok(HeartbeatAck {
-            joined: outcome.joined,
-            expires_at: outcome.expires_at,
-        })
+        match &self.store {
+            Store::Memory(m) => m.heartbeat(request),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.heartbeat(request).await,
+        }
     }
 
     /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
-    pub fn update_state(&self, session_token: &str, state: Value) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.update_state(session_token, state, None, now))
+    pub async fn update_state(
+        &self,
+        session_token: &str,
+        state: Value,
+    ) -> Result<(), PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.update_state(session_token, state),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.update_state(session_token, state, None).await,
+        }
     }
 
     /// [`Presence::update_state`] on behalf of an authenticated `user`: refused with `Forbidden`
     /// (and nothing changes) if the session is someone else's.
-    pub fn update_state_as(
+    pub async fn update_state_as(
         &self,
         user: &str,
         session_token: &str,
         state: Value,
     ) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.update_state(session_token, state, Some(user), now))
+        match &self.store {
+            Store::Memory(m) => m.update_state_as(user, session_token, state),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.update_state(session_token, state, Some(user)).await,
+        }
     }
 
     /// Marks a session away (tab hidden) or active. One `Updated` if it changed.
-    pub fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.set_away(session_token, away, now))
+    pub async fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.set_away(session_token, away),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.set_away(session_token, away).await,
+        }
     }
 
     /// Ends a session now.
-    pub fn disconnect(&self, session_token: &str) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.disconnect(session_token, None, now))
+    pub async fn disconnect(&self, session_token: &str) -> Result<(), PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.disconnect(session_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.disconnect(session_token, None).await,
+        }
     }
 
     /// [`Presence::disconnect`] on behalf of an authenticated `user`: refused with `Forbidden`
     /// if the session is someone else's.
-    pub fn disconnect_as(&self, user: &str, session_token: &str) -> Result<(), PresenceError> {
-        self.with_registry(|r, now| r.disconnect(session_token, Some(user), now))
+    pub async fn disconnect_as(
+        &self,
+        user: &str,
+        session_token: &str,
+    ) -> Result<(), PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.disconnect_as(user, session_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.disconnect(session_token, Some(user)).await,
+        }
     }
 
     /// The room a room token grants, and its snapshot.
-    pub fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
-        let room = self.inner.room_key.verify(room_token)?;
-        Ok(self.lock().snapshot(room))
+    pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.list(room_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.list(room_token).await,
+        }
     }
 
-    /// A room's snapshot, without a token: for trusted server-side code (SSR, admin).
-    pub fn list_room(&self, room: &str) -> RoomSnapshot {
-        self.lock().snapshot(room)
+    /// A room's snapshot, without a token: for trusted server-side code (admin, tests).
+    pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => Ok(m.list_room(room)),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.list_room(room).await,
+        }
+    }
+
+    /// [`Presence::list_room`] for synchronous callers (server-side rendering). With Redis this
+    /// blocks the calling thread for one round trip (at most half a second; an empty room if
+    /// Redis does not answer in time).
+    pub fn list_room_blocking(&self, room: &str) -> RoomSnapshot {
+        match &self.store {
+            Store::Memory(m) => m.list_room(room),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.list_room_blocking(room),
+        }
     }
 
     /// The rooms where `user` is online, sorted.
-    pub fn list_user(&self, user: &str) -> Vec<String> {
-        self.lock().list_user(user)
+    pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => Ok(m.list_user(user)),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.list_user(user).await,
+        }
     }
 
     /// Removes a user and its sessions from a room (subscribers get `Removed`). True if listed.
-    pub fn remove_room_user(&self, room: &str, user: &str) -> bool {
-        self.with_registry(|r, _| r.remove_room_user(room, user))
+    pub async fn remove_room_user(&self, room: &str, user: &str) -> Result<bool, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => Ok(m.remove_room_user(room, user)),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.remove_room_user(room, user).await,
+        }
     }
 
     /// Removes everyone from a room. True if anyone was listed.
-    pub fn remove_room(&self, room: &str) -> bool {
-        self.with_registry(|r, _| r.remove_room(room))
+    pub async fn remove_room(&self, room: &str) -> Result<bool, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => Ok(m.remove_room(room)),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.remove_room(room).await,
+        }
     }
 
     /// The room token for `room`, for trusted server-side code that lets a page watch a room
     /// before it joins.
     pub fn room_token(&self, room: &str) -> Result<String, PresenceError> {
-        validate::id(Field::Room, room)?;
-        Ok(self.inner.room_key.sign(room))
+        match &self.store {
+            Store::Memory(m) => m.room_token(room),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.room_token(room),
+        }
     }
 
     /// Subscribes to the room a room token grants. With the token of a session in that room, the
     /// subscription also holds the session: when the last such subscription closes, the session
     /// ends after `subscription_grace_ms` unless it heartbeats or resubscribes first.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         room_token: &str,
         session_token: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
-        self.subscribe_inner(room_token, session_token, None)
+        match &self.store {
+            Store::Memory(m) => m.subscribe(room_token, session_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.subscribe(room_token, session_token, None).await,
+        }
     }
 
     /// [`Presence::subscribe`] on behalf of an authenticated `user`: a session token, if given,
     /// must be that user's.
-    pub fn subscribe_as(
+    pub async fn subscribe_as(
         &self,
         user: &str,
         room_token: &str,
         session_token: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
-        self.subscribe_inner(room_token, session_token, Some(user))
-    }
-
-    fn subscribe_inner(
-        &self,
-        room_token: &str,
-        session_token: Option<&str>,
-        as_user: Option<&str>,
-    ) -> Result<Subscription, PresenceError> {
-        let room = self.inner.room_key.verify(room_token)?;
-        let (key, snapshot, rx) =
-            self.with_registry(|r, _| r.subscribe(room, session_token, as_user))?;
-        Ok(Subscription::new(self.clone(), key, snapshot, rx))
-    }
-
-    pub(crate) fn resubscribe(
-        &self,
-        room: &Arc<str>,
-    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
-        self.with_registry(|r, _| r.resubscribe(room))
-    }
-
-    pub(crate) fn unsubscribe(&self, key: &SubscriberKey) {
-        self.with_registry(|r, now| r.unsubscribe(key, now));
-    }
-
-    /// Entries in the deadline queue (live and replaced): for tests and metrics.
-    pub fn queued_deadlines(&self) -> usize {
-        self.lock().queue.len()
-    }
-}
-
-/// The scheduler: end what is due, then sleep until the next deadline or until an operation
-/// queues an earlier one.
-async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
-    loop {
-        let sleep = {
-            let Some(inner) = engine.upgrade() else {
-                return;
-            };
-            let now = inner.clock.now_ms();
-            let next = {
-                let mut registry = inner
-                    .registry
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                registry.expire_due(now);
-                // Our own pushes during expiry are already accounted for by `next`.
-                registry.queue.take_head_moved_earlier();
-                registry.next_deadline()
-            };
-            next.map(|at| inner.clock.sleep_until(at))
-        };
-        match sleep {
-            Some(sleep) => {
-                tokio::select! {
-                    _ = sleep => {}
-                    _ = wake.notified() => {}
-                }
-            }
-            None => wake.notified().await,
+        match &self.store {
+            Store::Memory(m) => m.subscribe_as(user, room_token, session_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.subscribe(room_token, session_token, Some(user)).await,
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

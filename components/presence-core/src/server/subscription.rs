@@ -1,6 +1,6 @@
 //! A live view of one room: its snapshot, then every change, resynced if it falls behind.
 
-use super::presence::Presence;
+use super::memory::MemoryPresence;
 use super::registry::SubscriberKey;
 use crate::wire::RoomMessage;
 use std::sync::{Arc, OnceLock};
@@ -21,6 +21,16 @@ impl SharedMessage {
         }
     }
 
+    /// A message that arrived as JSON (from another server): kept as it came, not re-encoded.
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        let message = serde_json::from_str(&json)?;
+        Ok(SharedMessage {
+            message,
+            json: OnceLock::from(json),
+        })
+    }
+
     /// The message.
     pub fn message(&self) -> &RoomMessage {
         &self.message
@@ -34,7 +44,20 @@ impl SharedMessage {
     }
 }
 
-/// A subscription to one room, from [`Presence::subscribe`].
+/// Where a subscription's messages come from, and what closing it releases.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// This process's registry.
+    Memory {
+        presence: MemoryPresence,
+        key: SubscriberKey,
+    },
+    /// Redis pub/sub, relayed by this server's hub.
+    #[cfg(feature = "redis")]
+    Redis(super::redis_store::RedisHold),
+}
+
+/// A subscription to one room, from [`super::Presence::subscribe`].
 ///
 /// [`Subscription::next`] yields the snapshot first, then each change in `seq` order. A
 /// subscriber that falls more than `subscriber_buffer` messages behind is not waited for: its
@@ -42,8 +65,7 @@ impl SharedMessage {
 /// that session gets the grace deadline.
 #[derive(Debug)]
 pub struct Subscription {
-    presence: Presence,
-    key: SubscriberKey,
+    source: Source,
     rx: broadcast::Receiver<Arc<SharedMessage>>,
     pending_snapshot: Option<Arc<SharedMessage>>,
     seq: u64,
@@ -51,14 +73,12 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(
-        presence: Presence,
-        key: SubscriberKey,
+        source: Source,
         snapshot: Arc<SharedMessage>,
         rx: broadcast::Receiver<Arc<SharedMessage>>,
     ) -> Self {
         Subscription {
-            presence,
-            key,
+            source,
             rx,
             seq: snapshot.message().seq(),
             pending_snapshot: Some(snapshot),
@@ -67,7 +87,11 @@ impl Subscription {
 
     /// The room this subscription watches.
     pub fn room(&self) -> &str {
-        &self.key.room
+        match &self.source {
+            Source::Memory { key, .. } => &key.room,
+            #[cfg(feature = "redis")]
+            Source::Redis(hold) => hold.room(),
+        }
     }
 
     /// The next message: the snapshot first, then changes; a new snapshot after falling behind.
@@ -79,6 +103,12 @@ impl Subscription {
             match self.rx.recv().await {
                 Ok(message) => {
                     let seq = message.message().seq();
+                    if matches!(message.message(), RoomMessage::Snapshot(_)) {
+                        // A resync (another server's store came back, or this hub missed
+                        // messages): it replaces everything, whatever its seq.
+                        self.seq = seq;
+                        return message;
+                    }
                     if seq <= self.seq {
                         continue; // already covered by the snapshot
                     }
@@ -86,7 +116,11 @@ impl Subscription {
                     return message;
                 }
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    let (snapshot, rx) = self.presence.resubscribe(&self.key.room);
+                    let (snapshot, rx) = match &self.source {
+                        Source::Memory { presence, key } => presence.resubscribe(&key.room),
+                        #[cfg(feature = "redis")]
+                        Source::Redis(hold) => hold.resubscribe().await,
+                    };
                     self.rx = rx;
                     self.seq = snapshot.message().seq();
                     return snapshot;
@@ -98,6 +132,10 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.presence.unsubscribe(&self.key);
+        match &self.source {
+            Source::Memory { presence, key } => presence.unsubscribe(key),
+            #[cfg(feature = "redis")]
+            Source::Redis(hold) => hold.release(),
+        }
     }
 }

@@ -62,12 +62,20 @@ pub(crate) async fn subscribe(
         Err(e) => return error(e),
     };
     let subscribed = match &caller {
-        Some(identity) => presence.subscribe_as(
-            &identity.user_id,
-            &room_token,
-            query.session_token.as_deref(),
-        ),
-        None => presence.subscribe(&room_token, query.session_token.as_deref()),
+        Some(identity) => {
+            presence
+                .subscribe_as(
+                    &identity.user_id,
+                    &room_token,
+                    query.session_token.as_deref(),
+                )
+                .await
+        }
+        None => {
+            presence
+                .subscribe(&room_token, query.session_token.as_deref())
+                .await
+        }
     };
     match subscribed {
         Ok(subscription) => upgrade

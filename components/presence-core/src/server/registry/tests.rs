@@ -6,7 +6,7 @@ use crate::wire::SessionStatus;
 use serde_json::json;
 use tokio::sync::broadcast::error::TryRecvError;
 
-const T0: u64 = 1_700_000_000_000;
+use crate::server::test_support::{req, T0};
 
 fn registry(config: PresenceConfig) -> Registry {
     Registry::new(config, RoomTokenKey::new(b"test key"))
@@ -16,19 +16,6 @@ fn config() -> PresenceConfig {
     PresenceConfig {
         subscription_grace_ms: 1_000,
         ..PresenceConfig::default()
-    }
-}
-
-fn req(room: &str, user: &str, session: &str) -> HeartbeatRequest {
-    HeartbeatRequest {
-        room: room.into(),
-        user: user.into(),
-        session: session.into(),
-        name: format!("Name {user}"),
-        interval_ms: Some(10_000),
-        state: None,
-        away: false,
-        session_token: None,
     }
 }
 

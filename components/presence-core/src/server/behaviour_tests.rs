@@ -1,0 +1,853 @@
+//! One behaviour suite, run against every store: the in-memory one always, the Redis one when
+//! `PRESENCE_TEST_REDIS_URL` names a running Redis (the test command starts one; set
+//! `PRESENCE_REQUIRE_REDIS=1` to make its absence a failure rather than a skip). Each Redis run
+//! uses its own key prefix, so runs in parallel do not meet. Time is a manual clock: expiry
+//! tests take milliseconds.
+
+use super::*;
+use crate::error::{Field, PresenceError};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot};
+use crate::RoomView;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::server::test_support::{req, T0};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Memory,
+    #[cfg(feature = "redis")]
+    Redis,
+}
+
+struct Harness {
+    presence: Presence,
+    clock: ManualClock,
+    config: PresenceConfig,
+}
+
+fn base_config() -> PresenceConfig {
+    PresenceConfig {
+        room_token_secret: Some(b"behaviour test secret".to_vec()),
+        ..PresenceConfig::default()
+    }
+}
+
+/// Opens a fresh store of `kind`, or `None` when that kind cannot run here (Redis not given).
+async fn open(kind: Kind, config: PresenceConfig) -> Option<Harness> {
+    let clock = ManualClock::new(T0);
+    let config = match kind {
+        Kind::Memory => config,
+        #[cfg(feature = "redis")]
+        Kind::Redis => {
+            let Some(url) = redis_store::test_support::url() else {
+                assert!(
+                    std::env::var_os("PRESENCE_REQUIRE_REDIS").is_none(),
+                    "PRESENCE_REQUIRE_REDIS is set but PRESENCE_TEST_REDIS_URL is not"
+                );
+                eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+                return None;
+            };
+            let token = SessionToken::generate().to_hex();
+            PresenceConfig {
+                redis_url: Some(url),
+                redis_prefix: format!("test-{}", &token[..16]),
+                ..config
+            }
+        }
+    };
+    let presence = Presence::open_with_clock(config.clone(), clock.clone())
+        .await
+        .expect("the store opens");
+    Some(Harness {
+        presence,
+        clock,
+        config,
+    })
+}
+
+impl Harness {
+    /// Another server on the same store and clock (Redis only).
+    async fn peer(&self) -> Presence {
+        Presence::open_with_clock(self.config.clone(), self.clock.clone())
+            .await
+            .expect("a second server opens")
+    }
+
+    async fn join(&self, room: &str, user: &str, session: &str) -> HeartbeatResponse {
+        self.presence
+            .heartbeat(&req(room, user, session))
+            .await
+            .expect("join")
+    }
+
+    /// A subscription whose snapshot has been read: what it yields next is a change.
+    async fn watch(&self, room_token: &str) -> Subscription {
+        let mut sub = self.presence.subscribe(room_token, None).await.unwrap();
+        assert!(matches!(next(&mut sub).await, RoomMessage::Snapshot(_)));
+        sub
+    }
+
+    async fn snapshot(&self, room: &str) -> RoomSnapshot {
+        self.presence.list_room(room).await.expect("list")
+    }
+
+    /// Moves the clock and gives the scheduler (and, with Redis, the round trips) time to act.
+    async fn advance(&self, ms: u64) {
+        self.clock.advance(ms);
+        settle().await;
+    }
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+}
+
+fn again(mut r: HeartbeatRequest, joined: &HeartbeatResponse) -> HeartbeatRequest {
+    r.session_token = Some(joined.session_token.clone());
+    r
+}
+
+async fn next(sub: &mut Subscription) -> RoomMessage {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("a message within 5 s")
+        .message()
+        .clone()
+}
+
+async fn nothing_within(sub: &mut Subscription, ms: u64) {
+    if let Ok(m) = tokio::time::timeout(Duration::from_millis(ms), sub.next()).await {
+        panic!("expected nothing, got {:?}", m.message());
+    }
+}
+
+fn kind_of(m: &RoomMessage) -> &'static str {
+    match m {
+        RoomMessage::Snapshot(_) => "snapshot",
+        RoomMessage::Joined { .. } => "joined",
+        RoomMessage::Left { .. } => "left",
+        RoomMessage::Updated { .. } => "updated",
+        RoomMessage::Removed { .. } => "removed",
+    }
+}
+
+fn users(s: &RoomSnapshot) -> Vec<(String, bool)> {
+    s.users
+        .iter()
+        .map(|u| (u.user_id.clone(), u.online))
+        .collect()
+}
+
+/// Runs each named `async fn(Kind)` once per store.
+macro_rules! behaviour {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Memory).await
+            })*
+        }
+        #[cfg(feature = "redis")]
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Redis).await
+            })*
+        }
+    };
+}
+
+behaviour!(
+    join_then_disconnect_is_one_joined_then_one_left,
+    a_heartbeat_that_changes_nothing_publishes_nothing,
+    a_change_is_one_updated_never_left_and_joined,
+    one_user_two_sessions_stays_online_until_both_end,
+    sessions_expire_when_the_clock_passes_their_deadline_and_not_before,
+    a_deadline_earlier_than_the_one_slept_on_wakes_the_scheduler,
+    order_is_online_by_join_then_offline_by_recency,
+    offline_users_are_bounded_in_count_and_time,
+    token_misuse_is_a_typed_error_and_changes_nothing,
+    validation_and_caps_are_typed_errors,
+    acting_as_a_user_reaches_only_that_users_sessions,
+    admin_removals_notify_and_invalidate_tokens,
+    list_needs_a_genuine_room_token,
+    dropping_a_session_subscription_ends_it_after_the_grace,
+    a_slow_subscriber_is_resynced_and_does_not_hold_back_others,
+    subscribers_between_changes_share_one_snapshot,
+    a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot,
+);
+
+async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let mut sub = h
+        .presence
+        .subscribe(&h.presence.room_token("r1").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut sub).await, RoomMessage::Snapshot(s) if s.users.is_empty()));
+    let ann = h.join("r1", "ann", "s1").await;
+    assert!(ann.joined);
+    assert_eq!(ann.user_id, "ann");
+    assert_eq!(ann.expires_at, T0 + 25_000);
+    match next(&mut sub).await {
+        RoomMessage::Joined {
+            seq,
+            session_id,
+            user,
+        } => {
+            assert_eq!((seq, session_id.as_str()), (1, "s1"));
+            assert!(user.online && !user.away);
+            assert_eq!(user.sessions[0].joined_at, T0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.presence.list_user("ann").await.unwrap(), vec!["r1"]);
+    h.clock.advance(1_000);
+    h.presence.disconnect(&ann.session_token).await.unwrap();
+    match next(&mut sub).await {
+        RoomMessage::Left {
+            seq, reason, user, ..
+        } => {
+            assert_eq!((seq, reason), (2, LeaveReason::Disconnected));
+            assert!(!user.online);
+            assert_eq!(user.last_seen, Some(T0 + 1_000));
+            assert!(user.sessions.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let snapshot = h.snapshot("r1").await;
+    assert_eq!(users(&snapshot), vec![("ann".into(), false)]);
+    assert!(h.presence.list_user("ann").await.unwrap().is_empty());
+    assert_eq!(
+        h.presence.disconnect(&ann.session_token).await,
+        Err(PresenceError::InvalidSessionToken),
+        "a token dies with its session"
+    );
+}
+
+async fn a_heartbeat_that_changes_nothing_publishes_nothing(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut sub = h.watch(&ann.room_token).await;
+    for _ in 0..10 {
+        h.clock.advance(5_000);
+        let beat = h
+            .presence
+            .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+            .await
+            .unwrap();
+        assert!(!beat.joined);
+        assert_eq!(beat.session_token, ann.session_token);
+    }
+    nothing_within(&mut sub, 150).await;
+    // 50 s passed, well over the 25 s timeout: the heartbeats kept the session.
+    h.advance(0).await;
+    assert_eq!(users(&h.snapshot("r1").await), vec![("ann".into(), true)]);
+    assert_eq!(h.snapshot("r1").await.seq, 1);
+}
+
+async fn a_change_is_one_updated_never_left_and_joined(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut sub = h.watch(&ann.room_token).await;
+
+    let mut renamed = again(req("r1", "ann", "s1"), &ann);
+    renamed.name = "Ann B.".into();
+    renamed.state = Some(json!({"section": "intro", "typing": false}));
+    h.presence.heartbeat(&renamed).await.unwrap();
+    match next(&mut sub).await {
+        RoomMessage::Updated { seq, user, .. } => {
+            assert_eq!(seq, 2);
+            assert_eq!(user.name, "Ann B.");
+            assert_eq!(
+                user.sessions[0].state,
+                Some(json!({"section": "intro", "typing": false}))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let typing = json!({"section": "intro", "typing": true});
+    for _ in 0..2 {
+        // The second time the same state changes nothing.
+        h.presence
+            .update_state(&ann.session_token, typing.clone())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        next(&mut sub).await,
+        RoomMessage::Updated { seq: 3, .. }
+    ));
+    h.presence.set_away(&ann.session_token, true).await.unwrap();
+    match next(&mut sub).await {
+        RoomMessage::Updated { seq, user, .. } => {
+            assert_eq!(seq, 4);
+            assert!(user.online && user.away, "away is shown, not dropped");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.presence
+        .update_state(&ann.session_token, serde_json::Value::Null)
+        .await
+        .unwrap();
+    match next(&mut sub).await {
+        RoomMessage::Updated { user, .. } => assert_eq!(user.sessions[0].state, None),
+        other => panic!("{other:?}"),
+    }
+    nothing_within(&mut sub, 100).await;
+}
+
+async fn one_user_two_sessions_stays_online_until_both_end(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let tab1 = h.join("r1", "ann", "s1").await;
+    h.clock.advance(10);
+    let tab2 = h.join("r1", "ann", "s2").await;
+    assert!(tab2.joined);
+    let snapshot = h.snapshot("r1").await;
+    assert_eq!(snapshot.users.len(), 1, "one face for two tabs");
+    let sessions: Vec<&str> = snapshot.users[0]
+        .sessions
+        .iter()
+        .map(|s| s.session_id.as_str())
+        .collect();
+    assert_eq!(sessions, ["s1", "s2"], "sessions in join order");
+    h.presence
+        .set_away(&tab1.session_token, true)
+        .await
+        .unwrap();
+    assert!(
+        !h.snapshot("r1").await.users[0].away,
+        "away only when every tab is"
+    );
+    h.presence.disconnect(&tab1.session_token).await.unwrap();
+    assert_eq!(users(&h.snapshot("r1").await), vec![("ann".into(), true)]);
+    h.presence.disconnect(&tab2.session_token).await.unwrap();
+    assert_eq!(users(&h.snapshot("r1").await), vec![("ann".into(), false)]);
+}
+
+async fn sessions_expire_when_the_clock_passes_their_deadline_and_not_before(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    h.clock.advance(1_000);
+    let mut slow = req("r1", "bob", "s2");
+    slow.interval_ms = Some(20_000);
+    h.presence.heartbeat(&slow).await.unwrap();
+    let mut sub = h.watch(&ann.room_token).await;
+
+    h.advance(23_999).await; // T0 + 24,999: ann's deadline is T0 + 25,000
+    nothing_within(&mut sub, 100).await;
+    h.clock.advance(1);
+    match next(&mut sub).await {
+        RoomMessage::Left { reason, user, .. } => {
+            assert_eq!(reason, LeaveReason::Expired);
+            assert_eq!(user.user_id, "ann");
+            assert_eq!(user.last_seen, Some(T0), "last seen at the last heartbeat");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.advance(26_000).await; // T0 + 51,000 = bob's deadline
+    match next(&mut sub).await {
+        RoomMessage::Left { user, .. } => assert_eq!(user.user_id, "bob"),
+        other => panic!("{other:?}"),
+    }
+    nothing_within(&mut sub, 100).await;
+    assert_eq!(
+        h.presence.disconnect(&ann.session_token).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+}
+
+async fn a_deadline_earlier_than_the_one_slept_on_wakes_the_scheduler(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let mut slow = req("r1", "slow", "s1");
+    slow.interval_ms = Some(300_000);
+    let hb = h.presence.heartbeat(&slow).await.unwrap();
+    settle().await; // the scheduler now sleeps until +750 s
+    let mut fast = req("r1", "fast", "s2");
+    fast.interval_ms = Some(1_000);
+    h.presence.heartbeat(&fast).await.unwrap();
+    let mut sub = h.watch(&hb.room_token).await;
+    settle().await;
+    h.clock.advance(2_500);
+    match next(&mut sub).await {
+        RoomMessage::Left { user, .. } => assert_eq!(user.user_id, "fast"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn order_is_online_by_join_then_offline_by_recency(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let mut tokens = Vec::new();
+    for user in ["a", "b", "c", "d"] {
+        tokens.push(h.join("r1", user, &format!("s-{user}")).await);
+        h.clock.advance(10);
+    }
+    let order =
+        |s: &RoomSnapshot| -> Vec<String> { s.users.iter().map(|u| u.user_id.clone()).collect() };
+    assert_eq!(order(&h.snapshot("r1").await), ["a", "b", "c", "d"]);
+    // b leaves, then d: offline ones follow, most recent first.
+    h.presence
+        .disconnect(&tokens[1].session_token)
+        .await
+        .unwrap();
+    h.clock.advance(10);
+    h.presence
+        .disconnect(&tokens[3].session_token)
+        .await
+        .unwrap();
+    assert_eq!(order(&h.snapshot("r1").await), ["a", "c", "d", "b"]);
+    // A heartbeat or a state change moves nobody.
+    h.presence
+        .update_state(&tokens[0].session_token, json!({"x": 1}))
+        .await
+        .unwrap();
+    assert_eq!(order(&h.snapshot("r1").await), ["a", "c", "d", "b"]);
+    // b comes back: after those online.
+    h.join("r1", "b", "s-b2").await;
+    assert_eq!(order(&h.snapshot("r1").await), ["a", "c", "b", "d"]);
+}
+
+async fn offline_users_are_bounded_in_count_and_time(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            max_offline_users_per_room: 2,
+            offline_retention_ms: 60_000,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    for user in ["a", "b", "c"] {
+        let joined = h.join("r1", user, user).await;
+        h.clock.advance(10);
+        h.presence.disconnect(&joined.session_token).await.unwrap();
+    }
+    // Three went offline; the cap keeps the two most recent.
+    assert_eq!(
+        users(&h.snapshot("r1").await),
+        vec![("c".into(), false), ("b".into(), false)]
+    );
+    h.advance(59_985).await; // b left at T0 + 20, c at T0 + 30: b's retention ends at T0 + 60,020
+    assert_eq!(h.snapshot("r1").await.users.len(), 2);
+    h.advance(10).await;
+    assert_eq!(users(&h.snapshot("r1").await), vec![("c".into(), false)]);
+    h.advance(20).await;
+    assert!(h.snapshot("r1").await.users.is_empty());
+}
+
+async fn token_misuse_is_a_typed_error_and_changes_nothing(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let before = h.snapshot("r1").await;
+    let forged = "0".repeat(64);
+    assert_eq!(
+        h.presence.disconnect(&forged).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+    assert_eq!(
+        h.presence.update_state("not hex", json!(1)).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+    // Someone else heartbeating ann's session id without its token.
+    let hijack = h.presence.heartbeat(&req("r1", "ann", "s1")).await;
+    assert_eq!(
+        hijack.map(|_| ()),
+        Err(PresenceError::SessionTokenMismatch {
+            session: "s1".into()
+        })
+    );
+    let mut wrong = req("r1", "ann", "s1");
+    wrong.session_token = Some(forged.clone());
+    assert!(matches!(
+        h.presence.heartbeat(&wrong).await,
+        Err(PresenceError::SessionTokenMismatch { .. })
+    ));
+    wrong.session_token = Some("zz".into());
+    assert!(matches!(
+        h.presence.heartbeat(&wrong).await,
+        Err(PresenceError::InvalidInput {
+            field: Field::Token,
+            ..
+        })
+    ));
+    // The right token under another user id.
+    let other_user = again(req("r1", "eve", "s1"), &ann);
+    assert!(matches!(
+        h.presence.heartbeat(&other_user).await,
+        Err(PresenceError::InvalidInput {
+            field: Field::User,
+            ..
+        })
+    ));
+    assert_eq!(h.snapshot("r1").await, before, "nothing changed");
+    // A stale token (the server forgot the session) is not an error: a new session is made.
+    let mut stale = req("r1", "bob", "s2");
+    stale.session_token = Some(forged);
+    assert!(h.presence.heartbeat(&stale).await.unwrap().joined);
+}
+
+async fn validation_and_caps_are_typed_errors(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            max_sessions_per_room: 2,
+            max_rooms_per_user: 2,
+            max_sessions_per_user: 3,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let long = "x".repeat(129);
+    for (request, field) in [
+        (req("", "u", "s"), Field::Room),
+        (req("r", &long, "s"), Field::User),
+        (req("r", "u", "a\u{7}b"), Field::Session),
+        (
+            HeartbeatRequest {
+                name: "n".repeat(65),
+                ..req("r", "u", "s")
+            },
+            Field::Name,
+        ),
+        (
+            HeartbeatRequest {
+                state: Some(json!({"big": "y".repeat(5000)})),
+                ..req("r", "u", "s")
+            },
+            Field::State,
+        ),
+    ] {
+        match h.presence.heartbeat(&request).await {
+            Err(PresenceError::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert!(h.snapshot("r").await.users.is_empty(), "nothing was stored");
+
+    h.join("full", "a", "a1").await;
+    h.join("full", "b", "b1").await;
+    assert_eq!(
+        h.presence
+            .heartbeat(&req("full", "c", "c1"))
+            .await
+            .map(|_| ()),
+        Err(PresenceError::RoomFull {
+            room: "full".into(),
+            limit: 2
+        })
+    );
+    h.join("other", "c", "c1").await; // others still join elsewhere
+
+    h.join("r1", "u", "u1").await;
+    h.join("r2", "u", "u2").await;
+    assert_eq!(
+        h.presence
+            .heartbeat(&req("r3", "u", "u3"))
+            .await
+            .map(|_| ()),
+        Err(PresenceError::TooManyRooms { limit: 2 })
+    );
+    h.join("r2", "u", "u3").await;
+    assert_eq!(
+        h.presence
+            .heartbeat(&req("r1", "u", "u4"))
+            .await
+            .map(|_| ()),
+        Err(PresenceError::TooManySessions { limit: 3 })
+    );
+    assert_eq!(h.presence.list_user("u").await.unwrap(), vec!["r1", "r2"]);
+}
+
+async fn acting_as_a_user_reaches_only_that_users_sessions(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let forbidden =
+        |r: Result<(), PresenceError>| matches!(r, Err(PresenceError::Forbidden { .. }));
+    assert!(forbidden(
+        h.presence
+            .update_state_as("eve", &ann.session_token, json!(1))
+            .await
+    ));
+    assert!(forbidden(
+        h.presence.disconnect_as("eve", &ann.session_token).await
+    ));
+    assert!(matches!(
+        h.presence
+            .subscribe_as("eve", &ann.room_token, Some(&ann.session_token))
+            .await,
+        Err(PresenceError::Forbidden { .. })
+    ));
+    assert_eq!(users(&h.snapshot("r1").await), vec![("ann".into(), true)]);
+    h.presence
+        .update_state_as("ann", &ann.session_token, json!(1))
+        .await
+        .unwrap();
+    h.presence
+        .disconnect_as("ann", &ann.session_token)
+        .await
+        .unwrap();
+    assert_eq!(users(&h.snapshot("r1").await), vec![("ann".into(), false)]);
+}
+
+async fn admin_removals_notify_and_invalidate_tokens(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let bob = h.join("r1", "bob", "s2").await;
+    let mut sub = h.watch(&ann.room_token).await;
+    assert!(h.presence.remove_room_user("r1", "ann").await.unwrap());
+    assert!(!h.presence.remove_room_user("r1", "ann").await.unwrap());
+    match next(&mut sub).await {
+        RoomMessage::Removed { user_id, .. } => assert_eq!(user_id, "ann"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.presence.disconnect(&ann.session_token).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+    assert!(h.presence.list_user("ann").await.unwrap().is_empty());
+    assert!(h.presence.remove_room("r1").await.unwrap());
+    assert!(matches!(next(&mut sub).await, RoomMessage::Removed { .. }));
+    assert!(h.snapshot("r1").await.users.is_empty());
+    assert!(!h.presence.remove_room("r1").await.unwrap());
+    assert_eq!(
+        h.presence.set_away(&bob.session_token, true).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+}
+
+async fn list_needs_a_genuine_room_token(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    assert_eq!(
+        h.presence.list(&ann.room_token).await.unwrap().users.len(),
+        1
+    );
+    let forged = format!("{}.r1", "0".repeat(32));
+    assert_eq!(
+        h.presence.list(&forged).await.map(|_| ()),
+        Err(PresenceError::InvalidRoomToken)
+    );
+    let other_room = ann.room_token.replace(".r1", ".r2");
+    assert_eq!(
+        h.presence.list(&other_room).await.map(|_| ()),
+        Err(PresenceError::InvalidRoomToken)
+    );
+    assert!(matches!(
+        h.presence.subscribe(&forged, None).await,
+        Err(PresenceError::InvalidRoomToken)
+    ));
+    let stranger = Presence::start(PresenceConfig {
+        room_token_secret: Some(b"another secret entirely".to_vec()),
+        ..PresenceConfig::default()
+    });
+    assert_eq!(
+        stranger.list(&ann.room_token).await.map(|_| ()),
+        Err(PresenceError::InvalidRoomToken),
+        "a server with another key refuses it"
+    );
+}
+
+async fn dropping_a_session_subscription_ends_it_after_the_grace(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            subscription_grace_ms: 2_000,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let tab = h
+        .presence
+        .subscribe(&ann.room_token, Some(&ann.session_token))
+        .await
+        .unwrap();
+    let mut watcher = h.watch(&ann.room_token).await;
+    drop(tab);
+    settle().await;
+    h.advance(1_999).await;
+    nothing_within(&mut watcher, 100).await;
+    h.clock.advance(1);
+    assert!(matches!(next(&mut watcher).await, RoomMessage::Left { .. }));
+
+    // A tab that reconnects within the grace keeps its session.
+    let bob = h.join("r1", "bob", "s2").await;
+    assert!(matches!(
+        next(&mut watcher).await,
+        RoomMessage::Joined { .. }
+    ));
+    let first = h
+        .presence
+        .subscribe(&bob.room_token, Some(&bob.session_token))
+        .await
+        .unwrap();
+    drop(first);
+    settle().await;
+    h.advance(1_000).await;
+    let _second = h
+        .presence
+        .subscribe(&bob.room_token, Some(&bob.session_token))
+        .await
+        .unwrap();
+    settle().await;
+    h.advance(5_000).await;
+    nothing_within(&mut watcher, 100).await;
+    assert!(h
+        .snapshot("r1")
+        .await
+        .users
+        .iter()
+        .any(|u| u.user_id == "bob" && u.online));
+}
+
+async fn a_slow_subscriber_is_resynced_and_does_not_hold_back_others(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            subscriber_buffer: 4,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let token = h.presence.room_token("r1").unwrap();
+    let mut slow = h.presence.subscribe(&token, None).await.unwrap();
+    let mut fast = h.presence.subscribe(&token, None).await.unwrap();
+    next(&mut slow).await;
+    next(&mut fast).await;
+    for i in 0..20 {
+        h.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+        assert!(matches!(next(&mut fast).await, RoomMessage::Joined { .. }));
+    }
+    // The slow one read nothing while 20 changes happened: it gets a snapshot, current to seq 20.
+    match next(&mut slow).await {
+        RoomMessage::Snapshot(s) => {
+            assert_eq!(s.seq, 20);
+            assert_eq!(s.users.len(), 20);
+        }
+        other => panic!("{other:?}"),
+    }
+    h.join("r1", "late", "s-late").await;
+    assert!(matches!(
+        next(&mut slow).await,
+        RoomMessage::Joined { seq: 21, .. }
+    ));
+}
+
+async fn subscribers_between_changes_share_one_snapshot(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut a = h.presence.subscribe(&ann.room_token, None).await.unwrap();
+    let mut b = h.presence.subscribe(&ann.room_token, None).await.unwrap();
+    let (first_a, first_b) = (a.next().await, b.next().await);
+    assert!(Arc::ptr_eq(&first_a, &first_b), "one snapshot for both");
+    h.join("r1", "bob", "s2").await;
+    // Earlier subscribers get the change as a diff, not a snapshot.
+    assert!(matches!(
+        next(&mut a).await,
+        RoomMessage::Joined { seq: 2, .. }
+    ));
+    let mut c = h.presence.subscribe(&ann.room_token, None).await.unwrap();
+    let first_c = c.next().await;
+    assert!(!Arc::ptr_eq(&first_a, &first_c), "a change makes a new one");
+    match first_c.message() {
+        RoomMessage::Snapshot(s) => assert_eq!((s.seq, s.users.len()), (2, 2)),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut sub = h.presence.subscribe(&ann.room_token, None).await.unwrap();
+    let mut view = RoomView::default();
+    view.apply(next(&mut sub).await);
+    let bob = h.join("r1", "bob", "s2").await;
+    h.join("r1", "ann", "s3").await;
+    h.presence
+        .update_state(&bob.session_token, json!({"typing": true}))
+        .await
+        .unwrap();
+    h.presence.set_away(&ann.session_token, true).await.unwrap();
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    h.presence.remove_room_user("r1", "bob").await.unwrap();
+    let mut seen = Vec::new();
+    while view.seq() < 7 {
+        let m = next(&mut sub).await;
+        seen.push(kind_of(&m));
+        view.apply(m);
+    }
+    assert_eq!(
+        seen,
+        ["joined", "joined", "updated", "updated", "left", "removed"]
+    );
+    assert_eq!(view.users(), h.snapshot("r1").await.users.as_slice());
+}
+
+/// Memory-store specifics.
+mod memory_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_scheduler_stops_when_the_engine_is_dropped() {
+        let presence = MemoryPresence::start(PresenceConfig::default());
+        let weak = presence.downgrade_for_tests();
+        drop(presence);
+        assert!(weak.upgrade().is_none());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_secret_each_server_signs_with_its_own_random_key() {
+        let a = Presence::start(PresenceConfig::default());
+        let b = Presence::start(PresenceConfig::default());
+        let joined = a.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
+        assert_eq!(
+            b.list(&joined.room_token).await.map(|_| ()),
+            Err(PresenceError::InvalidRoomToken)
+        );
+        assert_eq!(a.store_name(), "memory");
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_only;

@@ -1,0 +1,263 @@
+//! What only a shared store can do: several servers on one Redis, and Redis going away.
+
+use super::*;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// Collects messages until `done` says the view is complete, or fails after 5 s.
+async fn view_until(sub: &mut Subscription, view: &mut RoomView, done: impl Fn(&RoomView) -> bool) {
+    while !done(view) {
+        let message = next(sub).await;
+        view.apply(message);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let b = a.peer().await;
+    let token = b.room_token("r1").unwrap();
+    let mut on_b = b.subscribe(&token, None).await.unwrap();
+    next(&mut on_b).await;
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        let started = Instant::now();
+        a.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+        match next(&mut on_b).await {
+            RoomMessage::Joined { user, .. } => assert_eq!(user.user_id, format!("u{i}")),
+            other => panic!("{other:?}"),
+        }
+        worst = worst.max(started.elapsed());
+    }
+    assert!(
+        worst < Duration::from_millis(200),
+        "slowest join took {worst:?}"
+    );
+    // And back: an update through B reaches a subscriber on A.
+    let mut on_a = a.presence.subscribe(&token, None).await.unwrap();
+    next(&mut on_a).await;
+    let joined = b.heartbeat(&req("r1", "bea", "sb")).await.unwrap();
+    assert!(matches!(next(&mut on_a).await, RoomMessage::Joined { .. }));
+    b.update_state(&joined.session_token, json!({"typing": true}))
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut on_a).await, RoomMessage::Updated { .. }));
+    // A token from one server works on the other (they share the store and the room key).
+    a.presence.disconnect(&joined.session_token).await.unwrap();
+    assert!(matches!(next(&mut on_b).await, RoomMessage::Joined { .. }));
+    assert!(matches!(next(&mut on_b).await, RoomMessage::Updated { .. }));
+    assert!(matches!(next(&mut on_b).await, RoomMessage::Left { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let (b, c) = (a.peer().await, a.peer().await);
+    for i in 0..30 {
+        a.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+    }
+    let token = a.presence.room_token("r1").unwrap();
+    let mut subs = Vec::new();
+    for server in [&a.presence, &b, &c] {
+        let mut sub = server.subscribe(&token, None).await.unwrap();
+        next(&mut sub).await;
+        subs.push(sub);
+    }
+    // Three schedulers wake at the same deadline.
+    a.clock.advance(25_000);
+    for sub in &mut subs {
+        let mut lefts = 0;
+        let mut seqs = Vec::new();
+        while lefts < 30 {
+            match next(sub).await {
+                RoomMessage::Left { seq, .. } => {
+                    lefts += 1;
+                    seqs.push(seq);
+                }
+                other => panic!("only leaves expected, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            seqs,
+            (31..=60).collect::<Vec<u64>>(),
+            "each session left once"
+        );
+        nothing_within(sub, 150).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_servers_sessions_expire_on_time_through_the_others() {
+    let Some(h) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let survivor = h.peer().await;
+    let ann = h.join("r1", "ann", "s1").await;
+    // The tab's live subscription is on the server that dies with it.
+    let held = h
+        .presence
+        .subscribe(&ann.room_token, Some(&ann.session_token))
+        .await
+        .unwrap();
+    let mut watcher = survivor.subscribe(&ann.room_token, None).await.unwrap();
+    next(&mut watcher).await;
+    // The server dies: no release, no disconnect, its tasks gone.
+    std::mem::forget(held);
+    let clock = h.clock.clone();
+    drop(h);
+    settle().await;
+    clock.advance(24_999);
+    nothing_within(&mut watcher, 150).await;
+    clock.advance(1);
+    match next(&mut watcher).await {
+        RoomMessage::Left { reason, user, .. } => {
+            assert_eq!(reason, LeaveReason::Expired);
+            assert!(!user.online);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A `redis-server` of this test's own, so it can be killed and restarted.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = OwnRedis { port, child: None };
+        redis.spawn()?;
+        Some(redis)
+    }
+
+    fn spawn(&mut self) -> Option<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Some(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGKILL: nothing saved, every connection cut.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_sessions_return_with_their_next_heartbeat_and_views_resync() {
+    if redis_store::test_support::url().is_none() {
+        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+        return;
+    }
+    let Some(mut redis) = OwnRedis::start() else {
+        panic!("PRESENCE_TEST_REDIS_URL is set but `redis-server` could not be started here");
+    };
+    let clock = ManualClock::new(T0);
+    let config = PresenceConfig {
+        redis_url: Some(redis.url()),
+        ..base_config()
+    };
+    let a = Presence::open_with_clock(config.clone(), clock.clone())
+        .await
+        .unwrap();
+    let b = Presence::open_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let ann = a.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
+    let bob = b.heartbeat(&req("r1", "bob", "s2")).await.unwrap();
+    let mut watcher = b.subscribe(&ann.room_token, None).await.unwrap();
+    let mut view = RoomView::default();
+    view.apply(next(&mut watcher).await);
+    assert_eq!(view.users().len(), 2);
+
+    redis.kill();
+    // While it is gone: a clear, typed error, and nothing panics.
+    let during = a.heartbeat(&again(req("r1", "ann", "s1"), &ann)).await;
+    match during {
+        Err(PresenceError::Unavailable { message }) => {
+            assert!(message.contains("Redis"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(matches!(
+        b.list(&ann.room_token).await,
+        Err(PresenceError::Unavailable { .. })
+    ));
+
+    redis.spawn().expect("redis restarts");
+    // Each client's next heartbeat (old token: stale now) makes its session again.
+    let started = Instant::now();
+    let back = loop {
+        match a.heartbeat(&again(req("r1", "ann", "s1"), &ann)).await {
+            Ok(back) => break back,
+            Err(PresenceError::Unavailable { .. })
+                if started.elapsed() < Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(back.joined, "the session is made again");
+    assert_ne!(back.session_token, ann.session_token);
+    b.heartbeat(&again(req("r1", "bob", "s2"), &bob))
+        .await
+        .unwrap();
+    // The watcher resynced from a snapshot (Redis's seq restarted) and then followed the rejoins.
+    view_until(&mut watcher, &mut view, |v| {
+        v.users().len() == 2 && v.users().iter().all(|u| u.online)
+    })
+    .await;
+    assert_eq!(
+        view.users(),
+        b.list_room("r1").await.unwrap().users.as_slice()
+    );
+    // The new tokens work across servers; the old ones are gone with the old Redis.
+    b.disconnect(&back.session_token).await.unwrap();
+    assert_eq!(
+        a.disconnect(&ann.session_token).await,
+        Err(PresenceError::InvalidSessionToken)
+    );
+    // And expiry runs again: bob's deadline passes, a scheduler on either server ends him.
+    clock.advance(25_000);
+    view_until(&mut watcher, &mut view, |v| {
+        v.users().iter().all(|u| !u.online)
+    })
+    .await;
+}

@@ -1,0 +1,304 @@
+//! The in-memory store (the embedded default): a registry behind a mutex, and one scheduler task
+//! that sleeps until the earliest deadline.
+
+use super::clock::{sleep_or_wake, Clock, SystemClock};
+use super::config::PresenceConfig;
+use super::rate::KeyedLimiter;
+use super::registry::{Registry, SubscriberKey};
+use super::subscription::{SharedMessage, Source, Subscription};
+use super::token::RoomTokenKey;
+use crate::error::{Field, PresenceError};
+use crate::validate;
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
+use serde_json::Value;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::sync::{broadcast, Notify};
+
+/// What [`MemoryPresence::heartbeat_ack`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatAck {
+    /// True when this heartbeat created the session.
+    pub joined: bool,
+    /// When the session expires without another heartbeat (ms since the Unix epoch).
+    pub expires_at: u64,
+}
+
+/// A presence engine. Cheap to clone; all clones share one registry and one scheduler.
+///
+/// Every method is synchronous and short (a lock, a few hash lookups); none waits on I/O.
+/// Expiry needs no calls: a task started by [`MemoryPresence::start`] sleeps until the earliest
+/// deadline, ends what is due, and sleeps again. Nothing scans all sessions.
+#[derive(Clone)]
+pub struct MemoryPresence {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    addresses: Mutex<KeyedLimiter<IpAddr>>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    room_key: RoomTokenKey,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the scheduler see that the engine is gone and stop.
+        self.wake.notify_one();
+    }
+}
+
+impl std::fmt::Debug for MemoryPresence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryPresence").finish_non_exhaustive()
+    }
+}
+
+impl MemoryPresence {
+    /// Starts an engine on the system clock. Must be called inside a tokio runtime.
+    pub fn start(config: PresenceConfig) -> Self {
+        Self::start_with_clock(config, SystemClock::default())
+    }
+
+    /// Starts an engine on the given clock (a [`super::ManualClock`] in tests).
+    /// Must be called inside a tokio runtime.
+    pub fn start_with_clock(config: PresenceConfig, clock: impl Clock) -> Self {
+        let room_key = match &config.room_token_secret {
+            Some(secret) => RoomTokenKey::new(secret),
+            None => RoomTokenKey::random(),
+        };
+        let inner = Arc::new(Inner {
+            addresses: Mutex::new(KeyedLimiter::new(
+                config.address_rate,
+                config.max_tracked_addresses,
+            )),
+            registry: Mutex::new(Registry::new(config, room_key.clone())),
+            clock: Arc::new(clock),
+            wake: Arc::new(Notify::new()),
+            room_key,
+        });
+        tokio::spawn(run_scheduler(Arc::downgrade(&inner), inner.wake.clone()));
+        MemoryPresence { inner }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock cannot leave the registry half-written in a way that
+        // matters more than stopping presence for everyone, so carry on.
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the registry at the current time, and wakes the scheduler if `f` queued a
+    /// deadline earlier than any before.
+    fn with_registry<R>(&self, f: impl FnOnce(&mut Registry, u64) -> R) -> R {
+        let now = self.inner.clock.now_ms();
+        let mut registry = self.lock();
+        let result = f(&mut registry, now);
+        if registry.queue.take_head_moved_earlier() {
+            self.inner.wake.notify_one();
+        }
+        result
+    }
+
+    /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
+    /// for heartbeats and updates; the engine cannot see addresses itself.
+    pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .check(&address, now)
+    }
+
+    /// The engine's current time (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
+    /// it and returns its token; later ones must carry that token. A heartbeat that changes
+    /// nothing but the deadline notifies nobody.
+    pub fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, PresenceError> {
+        let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
+        Ok(HeartbeatResponse {
+            user_id: request.user.clone(),
+            session_token: outcome.token.to_hex(),
+            room_token: outcome.room_token.to_string(),
+            joined: outcome.joined,
+            interval_ms: outcome.interval_ms,
+            expires_at: outcome.expires_at,
+        })
+    }
+
+    /// [`MemoryPresence::heartbeat`] without building the response strings: whether this heartbeat
+    /// joined, and the deadline. For servers that answer heartbeats in their own format (and
+    /// for measuring the engine alone).
+    pub fn heartbeat_ack(&self, request: &HeartbeatRequest) -> Result<HeartbeatAck, PresenceError> {
+        let outcome = self.with_registry(|r, now| r.heartbeat(request, now))?;
+        Ok(HeartbeatAck {
+            joined: outcome.joined,
+            expires_at: outcome.expires_at,
+        })
+    }
+
+    /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
+    pub fn update_state(&self, session_token: &str, state: Value) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.update_state(session_token, state, None, now))
+    }
+
+    /// [`MemoryPresence::update_state`] on behalf of an authenticated `user`: refused with `Forbidden`
+    /// (and nothing changes) if the session is someone else's.
+    pub fn update_state_as(
+        &self,
+        user: &str,
+        session_token: &str,
+        state: Value,
+    ) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.update_state(session_token, state, Some(user), now))
+    }
+
+    /// Marks a session away (tab hidden) or active. One `Updated` if it changed.
+    pub fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.set_away(session_token, away, now))
+    }
+
+    /// Ends a session now.
+    pub fn disconnect(&self, session_token: &str) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.disconnect(session_token, None, now))
+    }
+
+    /// [`MemoryPresence::disconnect`] on behalf of an authenticated `user`: refused with `Forbidden`
+    /// if the session is someone else's.
+    pub fn disconnect_as(&self, user: &str, session_token: &str) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.disconnect(session_token, Some(user), now))
+    }
+
+    /// The room a room token grants, and its snapshot.
+    pub fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
+        let room = self.inner.room_key.verify(room_token)?;
+        Ok(self.lock().snapshot(room))
+    }
+
+    /// A room's snapshot, without a token: for trusted server-side code (SSR, admin).
+    pub fn list_room(&self, room: &str) -> RoomSnapshot {
+        self.lock().snapshot(room)
+    }
+
+    /// The rooms where `user` is online, sorted.
+    pub fn list_user(&self, user: &str) -> Vec<String> {
+        self.lock().list_user(user)
+    }
+
+    /// Removes a user and its sessions from a room (subscribers get `Removed`). True if listed.
+    pub fn remove_room_user(&self, room: &str, user: &str) -> bool {
+        self.with_registry(|r, _| r.remove_room_user(room, user))
+    }
+
+    /// Removes everyone from a room. True if anyone was listed.
+    pub fn remove_room(&self, room: &str) -> bool {
+        self.with_registry(|r, _| r.remove_room(room))
+    }
+
+    /// The room token for `room`, for trusted server-side code that lets a page watch a room
+    /// before it joins.
+    pub fn room_token(&self, room: &str) -> Result<String, PresenceError> {
+        validate::id(Field::Room, room)?;
+        Ok(self.inner.room_key.sign(room))
+    }
+
+    /// Subscribes to the room a room token grants. With the token of a session in that room, the
+    /// subscription also holds the session: when the last such subscription closes, the session
+    /// ends after `subscription_grace_ms` unless it heartbeats or resubscribes first.
+    pub fn subscribe(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
+        self.subscribe_inner(room_token, session_token, None)
+    }
+
+    /// [`MemoryPresence::subscribe`] on behalf of an authenticated `user`: a session token, if given,
+    /// must be that user's.
+    pub fn subscribe_as(
+        &self,
+        user: &str,
+        room_token: &str,
+        session_token: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
+        self.subscribe_inner(room_token, session_token, Some(user))
+    }
+
+    fn subscribe_inner(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
+        let room = self.inner.room_key.verify(room_token)?;
+        let (key, snapshot, rx) =
+            self.with_registry(|r, _| r.subscribe(room, session_token, as_user))?;
+        Ok(Subscription::new(
+            Source::Memory {
+                presence: self.clone(),
+                key,
+            },
+            snapshot,
+            rx,
+        ))
+    }
+
+    pub(crate) fn resubscribe(
+        &self,
+        room: &Arc<str>,
+    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
+        self.with_registry(|r, _| r.resubscribe(room))
+    }
+
+    pub(crate) fn unsubscribe(&self, key: &SubscriberKey) {
+        self.with_registry(|r, now| r.unsubscribe(key, now));
+    }
+
+    /// A weak handle to the engine's state, to check that it is freed when the last clone goes.
+    #[cfg(test)]
+    pub(crate) fn downgrade_for_tests(&self) -> std::sync::Weak<dyn std::any::Any + Send + Sync> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        weak
+    }
+
+    /// Entries in the deadline queue (live and replaced): for tests and metrics.
+    pub fn queued_deadlines(&self) -> usize {
+        self.lock().queue.len()
+    }
+}
+
+/// The scheduler: end what is due, then sleep until the next deadline or until an operation
+/// queues an earlier one.
+async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let sleep = {
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            let now = inner.clock.now_ms();
+            let next = {
+                let mut registry = inner
+                    .registry
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                registry.expire_due(now);
+                // Our own pushes during expiry are already accounted for by `next`.
+                registry.queue.take_head_moved_earlier();
+                registry.next_deadline()
+            };
+            next.map(|at| inner.clock.sleep_until(at))
+        };
+        sleep_or_wake(sleep, &wake).await;
+    }
+}

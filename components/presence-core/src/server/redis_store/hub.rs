@@ -1,0 +1,275 @@
+//! This server's relay from Redis pub/sub to its local subscribers.
+//!
+//! One pub/sub connection per server listens to every room's channel (a pattern subscription) and
+//! the wake channel. A room's messages go to a local broadcast channel only while someone here
+//! watches that room, and only in `seq` order: a gap (a lost message, or Redis restarted) makes
+//! the hub fetch a snapshot and send that instead, holding later messages until it lands. After a
+//! reconnect every watched room is resynced the same way.
+
+use super::{Inner, RedisPresence};
+use crate::server::subscription::SharedMessage;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+
+/// A room watched from this server.
+struct Watched {
+    tx: broadcast::Sender<Arc<SharedMessage>>,
+    watchers: usize,
+    /// The `seq` of the last message sent (or of the snapshot that replaced them).
+    last: Option<u64>,
+    /// The snapshot at `last`, shared by subscribers that arrive before the next change.
+    snapshot: Option<Arc<SharedMessage>>,
+    /// Set while a resync is in flight: messages that arrive meanwhile wait here.
+    held: Option<Vec<Arc<SharedMessage>>>,
+}
+
+pub(crate) struct Hub {
+    buffer: usize,
+    rooms: Mutex<HashMap<Arc<str>, Watched>>,
+}
+
+impl Hub {
+    pub fn new(buffer: usize) -> Self {
+        Hub {
+            buffer: buffer.max(1),
+            rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Watched>> {
+        super::lock(&self.rooms)
+    }
+
+    /// Starts (or adds) a watch on `room`: a receiver for what follows, and the cached snapshot
+    /// if it is still current.
+    pub fn watch(
+        &self,
+        room: &Arc<str>,
+    ) -> (
+        broadcast::Receiver<Arc<SharedMessage>>,
+        Option<Arc<SharedMessage>>,
+    ) {
+        let buffer = self.buffer;
+        let mut rooms = self.rooms();
+        let watched = rooms.entry(room.clone()).or_insert_with(|| Watched {
+            tx: broadcast::channel(buffer).0,
+            watchers: 0,
+            last: None,
+            snapshot: None,
+            held: None,
+        });
+        watched.watchers += 1;
+        let cached = watched.snapshot.clone().filter(|_| watched.held.is_none());
+        (watched.tx.subscribe(), cached)
+    }
+
+    /// Another receiver for an existing watch (a subscriber that fell behind).
+    pub fn receiver(&self, room: &Arc<str>) -> broadcast::Receiver<Arc<SharedMessage>> {
+        let buffer = self.buffer;
+        self.rooms()
+            .entry(room.clone())
+            .or_insert_with(|| Watched {
+                tx: broadcast::channel(buffer).0,
+                watchers: 1,
+                last: None,
+                snapshot: None,
+                held: None,
+            })
+            .tx
+            .subscribe()
+    }
+
+    pub fn unwatch(&self, room: &str) {
+        let mut rooms = self.rooms();
+        if let Some(watched) = rooms.get_mut(room) {
+            watched.watchers = watched.watchers.saturating_sub(1);
+            if watched.watchers == 0 {
+                rooms.remove(room);
+            }
+        }
+    }
+
+    /// A snapshot fetched for a new subscriber: it becomes the starting point if nothing newer
+    /// has been sent.
+    pub fn offer_snapshot(&self, room: &str, snapshot: &Arc<SharedMessage>) {
+        let seq = snapshot.message().seq();
+        if let Some(watched) = self.rooms().get_mut(room) {
+            if watched.held.is_none() && watched.last.is_none_or(|last| seq >= last) {
+                watched.last = Some(seq);
+                watched.snapshot = Some(snapshot.clone());
+            }
+        }
+    }
+
+    /// A message from Redis. True if the room needs a resync.
+    fn deliver(&self, room: &str, json: String) -> bool {
+        if !self.rooms().contains_key(room) {
+            return false; // nobody here watches this room
+        }
+        let Ok(message) = SharedMessage::from_json(json) else {
+            return false;
+        };
+        let message = Arc::new(message);
+        let mut rooms = self.rooms();
+        let Some(watched) = rooms.get_mut(room) else {
+            return false;
+        };
+        if let Some(held) = &mut watched.held {
+            held.push(message);
+            return false;
+        }
+        let seq = message.message().seq();
+        match watched.last {
+            Some(last) if seq <= last => false, // already in the snapshot
+            Some(last) if seq != last + 1 => {
+                watched.held = Some(vec![message]);
+                true
+            }
+            _ => {
+                watched.last = Some(seq);
+                watched.snapshot = None;
+                let _ = watched.tx.send(message);
+                false
+            }
+        }
+    }
+
+    /// Marks every watched room as resyncing; returns them.
+    fn resync_all(&self) -> Vec<Arc<str>> {
+        let mut rooms = self.rooms();
+        let mut out = Vec::new();
+        for (room, watched) in rooms.iter_mut() {
+            if watched.held.is_none() {
+                watched.held = Some(Vec::new());
+                out.push(room.clone());
+            }
+        }
+        out
+    }
+
+    /// A resync landed: send the snapshot, then what was held after it. True if the held
+    /// messages still leave a gap (another resync is needed).
+    fn finish_resync(&self, room: &str, snapshot: Arc<SharedMessage>) -> bool {
+        let mut rooms = self.rooms();
+        let Some(watched) = rooms.get_mut(room) else {
+            return false;
+        };
+        let held = watched.held.take().unwrap_or_default();
+        let mut last = snapshot.message().seq();
+        watched.snapshot = Some(snapshot.clone());
+        let _ = watched.tx.send(snapshot);
+        for message in held {
+            let seq = message.message().seq();
+            if seq <= last {
+                continue;
+            }
+            if seq != last + 1 {
+                watched.last = Some(last);
+                watched.held = Some(vec![message]);
+                return true;
+            }
+            last = seq;
+            watched.snapshot = None;
+            let _ = watched.tx.send(message);
+        }
+        watched.last = Some(last);
+        false
+    }
+}
+
+fn spawn_resync(presence: &RedisPresence, room: Arc<str>) {
+    let presence = presence.clone();
+    tokio::spawn(async move {
+        loop {
+            let snapshot = presence.snapshot_patiently(&room).await;
+            if !presence.inner.hub.finish_resync(&room, snapshot) {
+                return;
+            }
+        }
+    });
+}
+
+/// The hub's task: (re)connect with backoff, subscribe, resync, relay. `ready` is notified
+/// once the first subscription is in place.
+pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notify>) {
+    let mut delay = Duration::from_millis(50);
+    let mut first = true;
+    loop {
+        let Some(presence) = RedisPresence::upgrade(&engine) else {
+            return;
+        };
+        let prefix = presence.inner.prefix.clone();
+        let events = format!("{prefix}:ev:");
+        let wake = format!("{prefix}:wake");
+        let connected = async {
+            let mut pubsub = presence.inner.client.get_async_pubsub().await?;
+            pubsub.psubscribe(format!("{events}*")).await?;
+            pubsub.subscribe(&wake).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(Duration::from_secs(2), connected).await;
+        let Ok(Ok(pubsub)) = pubsub else {
+            drop(presence);
+            tokio::select! {
+                _ = tokio::time::sleep(jittered(delay)) => {}
+                _ = stop.notified() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+            continue;
+        };
+        delay = Duration::from_millis(50);
+        if first {
+            first = false;
+            ready.notify_one();
+        } else {
+            // Messages may have been missed while disconnected (or Redis restarted and its
+            // sequence numbers with it): every watched room starts again from a snapshot.
+            for room in presence.inner.hub.resync_all() {
+                spawn_resync(&presence, room);
+            }
+        }
+        // Deadlines may have passed, or Redis may have restarted empty.
+        presence.inner.wake.notify_one();
+        let hub_wake = presence.inner.wake.clone();
+        let weak = Arc::downgrade(&presence.inner);
+        drop(presence);
+        let mut messages = pubsub.into_on_message();
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                _ = stop.notified() => return,
+            };
+            let Some(message) = message else {
+                break; // connection lost: reconnect
+            };
+            let channel = message.get_channel_name();
+            if channel == wake {
+                hub_wake.notify_one();
+                continue;
+            }
+            let Some(room) = channel.strip_prefix(&events) else {
+                continue;
+            };
+            let Ok(json) = String::from_utf8(message.get_payload_bytes().to_vec()) else {
+                continue;
+            };
+            let Some(presence) = RedisPresence::upgrade(&weak) else {
+                return;
+            };
+            if presence.inner.hub.deliver(room, json) {
+                spawn_resync(&presence, Arc::from(room));
+            }
+        }
+    }
+}
+
+/// `delay` ± 25%, so servers that lost Redis together do not all return at the same instant.
+fn jittered(delay: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    let factor = 0.75 + f64::from(byte[0]) / 255.0 * 0.5;
+    delay.mul_f64(factor)
+}

@@ -1,0 +1,627 @@
+//! The Redis store (feature `redis`): several app servers share rooms through one Redis.
+//!
+//! Every operation that reads and writes is one Lua script ([`presence.lua`](presence.lua)), so
+//! each is atomic however many servers call at once. Changes are published on a channel per room;
+//! each server's [hub](hub) relays them to its local subscribers and resyncs from a snapshot on
+//! any gap. Deadlines live in one sorted set; every server's scheduler sleeps until the earliest
+//! and claims due entries inside the script, so each deadline is acted on exactly once and a dead
+//! server's sessions still expire on time through the others. Nothing scans all sessions.
+
+mod hub;
+
+use super::clock::{sleep_or_wake, Clock, SystemClock};
+use super::config::PresenceConfig;
+use super::rate::KeyedLimiter;
+use super::subscription::{SharedMessage, Source, Subscription};
+use super::token::{RoomTokenKey, SessionToken};
+use crate::error::{Field, PresenceError};
+use crate::limits::{clamp_interval, expiry_after};
+use crate::room_view::room_order;
+use crate::validate;
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot, UserPresence};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::Value;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+
+const SCRIPT: &str = include_str!("presence.lua");
+/// Due deadlines claimed per script call; more are taken by calling again at once.
+const EXPIRE_BATCH: usize = 256;
+/// How long a blocking snapshot (for server-side rendering) waits for Redis.
+const BLOCKING_TIMEOUT: Duration = Duration::from_millis(500);
+/// While Redis is unreachable, the scheduler tries again this often.
+const RETRY_WHILE_DOWN: Duration = Duration::from_millis(500);
+
+/// A presence store in Redis. Cheap to clone; clones share one connection, one pub/sub hub and
+/// one scheduler. Use it through [`super::Presence::open`] with `redis_url` set.
+#[derive(Clone)]
+pub struct RedisPresence {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    conn: ConnectionManager,
+    /// For [`RedisPresence::list_room_blocking`] (server-side rendering is synchronous).
+    blocking: Mutex<Option<redis::Connection>>,
+    script: redis::Script,
+    prefix: String,
+    config: PresenceConfig,
+    clock: Arc<dyn Clock>,
+    room_key: RoomTokenKey,
+    /// Per-session request rates. Kept per server: with N servers a session that alternates
+    /// between them may send up to N times the configured rate.
+    sessions: Mutex<KeyedLimiter<String>>,
+    addresses: Mutex<KeyedLimiter<IpAddr>>,
+    hub: hub::Hub,
+    wake: Arc<Notify>,
+    stop: Arc<Notify>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.wake.notify_one();
+        self.stop.notify_one();
+    }
+}
+
+impl std::fmt::Debug for RedisPresence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisPresence")
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> PresenceError {
+    PresenceError::Unavailable {
+        message: format!("the presence store (Redis) did not answer: {e}"),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl RedisPresence {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`), keys under `config.redis_prefix`, and
+    /// starts the pub/sub hub and the expiry scheduler. Fails if Redis cannot be reached now, or if
+    /// no `room_token_secret` is set (every server must sign room tokens with the same key).
+    pub async fn connect(url: &str, config: PresenceConfig) -> Result<Self, PresenceError> {
+        Self::connect_with_clock(url, config, SystemClock::default()).await
+    }
+
+    /// [`RedisPresence::connect`] on the given clock. All servers must use the same time base:
+    /// deadlines in Redis are compared with each caller's clock.
+    pub async fn connect_with_clock(
+        url: &str,
+        config: PresenceConfig,
+        clock: impl Clock,
+    ) -> Result<Self, PresenceError> {
+        let Some(secret) = &config.room_token_secret else {
+            return Err(PresenceError::Unavailable {
+                message: "a Redis store needs PRESENCE_SECRET (room_token_secret): every server \
+                          must sign room tokens with the same key"
+                    .into(),
+            });
+        };
+        let room_key = RoomTokenKey::new(secret);
+        let client = redis::Client::open(url).map_err(|e| PresenceError::Unavailable {
+            message: format!("not a Redis URL ({url}): {e}"),
+        })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(unavailable)?;
+        let inner = Arc::new(Inner {
+            client,
+            conn,
+            blocking: Mutex::new(None),
+            script: redis::Script::new(SCRIPT),
+            prefix: config.redis_prefix.clone(),
+            sessions: Mutex::new(KeyedLimiter::new(
+                config.session_rate,
+                config.max_tracked_addresses,
+            )),
+            addresses: Mutex::new(KeyedLimiter::new(
+                config.address_rate,
+                config.max_tracked_addresses,
+            )),
+            hub: hub::Hub::new(config.subscriber_buffer),
+            config,
+            clock: Arc::new(clock),
+            room_key,
+            wake: Arc::new(Notify::new()),
+            stop: Arc::new(Notify::new()),
+        });
+        let presence = RedisPresence { inner };
+        // The hub is subscribed before anyone can subscribe through us, so no change is missed.
+        let ready = Arc::new(Notify::new());
+        tokio::spawn(hub::run(
+            Arc::downgrade(&presence.inner),
+            presence.inner.stop.clone(),
+            ready.clone(),
+        ));
+        tokio::time::timeout(Duration::from_secs(2), ready.notified())
+            .await
+            .map_err(|_| PresenceError::Unavailable {
+                message: "could not subscribe to Redis pub/sub".into(),
+            })?;
+        tokio::spawn(run_scheduler(
+            Arc::downgrade(&presence.inner),
+            presence.inner.wake.clone(),
+        ));
+        Ok(presence)
+    }
+
+    fn upgrade(weak: &Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| RedisPresence { inner })
+    }
+
+    /// The engine's current time (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Counts one request from a client address against `address_rate` (per server).
+    pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
+        let now = self.now_ms();
+        lock(&self.inner.addresses).check(&address, now)
+    }
+
+    fn check_session_rate(&self, key: &str) -> Result<(), PresenceError> {
+        let now = self.now_ms();
+        lock(&self.inner.sessions).check(&key.to_string(), now)
+    }
+
+    /// Runs one op of the script. `Ok` carries the reply after its leading `"ok"`.
+    async fn call(&self, op: &str, args: &[&str]) -> Result<Vec<String>, PresenceError> {
+        let now = self.now_ms();
+        let mut invocation = self.inner.script.arg(op);
+        self.add_common_args(&mut invocation, now, args);
+        let mut conn = self.inner.conn.clone();
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        reply_of(reply)
+    }
+
+    fn add_common_args(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        now: u64,
+        args: &[&str],
+    ) {
+        let config = &self.inner.config;
+        invocation
+            .arg(&self.inner.prefix)
+            .arg(now)
+            .arg(config.offline_retention_ms)
+            .arg(config.max_offline_users_per_room);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+    }
+
+    /// Joins a room or keeps a session alive; see [`super::MemoryPresence::heartbeat`].
+    pub async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, PresenceError> {
+        validate::id(Field::Room, &request.room)?;
+        validate::id(Field::User, &request.user)?;
+        validate::id(Field::Session, &request.session)?;
+        validate::name(&request.name)?;
+        let token = match &request.session_token {
+            Some(t) => Some(SessionToken::parse(t)?.to_hex()),
+            None => None,
+        };
+        let (state_mode, state) = match &request.state {
+            None => ("keep", String::new()),
+            Some(Value::Null) => ("clear", String::new()),
+            Some(state) => {
+                validate::state(state)?;
+                ("set", state.to_string())
+            }
+        };
+        self.check_session_rate(token.as_deref().unwrap_or(&request.session))?;
+        let interval_ms = clamp_interval(request.interval_ms);
+        let now = self.now_ms();
+        let expires_at = now + expiry_after(interval_ms);
+        let config = &self.inner.config;
+        let new_token = SessionToken::generate().to_hex();
+        let numbers = [
+            expires_at.to_string(),
+            config.max_sessions_per_room.to_string(),
+            config.max_rooms_per_user.to_string(),
+            config.max_sessions_per_user.to_string(),
+        ];
+        let mut invocation = self.inner.script.arg("heartbeat");
+        self.add_common_args(
+            &mut invocation,
+            now,
+            &[
+                &request.room,
+                &request.user,
+                &request.session,
+                token.as_deref().unwrap_or(""),
+                &new_token,
+                &request.name,
+                if request.away { "1" } else { "0" },
+                state_mode,
+                &state,
+                &numbers[0],
+                &numbers[1],
+                &numbers[2],
+                &numbers[3],
+            ],
+        );
+        let mut conn = self.inner.conn.clone();
+        let reply: Vec<String> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let reply = reply_of(reply).map_err(|e| match e {
+            PresenceError::RoomFull { limit, .. } => PresenceError::RoomFull {
+                room: request.room.clone(),
+                limit,
+            },
+            other => other,
+        })?;
+        let [session_token, joined] = reply.as_slice() else {
+            return Err(malformed_reply("heartbeat"));
+        };
+        Ok(HeartbeatResponse {
+            user_id: request.user.clone(),
+            session_token: session_token.clone(),
+            room_token: self.inner.room_key.sign(&request.room),
+            joined: joined == "1",
+            interval_ms,
+            expires_at,
+        })
+    }
+
+    async fn update(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+        what: &str,
+        value: &str,
+    ) -> Result<(), PresenceError> {
+        let token = SessionToken::parse(token)
+            .map_err(|_| PresenceError::InvalidSessionToken)?
+            .to_hex();
+        self.check_session_rate(&token)?;
+        self.call("update", &[&token, as_user.unwrap_or(""), what, value])
+            .await
+            .map(drop)
+    }
+
+    /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
+    pub async fn update_state(
+        &self,
+        session_token: &str,
+        state: Value,
+        as_user: Option<&str>,
+    ) -> Result<(), PresenceError> {
+        validate::state(&state)?;
+        self.update(session_token, as_user, "state", &state.to_string())
+            .await
+    }
+
+    /// Marks a session away or active. One `Updated` if it changed.
+    pub async fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
+        self.update(session_token, None, "away", if away { "1" } else { "0" })
+            .await
+    }
+
+    /// Ends a session now; with `as_user`, only if it is that user's.
+    pub async fn disconnect(
+        &self,
+        session_token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), PresenceError> {
+        let token = SessionToken::parse(session_token)
+            .map_err(|_| PresenceError::InvalidSessionToken)?
+            .to_hex();
+        self.call("disconnect", &[&token, as_user.unwrap_or("")])
+            .await
+            .map(drop)
+    }
+
+    /// The room a room token grants, and its snapshot.
+    pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
+        let room = self.inner.room_key.verify(room_token)?.to_string();
+        self.list_room(&room).await
+    }
+
+    /// A room's snapshot, without a token.
+    pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
+        let reply = self.call("snapshot", &[room]).await?;
+        snapshot_of(room, reply)
+    }
+
+    /// [`RedisPresence::list_room`] on a blocking connection, for synchronous callers
+    /// (server-side rendering). Waits at most half a second; on any error, an empty room.
+    pub fn list_room_blocking(&self, room: &str) -> RoomSnapshot {
+        let empty = || RoomSnapshot {
+            room: room.to_string(),
+            seq: 0,
+            users: Vec::new(),
+        };
+        let mut slot = lock(&self.inner.blocking);
+        if slot.is_none() {
+            let Ok(conn) = self
+                .inner
+                .client
+                .get_connection_with_timeout(BLOCKING_TIMEOUT)
+            else {
+                return empty();
+            };
+            let _ = conn.set_read_timeout(Some(BLOCKING_TIMEOUT));
+            let _ = conn.set_write_timeout(Some(BLOCKING_TIMEOUT));
+            *slot = Some(conn);
+        }
+        let conn = slot.as_mut().expect("just set");
+        let mut invocation = self.inner.script.arg("snapshot");
+        self.add_common_args(&mut invocation, self.now_ms(), &[room]);
+        match invocation
+            .invoke::<Vec<String>>(conn)
+            .map_err(unavailable)
+            .and_then(reply_of)
+            .and_then(|reply| snapshot_of(room, reply))
+        {
+            Ok(snapshot) => snapshot,
+            Err(_) => {
+                *slot = None; // reconnect next time
+                empty()
+            }
+        }
+    }
+
+    /// The rooms where `user` is online, sorted.
+    pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
+        let mut rooms = self.call("list_user", &[user]).await?;
+        rooms.sort();
+        Ok(rooms)
+    }
+
+    /// Removes a user and its sessions from a room. True if listed.
+    pub async fn remove_room_user(&self, room: &str, user: &str) -> Result<bool, PresenceError> {
+        let reply = self.call("remove_room_user", &[room, user]).await?;
+        Ok(reply.first().is_some_and(|r| r == "1"))
+    }
+
+    /// Removes everyone from a room. True if anyone was listed.
+    pub async fn remove_room(&self, room: &str) -> Result<bool, PresenceError> {
+        let reply = self.call("remove_room", &[room]).await?;
+        Ok(reply.first().is_some_and(|r| r == "1"))
+    }
+
+    /// The room token for `room`.
+    pub fn room_token(&self, room: &str) -> Result<String, PresenceError> {
+        validate::id(Field::Room, room)?;
+        Ok(self.inner.room_key.sign(room))
+    }
+
+    /// Subscribes to the room a room token grants; with a session token, the subscription holds
+    /// that session (see [`super::MemoryPresence::subscribe`]).
+    pub async fn subscribe(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<Subscription, PresenceError> {
+        let room: Arc<str> = Arc::from(self.inner.room_key.verify(room_token)?);
+        validate::id(Field::Room, &room)?;
+        let session = match session_token {
+            Some(token) => {
+                let token = SessionToken::parse(token)
+                    .map_err(|_| PresenceError::InvalidSessionToken)?
+                    .to_hex();
+                let reply = self
+                    .call("hold", &[&token, as_user.unwrap_or(""), &room])
+                    .await?;
+                let sid = reply
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| malformed_reply("hold"))?;
+                Some((sid, token))
+            }
+            None => None,
+        };
+        let hold = RedisHold {
+            presence: self.clone(),
+            room: room.clone(),
+            session,
+        };
+        // From here on, dropping `hold` undoes the watch and the hold.
+        let (rx, cached) = self.inner.hub.watch(&room);
+        let snapshot = match cached {
+            Some(snapshot) => snapshot,
+            None => {
+                let snapshot = self.snapshot_message(&room).await?;
+                self.inner.hub.offer_snapshot(&room, &snapshot);
+                snapshot
+            }
+        };
+        Ok(Subscription::new(Source::Redis(hold), snapshot, rx))
+    }
+
+    async fn snapshot_message(&self, room: &str) -> Result<Arc<SharedMessage>, PresenceError> {
+        let snapshot = self.list_room(room).await?;
+        Ok(Arc::new(SharedMessage::new(RoomMessage::Snapshot(
+            snapshot,
+        ))))
+    }
+
+    /// A snapshot, retried with backoff until Redis answers (for resyncs, which have no caller
+    /// to report an error to).
+    async fn snapshot_patiently(&self, room: &str) -> Arc<SharedMessage> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            if let Ok(snapshot) = self.snapshot_message(room).await {
+                return snapshot;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Ends what is due; returns the next deadline. Several calls in a row if many are due.
+    async fn expire_due(&self) -> Result<Option<u64>, PresenceError> {
+        loop {
+            let batch = EXPIRE_BATCH.to_string();
+            let reply = self.call("expire", &[&batch]).await?;
+            let [ended, next] = reply.as_slice() else {
+                return Err(malformed_reply("expire"));
+            };
+            if ended.parse::<usize>().unwrap_or(0) < EXPIRE_BATCH {
+                return Ok(next.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()));
+            }
+        }
+    }
+
+    /// Keys that hold this store's data start with this prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+}
+
+/// A subscription's hold on a room through this server's hub (and perhaps on one session).
+#[derive(Debug)]
+pub(crate) struct RedisHold {
+    presence: RedisPresence,
+    room: Arc<str>,
+    /// Session id and token, when the subscription holds a session.
+    session: Option<(String, String)>,
+}
+
+impl RedisHold {
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// A fresh snapshot and receiver for a subscriber that fell behind.
+    pub async fn resubscribe(
+        &self,
+    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
+        let rx = self.presence.inner.hub.receiver(&self.room);
+        let snapshot = self.presence.snapshot_patiently(&self.room).await;
+        (snapshot, rx)
+    }
+
+    /// Closes the watch; a held session gets the grace deadline (in the background).
+    pub fn release(&self) {
+        self.presence.inner.hub.unwatch(&self.room);
+        let Some((sid, token)) = self.session.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime left: the session keeps its heartbeat deadline
+        };
+        let presence = self.presence.clone();
+        let room = self.room.clone();
+        runtime.spawn(async move {
+            let grace = presence.inner.config.subscription_grace_ms.to_string();
+            let _ = presence
+                .call("release", &[&room, &sid, &token, &grace])
+                .await;
+        });
+    }
+}
+
+/// The scheduler: claim and end what is due, then sleep until the next deadline or until a
+/// server announces an earlier one.
+async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let sleep = {
+            let Some(presence) = RedisPresence::upgrade(&engine) else {
+                return;
+            };
+            let at = match presence.expire_due().await {
+                Ok(next) => next,
+                Err(_) => Some(presence.now_ms() + RETRY_WHILE_DOWN.as_millis() as u64),
+            };
+            at.map(|at| presence.inner.clock.sleep_until(at))
+        };
+        sleep_or_wake(sleep, &wake).await;
+    }
+}
+
+fn malformed_reply(op: &str) -> PresenceError {
+    PresenceError::Unavailable {
+        message: format!("the presence store gave an unexpected reply to {op}"),
+    }
+}
+
+/// The script's reply without its leading `"ok"`, or its error as a [`PresenceError`].
+fn reply_of(mut reply: Vec<String>) -> Result<Vec<String>, PresenceError> {
+    match reply.first().map(String::as_str) {
+        Some("ok") => {
+            reply.remove(0);
+            Ok(reply)
+        }
+        Some("err") => {
+            let code = reply.get(1).map(String::as_str).unwrap_or("");
+            let detail = reply.get(2).cloned().unwrap_or_default();
+            let limit = || detail.parse().unwrap_or(0);
+            Err(match code {
+                "invalid_session_token" => PresenceError::InvalidSessionToken,
+                "forbidden" => PresenceError::Forbidden {
+                    reason: "this session belongs to another user".into(),
+                },
+                "wrong_user" => PresenceError::InvalidInput {
+                    field: Field::User,
+                    reason: "this session belongs to another user".into(),
+                },
+                "session_token_mismatch" => PresenceError::SessionTokenMismatch { session: detail },
+                "room_full" => PresenceError::RoomFull {
+                    room: String::new(),
+                    limit: limit(),
+                },
+                "too_many_rooms" => PresenceError::TooManyRooms { limit: limit() },
+                "too_many_sessions" => PresenceError::TooManySessions { limit: limit() },
+                _ => PresenceError::BadRequest { message: detail },
+            })
+        }
+        _ => Err(malformed_reply("a call")),
+    }
+}
+
+fn snapshot_of(room: &str, reply: Vec<String>) -> Result<RoomSnapshot, PresenceError> {
+    let mut parts = reply.into_iter();
+    let seq = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| malformed_reply("snapshot"))?;
+    let mut users = parts
+        .map(|json| serde_json::from_str::<UserPresence>(&json))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| malformed_reply("snapshot"))?;
+    users.sort_by(room_order);
+    Ok(RoomSnapshot {
+        room: room.to_string(),
+        seq,
+        users,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// The Redis that tests use: `PRESENCE_TEST_REDIS_URL`, or `None` (the Redis runs of the
+    /// behaviour suite are then skipped, and say so).
+    pub fn url() -> Option<String> {
+        std::env::var("PRESENCE_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+}
