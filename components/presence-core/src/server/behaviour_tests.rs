@@ -24,6 +24,7 @@ enum Kind {
 struct Harness {
     presence: Presence,
     clock: ManualClock,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     config: PresenceConfig,
 }
 
@@ -69,6 +70,7 @@ async fn open(kind: Kind, config: PresenceConfig) -> Option<Harness> {
 
 impl Harness {
     /// Another server on the same store and clock (Redis only).
+    #[cfg(feature = "redis")]
     async fn peer(&self) -> Presence {
         Presence::open_with_clock(self.config.clone(), self.clock.clone())
             .await
