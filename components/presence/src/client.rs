@@ -10,6 +10,7 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use presence_core::room_view::Applied;
+use presence_core::wire::LeaveReason;
 use presence_core::PresenceError;
 use send_wrapper::SendWrapper;
 use serde_json::Value;
@@ -444,6 +445,7 @@ impl Client {
             }
         };
         let snapshot = matches!(message, RoomMessage::Snapshot(_));
+        let forgotten = self.forgets_me(&message);
         if self.store.apply(message) == Applied::NeedsSnapshot {
             // A gap: reconnecting brings a fresh snapshot.
             self.connect_socket();
@@ -455,6 +457,31 @@ impl Client {
             st.socket_failures = 0;
             drop(st);
             self.refresh_status();
+        }
+        if forgotten {
+            // The server no longer has this tab (its store restarted empty, or the session
+            // expired while the machine slept): heartbeat now instead of at the next interval.
+            self.wake();
+        }
+    }
+
+    /// True if `message` shows that the server has lost this tab's live session.
+    fn forgets_me(&self, message: &RoomMessage) -> bool {
+        let st = self.st.borrow();
+        if st.tokens.is_none() || st.left || st.shut_down {
+            return false;
+        }
+        match message {
+            RoomMessage::Snapshot(snapshot) => !snapshot
+                .users
+                .iter()
+                .any(|u| u.sessions.iter().any(|s| s.session_id == st.session)),
+            RoomMessage::Left {
+                session_id,
+                reason: LeaveReason::Expired,
+                ..
+            } => *session_id == st.session,
+            _ => false,
         }
     }
 
