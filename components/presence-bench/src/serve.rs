@@ -46,7 +46,10 @@ pub fn router(presence: Presence) -> Router {
 pub async fn run(args: &Args) -> Result<(), String> {
     let port = args.num("port", 3500)?;
     let config = PresenceConfig::from_env().map_err(|e| e.to_string())?;
-    let app = router(Presence::start(config));
+    // In memory, or in Redis when PRESENCE_REDIS_URL is set.
+    let presence = Presence::open(config).await.map_err(|e| e.to_string())?;
+    println!("presence store: {}", presence.store_name());
+    let app = router(presence);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
