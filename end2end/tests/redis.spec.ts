@@ -98,6 +98,58 @@ test.describe('several app servers on one Redis', () => {
       await redis.kill();
     }
   });
+
+  test('12. with Redis, an app server restart loses nothing: nobody goes offline, no session is remade', async ({
+    browser,
+  }) => {
+    const env = {
+      PRESENCE_REDIS_URL: redisUrl!,
+      PRESENCE_REDIS_PREFIX: `e2e-restart-${Date.now().toString(36)}`,
+      PRESENCE_SECRET: 'end-to-end shared secret',
+      PRESENCE_INTERVAL_MS: '3000',
+    };
+    const one = new DemoServer(Number(process.env.REDIS_DEMO_PORT_1 ?? 3430), env);
+    const two = new DemoServer(Number(process.env.REDIS_DEMO_PORT_2 ?? 3440), env);
+    await Promise.all([one.start(), two.start()]);
+    try {
+      const room = uniqueRoom('app-restart');
+      const [ca, cb] = await Promise.all([newUser(browser, one.url), newUser(browser, two.url)]);
+      const roomToken = roomTokenOf(ca);
+      const a = await joinRoom(ca, room, 'Ada on one');
+      const b = await joinRoom(cb, room, 'Bo on two');
+      const [ida, idb] = [await userIdOf(a), await userIdOf(b)];
+      await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
+      // Record every status Ada's page shows for Bo from now on.
+      await a.evaluate((id) => {
+        const seen: string[] = [];
+        (window as unknown as { seen: string[] }).seen = seen;
+        const record = () => {
+          const li = document.querySelector(`li[data-presence-user="${id}"]`);
+          seen.push(li?.getAttribute('data-presence-status') ?? 'absent');
+        };
+        new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true });
+      }, idb);
+      const restartedAt = Date.now();
+      await two.kill();
+      await expect(b.locator('[data-connection-status="reconnecting"]')).toBeVisible({ timeout: 5_000 });
+      await two.start();
+      await expect(b.locator('[data-connection-status="connected"]')).toBeVisible({ timeout: 10_000 });
+      await expect(face(b, ida)).toHaveAttribute('data-presence-status', 'online');
+      // Bo kept the session it had: nothing was remade, and Ada never saw Bo leave.
+      const list = await (
+        await fetch(`${one.url}/api/presence/list?room_token=${encodeURIComponent(await roomToken)}`)
+      ).json();
+      const bo = list.users.find((u: { user_id: string }) => u.user_id === idb);
+      expect(bo.online).toBe(true);
+      expect(bo.sessions).toHaveLength(1);
+      expect(bo.sessions[0].joined_at).toBeLessThan(restartedAt);
+      const seen = await a.evaluate(() => (window as unknown as { seen: string[] }).seen);
+      expect(seen.filter((s) => s !== 'online')).toEqual([]);
+      await Promise.all([ca.close(), cb.close()]);
+    } finally {
+      await Promise.all([one.kill(), two.kill()]);
+    }
+  });
 });
 
 /** The room token the context's first presence WebSocket carries. */
