@@ -1,10 +1,14 @@
 //! Fan-out: N WebSocket subscribers in one room of an in-process server on loopback. For each
 //! of J joins, the time from the join until the last subscriber has its `joined` frame; then the
 //! bytes pushed while every joined session sends no-change heartbeats (should be 0).
+//!
+//! With `--redis URL` the room lives in Redis and there are two servers in the process: the
+//! subscribers watch through one, the joins go through the other, so the time measured is the
+//! cross-server path (script, pub/sub, the other server's hub, its WebSockets).
 
 use crate::args::Args;
 use futures::StreamExt;
-use leptos_presence::ssr::{MemoryPresence, PresenceConfig};
+use leptos_presence::ssr::{Presence, PresenceConfig};
 use presence_core::wire::HeartbeatRequest;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,12 +20,29 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let subscribers = args.num("subscribers", 1_000)? as usize;
     let joins = args.num("joins", 200)? as usize;
     crate::memory::raise_fd_limit()?;
-    let presence = MemoryPresence::start(PresenceConfig::default());
+    let redis = args.get("redis", "");
+    let (presence, watched) = if redis.is_empty() {
+        let presence = Presence::start(PresenceConfig::default());
+        (presence.clone(), presence)
+    } else {
+        let config = PresenceConfig {
+            redis_url: Some(redis.clone()),
+            redis_prefix: format!("bench-fanout-{}", std::process::id()),
+            room_token_secret: Some(b"benchmark secret, loopback only".to_vec()),
+            ..PresenceConfig::default()
+        };
+        let open = || async {
+            Presence::open(config.clone())
+                .await
+                .map_err(|e| format!("redis: {e}"))
+        };
+        (open().await?, open().await?)
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = crate::serve::router(presence.clone().into());
+    let app = crate::serve::router(watched.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let room_token = presence.room_token("fanout").map_err(|e| e.to_string())?;
@@ -62,7 +83,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
     for j in 0..joins {
         let request = join_request(j);
         let t0 = Instant::now();
-        let response = presence.heartbeat(&request).map_err(|e| e.to_string())?;
+        let response = presence
+            .heartbeat(&request)
+            .await
+            .map_err(|e| e.to_string())?;
         let expected = j as u64 + 1;
         let mut got = 0;
         let mut last = t0;
@@ -91,7 +115,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
         for (request, token) in &tokens {
             let mut again = request.clone();
             again.session_token = Some(token.clone());
-            let ack = presence.heartbeat_ack(&again).map_err(|e| e.to_string())?;
+            let ack = presence.heartbeat(&again).await.map_err(|e| e.to_string())?;
             assert!(!ack.joined);
         }
     }
@@ -102,7 +126,8 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let pct = |p: f64| ms(latencies[((latencies.len() as f64 - 1.0) * p).round() as usize]);
     println!(
-        "fanout subscribers={subscribers} joins={joins} connect_s={:.2} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} nochange_heartbeats={} nochange_bytes_pushed={pushed}",
+        "fanout store={} subscribers={subscribers} joins={joins} connect_s={:.2} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} nochange_heartbeats={} nochange_bytes_pushed={pushed}",
+        if redis.is_empty() { "memory" } else { "redis-2-servers" },
         connect_time.as_secs_f64(),
         pct(0.5),
         pct(0.99),
