@@ -115,7 +115,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
         for (request, token) in &tokens {
             let mut again = request.clone();
             again.session_token = Some(token.clone());
-            let ack = presence.heartbeat(&again).await.map_err(|e| e.to_string())?;
+            let ack = presence
+                .heartbeat(&again)
+                .await
+                .map_err(|e| e.to_string())?;
             assert!(!ack.joined);
         }
     }

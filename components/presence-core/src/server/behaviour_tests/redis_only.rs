@@ -261,3 +261,48 @@ async fn after_redis_restarts_sessions_return_with_their_next_heartbeat_and_view
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_missed_messages_resyncs_from_a_snapshot_and_carries_on() {
+    let Some(h) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut sub = h.watch(&ann.room_token).await;
+    // A message from the future on the room's channel, as if two were lost on the way (it
+    // cannot be placed: no snapshot will ever reach its seq).
+    let client = ::redis::Client::open(h.config.redis_url.clone().unwrap()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let forged = json!({"type": "removed", "seq": 4, "user_id": "nobody"}).to_string();
+    let channel = format!("{}:ev:r1", h.config.redis_prefix);
+    let _: i64 = ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&forged)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match next(&mut sub).await {
+        RoomMessage::Snapshot(s) => {
+            assert_eq!(s.seq, 1);
+            assert_eq!(users(&s), vec![("ann".into(), true)]);
+        }
+        other => panic!("expected a resync snapshot, got {other:?}"),
+    }
+    // A few more snapshots at most while the hub checks that the gap stays; then diffs again.
+    let bob = h.join("r1", "bob", "s2").await;
+    loop {
+        match next(&mut sub).await {
+            RoomMessage::Snapshot(s) if s.seq == 1 => continue,
+            RoomMessage::Joined { seq, user, .. } => {
+                assert_eq!((seq, user.user_id.as_str()), (2, "bob"));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    assert!(matches!(
+        next(&mut sub).await,
+        RoomMessage::Left { seq: 3, .. }
+    ));
+}

@@ -150,6 +150,14 @@ impl Hub {
         out
     }
 
+    /// Gives up on messages held past a gap that snapshots do not close (they cannot be
+    /// placed): the room carries on from its last snapshot.
+    fn drop_held(&self, room: &str) {
+        if let Some(watched) = self.rooms().get_mut(room) {
+            watched.held = None;
+        }
+    }
+
     /// A resync landed: send the snapshot, then what was held after it. True if the held
     /// messages still leave a gap (another resync is needed).
     fn finish_resync(&self, room: &str, snapshot: Arc<SharedMessage>) -> bool {
@@ -180,15 +188,20 @@ impl Hub {
     }
 }
 
+/// Resyncs a room from a snapshot. If messages held meanwhile still leave a gap after it, tries
+/// again a few times (the gap may be a message that is about to be covered by a newer snapshot);
+/// then drops what it held and trusts the next message to show any gap that remains.
 fn spawn_resync(presence: &RedisPresence, room: Arc<str>) {
+    const ATTEMPTS: usize = 3;
     let presence = presence.clone();
     tokio::spawn(async move {
-        loop {
+        for _ in 0..ATTEMPTS {
             let snapshot = presence.snapshot_patiently(&room).await;
             if !presence.inner.hub.finish_resync(&room, snapshot) {
                 return;
             }
         }
+        presence.inner.hub.drop_held(&room);
     });
 }
 
