@@ -443,15 +443,19 @@ impl RedisPresence {
             room: room.clone(),
             session,
         };
-        // From here on, dropping `hold` undoes the watch and the hold.
         let (rx, cached) = self.inner.hub.watch(&room);
         let snapshot = match cached {
             Some(snapshot) => snapshot,
-            None => {
-                let snapshot = self.snapshot_message(&room).await?;
-                self.inner.hub.offer_snapshot(&room, &snapshot);
-                snapshot
-            }
+            None => match self.snapshot_message(&room).await {
+                Ok(snapshot) => {
+                    self.inner.hub.offer_snapshot(&room, &snapshot);
+                    snapshot
+                }
+                Err(e) => {
+                    hold.release(); // undo the watch and the session hold
+                    return Err(e);
+                }
+            },
         };
         Ok(Subscription::new(Source::Redis(hold), snapshot, rx))
     }
