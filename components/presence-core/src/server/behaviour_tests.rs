@@ -179,6 +179,7 @@ behaviour!(
     a_slow_subscriber_is_resynced_and_does_not_hold_back_others,
     subscribers_between_changes_share_one_snapshot,
     a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot,
+    server_side_code_sees_every_rooms_changes_in_order,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -823,6 +824,44 @@ async fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot(kind: Kind) 
         ["joined", "joined", "updated", "updated", "left", "removed"]
     );
     assert_eq!(view.users(), h.snapshot("r1").await.users.as_slice());
+}
+
+async fn server_side_code_sees_every_rooms_changes_in_order(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let before = h.join("r0", "early", "s0").await; // before anyone listens: not seen
+    let mut changes = h.presence.changes();
+    let ann = h.join("r1", "ann", "s1").await;
+    h.join("r2", "bob", "s2").await;
+    h.presence
+        .update_state(&ann.session_token, json!({"typing": true}))
+        .await
+        .unwrap();
+    h.presence.disconnect(&ann.session_token).await.unwrap();
+    h.presence.disconnect(&before.session_token).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the engine is alive");
+        let m = change.message.message();
+        seen.push((change.room.to_string(), kind_of(m), m.seq()));
+    }
+    let expected = [
+        ("r1", "joined", 1),
+        ("r2", "joined", 1),
+        ("r1", "updated", 2),
+        ("r1", "left", 3),
+        ("r0", "left", 2),
+    ];
+    let expected: Vec<(String, &str, u64)> = expected
+        .iter()
+        .map(|(r, k, s)| (r.to_string(), *k, *s))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(changes.missed(), 0);
 }
 
 /// Memory-store specifics.

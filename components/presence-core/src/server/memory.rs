@@ -5,7 +5,7 @@ use super::clock::{sleep_or_wake, Clock, SystemClock};
 use super::config::PresenceConfig;
 use super::rate::KeyedLimiter;
 use super::registry::{Registry, SubscriberKey};
-use super::subscription::{SharedMessage, Source, Subscription};
+use super::subscription::{Changes, SharedMessage, Source, Subscription};
 use super::token::RoomTokenKey;
 use crate::error::{Field, PresenceError};
 use crate::validate;
@@ -252,6 +252,11 @@ impl MemoryPresence {
             snapshot,
             rx,
         ))
+    }
+
+    /// Every change in every room, for server-side code; see [`super::Presence::changes`].
+    pub fn changes(&self) -> Changes {
+        Changes::new(self.lock().changes())
     }
 
     pub(crate) fn resubscribe(

@@ -40,7 +40,7 @@ pub use memory::{HeartbeatAck, MemoryPresence};
 pub use presence::Presence;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisPresence;
-pub use subscription::{SharedMessage, Subscription};
+pub use subscription::{Changes, RoomChange, SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use super::clock::{Clock, SystemClock};
 use super::config::PresenceConfig;
 use super::memory::MemoryPresence;
-use super::subscription::Subscription;
+use super::subscription::{Changes, Subscription};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
 use serde_json::Value;
@@ -273,6 +273,36 @@ impl Presence {
             Store::Memory(m) => m.subscribe(room_token, session_token),
             #[cfg(feature = "redis")]
             Store::Redis(r) => r.subscribe(room_token, session_token, None).await,
+        }
+    }
+
+    /// Every change in every room, for server-side code: on-join / on-leave hooks, audit logs,
+    /// occupancy counters. Yields each `joined`, `left`, `updated` and `removed` with its room,
+    /// in order per room. With the Redis store every server's reader sees every server's changes
+    /// (run side effects on one server, or de-duplicate by room and `seq`); changes made while
+    /// this server was cut off from Redis are not replayed.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use presence_core::server::{Presence, PresenceConfig};
+    /// use presence_core::wire::{HeartbeatRequest, RoomMessage};
+    ///
+    /// let presence = Presence::start(PresenceConfig::default());
+    /// let mut changes = presence.changes();
+    /// presence.heartbeat(&HeartbeatRequest {
+    ///     room: "lobby".into(), user: "ada".into(), session: "tab-1".into(), name: "Ada".into(),
+    ///     interval_ms: None, state: None, away: false, session_token: None,
+    /// }).await.unwrap();
+    /// let change = changes.next().await.unwrap();
+    /// assert_eq!(&*change.room, "lobby");
+    /// assert!(matches!(change.message.message(), RoomMessage::Joined { .. }));
+    /// # });
+    /// ```
+    pub fn changes(&self) -> Changes {
+        match &self.store {
+            Store::Memory(m) => m.changes(),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.changes(),
         }
     }
 

@@ -5,7 +5,7 @@ use super::config::PresenceConfig;
 use super::deadlines::{DeadlineQueue, Owner};
 use super::rate::Bucket;
 use super::room::{Map, Room, Session, User};
-use super::subscription::SharedMessage;
+use super::subscription::{RoomChange, SharedMessage, CHANGES_BUFFER};
 use super::token::{RoomTokenKey, SessionToken};
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
@@ -49,6 +49,8 @@ pub(crate) struct Registry {
     /// user id → rooms where that user is online.
     user_rooms: Map<Arc<str>, SmallVec<[Arc<str>; 1]>>,
     pub(crate) queue: DeadlineQueue,
+    /// Every room's changes, for server-side readers.
+    all: broadcast::Sender<RoomChange>,
 }
 
 impl Registry {
@@ -60,6 +62,7 @@ impl Registry {
             tokens: Map::default(),
             user_rooms: Map::default(),
             queue: DeadlineQueue::default(),
+            all: broadcast::channel(CHANGES_BUFFER).0,
         }
     }
 
@@ -190,11 +193,11 @@ impl Registry {
             .get_key_value(req.room.as_str())
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(req.room.as_str()));
-        let key = &self.room_key;
+        let (key, all) = (&self.room_key, &self.all);
         let room = self
             .rooms
             .entry(room_id.clone())
-            .or_insert_with(|| Room::new(room_id.clone(), key));
+            .or_insert_with(|| Room::new(room_id.clone(), key, all));
         let user_id: Arc<str> = room
             .users
             .get_key_value(req.user.as_str())
@@ -610,11 +613,11 @@ impl Registry {
             .get_key_value(room_id)
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(room_id));
-        let key = &self.room_key;
+        let (key, all) = (&self.room_key, &self.all);
         let room = self
             .rooms
             .entry(room_key.clone())
-            .or_insert_with(|| Room::new(room_key.clone(), key));
+            .or_insert_with(|| Room::new(room_key.clone(), key, all));
         room.subscribers += 1;
         if let Some((sid, _)) = &session {
             let s = room.sessions.get_mut(sid).expect("resolved above");
@@ -639,11 +642,11 @@ impl Registry {
         room_id: &Arc<str>,
     ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
         let buffer = self.config.subscriber_buffer;
-        let key = &self.room_key;
+        let (key, all) = (&self.room_key, &self.all);
         let room = self
             .rooms
             .entry(room_id.clone())
-            .or_insert_with(|| Room::new(room_id.clone(), key));
+            .or_insert_with(|| Room::new(room_id.clone(), key, all));
         let rx = room.receiver(buffer);
         (room.snapshot_message(), rx)
     }
@@ -679,6 +682,11 @@ impl Registry {
         if room.is_idle() {
             self.rooms.remove(&key.room);
         }
+    }
+
+    /// A reader of every room's changes.
+    pub fn changes(&self) -> broadcast::Receiver<RoomChange> {
+        self.all.subscribe()
     }
 
     /// Live sessions across all rooms.

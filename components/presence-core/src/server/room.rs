@@ -2,7 +2,7 @@
 
 use super::deadlines::Timer;
 use super::rate::Bucket;
-use super::subscription::SharedMessage;
+use super::subscription::{RoomChange, SharedMessage};
 use super::token::{RoomTokenKey, SessionToken};
 use crate::room_view::room_order;
 use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
@@ -78,13 +78,15 @@ pub(crate) struct Room {
     pub subscribers: usize,
     /// Created on first subscribe, so rooms nobody watches cost no buffer.
     channel: Option<broadcast::Sender<Arc<SharedMessage>>>,
+    /// Every room's changes, for [`super::Presence::changes`] readers (if there are any).
+    all: broadcast::Sender<RoomChange>,
     /// The snapshot at the current `seq`, built (and serialized) once for every subscriber that
     /// arrives before the next change: a reconnect storm costs one snapshot, not one per client.
     snapshot_cache: Option<Arc<SharedMessage>>,
 }
 
 impl Room {
-    pub fn new(id: Arc<str>, key: &RoomTokenKey) -> Self {
+    pub fn new(id: Arc<str>, key: &RoomTokenKey, all: &broadcast::Sender<RoomChange>) -> Self {
         Room {
             token: Arc::from(key.sign(&id)),
             id,
@@ -94,6 +96,7 @@ impl Room {
             offline_users: 0,
             subscribers: 0,
             channel: None,
+            all: all.clone(),
             snapshot_cache: None,
         }
     }
@@ -103,17 +106,27 @@ impl Room {
         self.users.is_empty() && self.subscribers == 0
     }
 
-    /// Records one change and, if anyone is subscribed, builds its message with `make` (given
-    /// the room and the change's seq) and sends it. Unwatched rooms build nothing.
+    /// Records one change and, if anyone is subscribed (to this room, or to every room's
+    /// changes), builds its message with `make` (given the room and the change's seq) and sends
+    /// it. Unwatched rooms build nothing.
     pub fn publish(&mut self, make: impl FnOnce(&Room, u64) -> RoomMessage) {
         self.seq += 1;
         self.snapshot_cache = None;
-        if let Some(tx) = &self.channel {
-            if tx.receiver_count() > 0 {
-                let message = make(self, self.seq);
-                // An error only means the last receiver went away meanwhile.
-                let _ = tx.send(Arc::new(SharedMessage::new(message)));
-            }
+        let local = self.channel.as_ref().filter(|tx| tx.receiver_count() > 0);
+        let global = self.all.receiver_count() > 0;
+        if local.is_none() && !global {
+            return;
+        }
+        let message = Arc::new(SharedMessage::new(make(self, self.seq)));
+        // Errors only mean the last receiver went away meanwhile.
+        if let Some(tx) = local {
+            let _ = tx.send(message.clone());
+        }
+        if global {
+            let _ = self.all.send(RoomChange {
+                room: self.id.clone(),
+                message,
+            });
         }
     }
 

@@ -139,3 +139,48 @@ impl Drop for Subscription {
         }
     }
 }
+
+/// One change in some room, as seen by [`super::Presence::changes`].
+#[derive(Debug, Clone)]
+pub struct RoomChange {
+    /// The room that changed.
+    pub room: Arc<str>,
+    /// The change (`joined`, `left`, `updated` or `removed`; never a snapshot).
+    pub message: Arc<SharedMessage>,
+}
+
+/// Every change in every room, for server-side code (on join / on leave hooks, audit logs,
+/// occupancy counters), from [`super::Presence::changes`].
+///
+/// It never holds anyone back: a reader that falls more than the buffer behind skips ahead, and
+/// [`Changes::missed`] counts what it skipped.
+#[derive(Debug)]
+pub struct Changes {
+    rx: broadcast::Receiver<RoomChange>,
+    missed: u64,
+}
+
+impl Changes {
+    pub(crate) fn new(rx: broadcast::Receiver<RoomChange>) -> Self {
+        Changes { rx, missed: 0 }
+    }
+
+    /// The next change, or `None` once the engine is gone.
+    pub async fn next(&mut self) -> Option<RoomChange> {
+        loop {
+            match self.rx.recv().await {
+                Ok(change) => return Some(change),
+                Err(RecvError::Lagged(n)) => self.missed += n,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Changes skipped because this reader fell behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+}
+
+/// The buffer of [`Changes`]: how far a server-side reader may fall behind before it skips.
+pub(crate) const CHANGES_BUFFER: usize = 4096;

@@ -9,8 +9,8 @@ pub use auth::{Identity, PresenceAuth};
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, MAX_BODY_BYTES};
 pub use presence_core::server::{
-    Clock, ConfigError, ManualClock, MemoryPresence, Presence, PresenceConfig, RateLimit,
-    SystemClock,
+    Changes, Clock, ConfigError, ManualClock, MemoryPresence, Presence, PresenceConfig, RateLimit,
+    RoomChange, SystemClock,
 };
 
 use crate::ApiError;

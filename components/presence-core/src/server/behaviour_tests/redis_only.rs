@@ -306,3 +306,22 @@ async fn a_subscriber_that_missed_messages_resyncs_from_a_snapshot_and_carries_o
     ));
     nothing_within(&mut sub, 100).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_through_one_server_reach_server_side_readers_on_another() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let b = a.peer().await;
+    let mut on_b = b.changes();
+    let joined = a.join("r1", "ann", "s1").await;
+    a.presence.disconnect(&joined.session_token).await.unwrap();
+    for expected in ["joined", "left"] {
+        let change = tokio::time::timeout(Duration::from_secs(5), on_b.next())
+            .await
+            .expect("a change within 5 s")
+            .unwrap();
+        assert_eq!(&*change.room, "r1");
+        assert_eq!(kind_of(change.message.message()), expected);
+    }
+}

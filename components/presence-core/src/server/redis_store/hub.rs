@@ -7,7 +7,7 @@
 //! reconnect every watched room is resynced the same way.
 
 use super::{Inner, RedisPresence};
-use crate::server::subscription::SharedMessage;
+use crate::server::subscription::{RoomChange, SharedMessage};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -104,15 +104,12 @@ impl Hub {
         }
     }
 
-    /// A message from Redis. True if the room needs a resync.
-    fn deliver(&self, room: &str, json: String) -> bool {
-        if !self.rooms().contains_key(room) {
-            return false; // nobody here watches this room
-        }
-        let Ok(message) = SharedMessage::from_json(json) else {
-            return false;
-        };
-        let message = Arc::new(message);
+    fn is_watched(&self, room: &str) -> bool {
+        self.rooms().contains_key(room)
+    }
+
+    /// A message from Redis for a watched room. True if the room needs a resync.
+    fn deliver(&self, room: &str, message: Arc<SharedMessage>) -> bool {
         let mut rooms = self.rooms();
         let Some(watched) = rooms.get_mut(room) else {
             return false;
@@ -266,13 +263,28 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             let Some(room) = channel.strip_prefix(&events) else {
                 continue;
             };
-            let Ok(json) = String::from_utf8(message.get_payload_bytes().to_vec()) else {
-                continue;
-            };
             let Some(presence) = RedisPresence::upgrade(&weak) else {
                 return;
             };
-            if presence.inner.hub.deliver(room, json) {
+            let watched = presence.inner.hub.is_watched(room);
+            let global = presence.inner.all.receiver_count() > 0;
+            if !watched && !global {
+                continue; // nobody here wants this room's messages: not even parsed
+            }
+            let Ok(json) = String::from_utf8(message.get_payload_bytes().to_vec()) else {
+                continue;
+            };
+            let Ok(message) = SharedMessage::from_json(json) else {
+                continue;
+            };
+            let message = Arc::new(message);
+            if global {
+                let _ = presence.inner.all.send(RoomChange {
+                    room: Arc::from(room),
+                    message: message.clone(),
+                });
+            }
+            if watched && presence.inner.hub.deliver(room, message) {
                 spawn_resync(&presence, Arc::from(room));
             }
         }

@@ -12,7 +12,9 @@ mod hub;
 use super::clock::{sleep_or_wake, Clock, SystemClock};
 use super::config::PresenceConfig;
 use super::rate::KeyedLimiter;
-use super::subscription::{SharedMessage, Source, Subscription};
+use super::subscription::{
+    Changes, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
+};
 use super::token::{RoomTokenKey, SessionToken};
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
@@ -56,6 +58,8 @@ struct Inner {
     sessions: Mutex<KeyedLimiter<String>>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
     hub: hub::Hub,
+    /// Every room's changes, for [`RedisPresence::changes`] readers.
+    all: broadcast::Sender<RoomChange>,
     wake: Arc<Notify>,
     stop: Arc<Notify>,
 }
@@ -135,6 +139,7 @@ impl RedisPresence {
                 config.max_tracked_addresses,
             )),
             hub: hub::Hub::new(config.subscriber_buffer),
+            all: broadcast::channel(CHANGES_BUFFER).0,
             config,
             clock: Arc::new(clock),
             room_key,
@@ -492,6 +497,11 @@ impl RedisPresence {
                 return Ok(next.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()));
             }
         }
+    }
+
+    /// Every change in every room, made through any server on this Redis.
+    pub fn changes(&self) -> Changes {
+        Changes::new(self.inner.all.subscribe())
     }
 
     /// Keys that hold this store's data start with this prefix.
