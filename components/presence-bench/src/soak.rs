@@ -100,6 +100,12 @@ pub async fn run(args: &Args) -> Result<(), String> {
         join(&mut sessions, &presence)?;
     }
 
+    // How long a leave may take to arrive: a goodbye at once, a vanishing by its deadline.
+    let allowed = |fate: Fate| match fate {
+        Fate::Left(_) => slack,
+        _ => deadline + slack,
+    };
+    let (mut late, mut worst) = (0usize, Duration::ZERO);
     let rss = || crate::memory::rss_kib("self").unwrap_or(0);
     let started = Instant::now();
     let mut rss_samples: Vec<(u64, u64)> = vec![(0, rss())];
@@ -159,9 +165,24 @@ pub async fn run(args: &Args) -> Result<(), String> {
             checks += 1;
             ghosts += count_ghosts(&presence, &sessions, rooms, deadline + slack);
             rss_samples.push((started.elapsed().as_secs(), rss()));
-            // Ended sessions whose leave was seen are done with: keep the list bounded.
-            let seen = leaves.lock().unwrap();
-            sessions.retain(|s| s.fate == Fate::Alive || !seen.contains_key(&s.request.session));
+            // Ended sessions whose leave was seen: judged now (was it on time?), then forgotten,
+            // with their leave, so the harness's own memory stays flat too.
+            let mut seen = leaves.lock().unwrap();
+            sessions.retain(|s| {
+                let ended = match s.fate {
+                    Fate::Alive => return true,
+                    Fate::Left(at) | Fate::Vanished(at) => at,
+                };
+                let Some(at) = seen.remove(&s.request.session) else {
+                    return true; // not heard yet: judged later
+                };
+                let took = at.saturating_duration_since(ended);
+                worst = worst.max(took);
+                if took > allowed(s.fate) {
+                    late += 1;
+                }
+                false
+            });
         }
     }
 
@@ -183,8 +204,6 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .sum();
     let leaves = leaves.lock().unwrap();
     let mut lost = 0usize;
-    let mut late = 0usize;
-    let mut worst = Duration::ZERO;
     for s in &sessions {
         let ended = match s.fate {
             Fate::Alive => unreachable!("everyone was stopped"),
@@ -195,11 +214,7 @@ pub async fn run(args: &Args) -> Result<(), String> {
             Some(seen) => {
                 let took = seen.saturating_duration_since(ended);
                 worst = worst.max(took);
-                let allowed = match s.fate {
-                    Fate::Left(_) => slack,
-                    _ => deadline + slack,
-                };
-                if took > allowed {
+                if took > allowed(s.fate) {
                     late += 1;
                 }
             }
@@ -209,10 +224,17 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .get(1)
         .or(rss_samples.first())
         .map_or(0, |s| s.1);
+    // Once the rooms' offline lists are full (the cap), memory should stop growing: compare
+    // the end with a quarter of the way in (at most 5 minutes in).
+    let warm_at = (seconds / 4).min(300);
+    let warm = rss_samples
+        .iter()
+        .find(|s| s.0 >= warm_at)
+        .map_or(first, |s| s.1);
     let last = rss_samples.last().map_or(0, |s| s.1);
     let peak = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
     println!(
-        "soak sessions={target} seconds={seconds} churn_per_s={churn_per_s} sessions_created={next_id} checks={checks} ghosts={ghosts} final_ghosts={final_ghosts} lost_leaves={lost} late_leaves={late} worst_leave_ms={} resyncs={} rss_kib_first={first} rss_kib_last={last} rss_kib_peak={peak}",
+        "soak sessions={target} seconds={seconds} churn_per_s={churn_per_s} sessions_created={next_id} checks={checks} ghosts={ghosts} final_ghosts={final_ghosts} lost_leaves={lost} late_leaves={late} worst_leave_ms={} resyncs={} rss_kib_first={first} rss_kib_warm={warm} rss_kib_last={last} rss_kib_peak={peak}",
         worst.as_millis(),
         *resyncs.lock().unwrap(),
     );

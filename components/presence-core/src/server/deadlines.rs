@@ -85,6 +85,15 @@ impl DeadlineQueue {
     }
 
     /// True (once) if a push made the earliest deadline earlier: the scheduler must re-plan.
+    /// Keeps only the entries `live` accepts (an O(n) rebuild).
+    pub fn retain(&mut self, mut live: impl FnMut(&Timer, &Owner) -> bool) {
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        self.heap = entries
+            .into_iter()
+            .filter(|Reverse(e)| live(&e.timer, &e.owner))
+            .collect();
+    }
+
     pub fn take_head_moved_earlier(&mut self) -> bool {
         std::mem::take(&mut self.head_moved_earlier)
     }

@@ -97,6 +97,7 @@ impl MemoryPresence {
         let now = self.inner.clock.now_ms();
         let mut registry = self.lock();
         let result = f(&mut registry, now);
+        registry.compact_queue_if_stale();
         if registry.queue.take_head_moved_earlier() {
             self.inner.wake.notify_one();
         }
@@ -298,6 +299,7 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 registry.expire_due(now);
+                registry.compact_queue_if_stale();
                 // Our own pushes during expiry are already accounted for by `next`.
                 registry.queue.take_head_moved_earlier();
                 registry.next_deadline()

@@ -49,6 +49,8 @@ pub(crate) struct Registry {
     /// user id → rooms where that user is online.
     user_rooms: Map<Arc<str>, SmallVec<[Arc<str>; 1]>>,
     pub(crate) queue: DeadlineQueue,
+    /// Offline users listed across all rooms (each holds one retention entry in the queue).
+    offline_total: usize,
     /// Every room's changes, for server-side readers.
     all: broadcast::Sender<RoomChange>,
 }
@@ -62,6 +64,7 @@ impl Registry {
             tokens: Map::default(),
             user_rooms: Map::default(),
             queue: DeadlineQueue::default(),
+            offline_total: 0,
             all: broadcast::channel(CHANGES_BUFFER).0,
         }
     }
@@ -219,6 +222,7 @@ impl Registry {
             // Coming online (new, or back from offline): placed after those already online.
             if user.sessions.is_empty() && user.retention_timer.is_some() {
                 room.offline_users -= 1;
+                self.offline_total -= 1;
             }
             user.online_since = seq;
             user.last_seen = None;
@@ -423,6 +427,29 @@ impl Registry {
         }
     }
 
+    /// Drops queue entries that no owner holds any more once they outnumber the live ones, so
+    /// memory stays flat under churn: without it, the entries of users who came back online or
+    /// were dropped by the offline cap would wait out the whole retention (24 h by default).
+    /// Runs after at least `live + 1024` pushes since the last time, so its O(n) rebuild costs
+    /// O(1) per push.
+    pub fn compact_queue_if_stale(&mut self) {
+        let live = self.tokens.len() + self.offline_total;
+        if self.queue.len() <= 2 * live + 1024 {
+            return;
+        }
+        let rooms = &self.rooms;
+        self.queue.retain(|timer, owner| match owner {
+            Owner::Session { room, session } => rooms
+                .get(room)
+                .and_then(|r| r.sessions.get(session))
+                .is_some_and(|s| s.timer == Some(*timer)),
+            Owner::OfflineUser { room, user } => rooms
+                .get(room)
+                .and_then(|r| r.users.get(user))
+                .is_some_and(|u| u.retention_timer == Some(*timer)),
+        });
+    }
+
     /// The earliest queued deadline, if any.
     pub fn next_deadline(&self) -> Option<u64> {
         self.queue.peek()
@@ -458,6 +485,7 @@ impl Registry {
                 },
             ));
             room.offline_users += 1;
+            self.offline_total += 1;
             if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
                 rooms.retain(|r| r != room_id);
                 if rooms.is_empty() {
@@ -512,6 +540,7 @@ impl Registry {
         };
         if room.users.remove(user_id).is_some() {
             room.offline_users -= 1;
+            self.offline_total -= 1;
             room.publish(|_, seq| RoomMessage::Removed {
                 seq,
                 user_id: user_id.to_string(),
@@ -553,6 +582,7 @@ impl Registry {
         };
         if removed.sessions.is_empty() {
             room.offline_users -= 1;
+            self.offline_total -= 1;
         }
         for sid in &removed.sessions {
             if let Some(s) = room.sessions.remove(sid) {

@@ -358,6 +358,35 @@ fn offline_users_are_kept_within_retention_and_count_bounds() {
 }
 
 #[test]
+fn churn_leaves_the_deadline_queue_bounded_by_what_is_live() {
+    // A day of retention and a cap of 2 offline users: every user that leaves is soon dropped
+    // by the cap, but its retention entry (and its session's timer) would wait a day in the
+    // queue without compaction.
+    let mut reg = registry(PresenceConfig {
+        max_offline_users_per_room: 2,
+        ..config()
+    });
+    let mut longest = 0;
+    for i in 0..20_000u64 {
+        let user = format!("u{i}");
+        let hb = reg.heartbeat(&req("r1", &user, "s"), T0 + i).unwrap();
+        reg.compact_queue_if_stale();
+        reg.disconnect(&hb.token.to_hex(), None, T0 + i).unwrap();
+        reg.compact_queue_if_stale();
+        longest = longest.max(reg.queue.len());
+    }
+    // Live: no sessions, 2 offline users. Without compaction it would be 40,000 entries.
+    assert!(
+        longest <= 2 * 3 + 1024 + 2,
+        "the queue reached {longest} entries"
+    );
+    // What is live still works: the two kept users' retention ends on time.
+    assert_eq!(reg.snapshot("r1").users.len(), 2);
+    reg.expire_due(T0 + 20_000 + 24 * 60 * 60 * 1000);
+    assert!(reg.snapshot("r1").users.is_empty());
+}
+
+#[test]
 fn an_empty_unwatched_room_is_forgotten() {
     let mut reg = registry(PresenceConfig {
         offline_retention_ms: 1,
