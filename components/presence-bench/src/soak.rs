@@ -232,11 +232,15 @@ pub async fn run(args: &Args) -> Result<(), String> {
         .find(|s| s.0 >= warm_at)
         .map_or(first, |s| s.1);
     let last = rss_samples.last().map_or(0, |s| s.1);
+    let listed: usize = (0..rooms)
+        .map(|r| presence.list_room(&format!("soak-{r}")).users.len())
+        .sum();
     let peak = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
     println!(
-        "soak sessions={target} seconds={seconds} churn_per_s={churn_per_s} sessions_created={next_id} checks={checks} ghosts={ghosts} final_ghosts={final_ghosts} lost_leaves={lost} late_leaves={late} worst_leave_ms={} resyncs={} rss_kib_first={first} rss_kib_warm={warm} rss_kib_last={last} rss_kib_peak={peak}",
+        "soak sessions={target} seconds={seconds} churn_per_s={churn_per_s} sessions_created={next_id} checks={checks} ghosts={ghosts} final_ghosts={final_ghosts} lost_leaves={lost} late_leaves={late} worst_leave_ms={} resyncs={} rss_kib_first={first} rss_kib_warm={warm} rss_kib_last={last} rss_kib_peak={peak} queued_deadlines={} users_listed={listed}",
         worst.as_millis(),
         *resyncs.lock().unwrap(),
+        presence.queued_deadlines(),
     );
     if ghosts + final_ghosts + lost + late > 0 {
         return Err("soak found ghosts or lost or late leaves".into());
