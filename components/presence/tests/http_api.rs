@@ -676,3 +676,54 @@ async fn json_endpoints_refuse_simple_cross_site_bodies() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_rate_limited_and_a_forged_one_is_not() {
+    let app = app(Presence::start(PresenceConfig {
+        address_rate: leptos_presence::ssr::RateLimit {
+            per_second: 1.0,
+            burst: 1,
+        },
+        trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
+        ..PresenceConfig::default()
+    }));
+    let join =
+        |user: &str, peer: [u8; 4], forwarded: &str| {
+            let mut request = post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": user, "session": user, "name": user}),
+            );
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from((peer, 40_000)),
+            ));
+            request
+                .headers_mut()
+                .insert("x-forwarded-for", forwarded.parse().unwrap());
+            request
+        };
+    let proxy = [10, 0, 0, 1];
+    // Two clients behind the proxy are two addresses, each with its own budget.
+    assert_eq!(
+        send(&app, join("a", proxy, "198.51.100.1")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, join("b", proxy, "198.51.100.2")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, join("c", proxy, "198.51.100.1")).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the first client's budget is spent"
+    );
+    // A client talking directly cannot dodge its limit by writing the header itself.
+    let direct = [203, 0, 113, 5];
+    assert_eq!(
+        send(&app, join("d", direct, "192.0.2.1")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, join("e", direct, "192.0.2.2")).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -35,6 +35,10 @@ pub struct PresenceConfig {
     /// Key that signs room tokens. Servers sharing rooms must share it. Default: random per
     /// process (room tokens then do not survive a restart; clients get new ones on heartbeat).
     pub room_token_secret: Option<Vec<u8>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`PRESENCE_TRUSTED_PROXIES`, a comma
+    /// separated list of IP addresses). Default: none, so the per-address rate limit counts the
+    /// connection's own address and ignores the header (a client could forge it).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Where the shared store lives (`PRESENCE_REDIS_URL`, e.g. `redis://127.0.0.1:6379/`).
     /// Default: none, the in-memory store. With Redis, `room_token_secret` is required.
     pub redis_url: Option<String>,
@@ -63,6 +67,7 @@ impl Default for PresenceConfig {
             },
             max_tracked_addresses: 100_000,
             room_token_secret: None,
+            trusted_proxies: Vec::new(),
             redis_url: None,
             redis_prefix: "presence".into(),
         }
@@ -165,6 +170,19 @@ impl PresenceConfig {
             }
             config.room_token_secret = Some(secret.into_bytes());
         }
+        if let Some(list) = lookup("PRESENCE_TRUSTED_PROXIES") {
+            config.trusted_proxies = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| a.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|_| ConfigError {
+                    name: "PRESENCE_TRUSTED_PROXIES",
+                    value: list.clone(),
+                    expected: "IP addresses separated by commas",
+                })?;
+        }
         config.redis_url = lookup("PRESENCE_REDIS_URL").filter(|url| !url.trim().is_empty());
         if let Some(prefix) = lookup("PRESENCE_REDIS_PREFIX") {
             if prefix.is_empty() || prefix.chars().any(|c| c.is_control() || c == ' ') {
@@ -233,5 +251,16 @@ mod tests {
         })
         .unwrap_err();
         assert!(!err.to_string().contains("short"), "secrets are not echoed");
+
+        let config = PresenceConfig::from_lookup(|name| {
+            (name == "PRESENCE_TRUSTED_PROXIES").then(|| " 10.0.0.1, ::1 ".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        let err = PresenceConfig::from_lookup(|name| {
+            (name == "PRESENCE_TRUSTED_PROXIES").then(|| "10.0.0.1, proxy.local".to_string())
+        })
+        .unwrap_err();
+        assert_eq!(err.name, "PRESENCE_TRUSTED_PROXIES");
     }
 }

@@ -37,6 +37,7 @@ pub struct MemoryPresence {
 struct Inner {
     registry: Mutex<Registry>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
+    trusted_proxies: Vec<IpAddr>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     room_key: RoomTokenKey,
@@ -73,6 +74,7 @@ impl MemoryPresence {
                 config.address_rate,
                 config.max_tracked_addresses,
             )),
+            trusted_proxies: config.trusted_proxies.clone(),
             registry: Mutex::new(Registry::new(config, room_key.clone())),
             clock: Arc::new(clock),
             wake: Arc::new(Notify::new()),
@@ -113,6 +115,11 @@ impl MemoryPresence {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .check(&address, now)
+    }
+
+    /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
+    pub fn trusted_proxies(&self) -> &[IpAddr] {
+        &self.inner.trusted_proxies
     }
 
     /// The engine's current time (ms since the Unix epoch).

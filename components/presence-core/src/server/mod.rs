@@ -21,6 +21,7 @@
 //! # });
 //! ```
 
+mod client_address;
 mod clock;
 mod config;
 mod deadlines;
@@ -34,6 +35,7 @@ mod room;
 mod subscription;
 mod token;
 
+pub use client_address::client_address;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig, RateLimit};
 pub use memory::{HeartbeatAck, MemoryPresence};

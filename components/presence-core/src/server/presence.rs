@@ -111,6 +111,16 @@ impl Presence {
         }
     }
 
+    /// The proxies whose `X-Forwarded-For` is believed (`PRESENCE_TRUSTED_PROXIES`); see
+    /// [`super::client_address`].
+    pub fn trusted_proxies(&self) -> &[IpAddr] {
+        match &self.store {
+            Store::Memory(m) => m.trusted_proxies(),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.trusted_proxies(),
+        }
+    }
+
     /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
     /// for heartbeats and updates; the engine cannot see addresses itself.
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {

@@ -40,21 +40,32 @@ pub(crate) fn error_body(error: &PresenceError) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-/// The client's address, when the server was started with
-/// `into_make_service_with_connect_info::<SocketAddr>()`.
-pub(crate) fn client_address() -> Option<std::net::IpAddr> {
+/// The caller's address for the per-address limit, when the server was started with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the connection's, or, behind a trusted
+/// proxy, the one it forwarded (see [`presence_core::server::client_address`]).
+pub(crate) fn client_address(presence: &Presence) -> Option<std::net::IpAddr> {
     leptos::prelude::with_context::<axum::http::request::Parts, _>(|parts| {
-        parts
+        let peer = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip())
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+            .0
+            .ip();
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Some(presence_core::server::client_address(
+            peer,
+            forwarded,
+            presence.trusted_proxies(),
+        ))
     })
     .flatten()
 }
 
 /// Counts this request against its client address's rate, if the address is known.
 pub(crate) fn check_address(presence: &Presence) -> Result<(), ApiError> {
-    match client_address() {
+    match client_address(presence) {
         Some(address) => respond(presence.check_address(address)),
         None => Ok(()),
     }

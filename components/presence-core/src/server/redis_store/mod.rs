@@ -170,6 +170,11 @@ impl RedisPresence {
         weak.upgrade().map(|inner| RedisPresence { inner })
     }
 
+    /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
+    pub fn trusted_proxies(&self) -> &[IpAddr] {
+        &self.inner.config.trusted_proxies
+    }
+
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
