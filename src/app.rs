@@ -60,6 +60,10 @@ pub struct DemoConfig {
     pub hidden_interval_ms: u64,
     /// `PRESENCE_DEMO_AUTH=1`.
     pub sign_in: bool,
+    /// True when rooms live in Redis (`PRESENCE_REDIS_URL`), shared with other servers.
+    pub shared_store: bool,
+    /// This server's port (from `LEPTOS_SITE_ADDR`), to tell servers apart in the page.
+    pub port: u16,
 }
 
 /// The demo's settings: read on the server, serialized into the page for hydration.
@@ -77,6 +81,11 @@ pub fn demo_config() -> DemoConfig {
                 interval_ms: read("PRESENCE_INTERVAL_MS", 10_000),
                 hidden_interval_ms: read("PRESENCE_HIDDEN_INTERVAL_MS", 60_000),
                 sign_in: crate::auth::ssr::enabled(),
+                shared_store: std::env::var("PRESENCE_REDIS_URL").is_ok_and(|u| !u.is_empty()),
+                port: std::env::var("LEPTOS_SITE_ADDR")
+                    .ok()
+                    .and_then(|a| a.rsplit(':').next()?.parse().ok())
+                    .unwrap_or(3000),
             }
         }
         #[cfg(not(feature = "ssr"))]
@@ -84,6 +93,8 @@ pub fn demo_config() -> DemoConfig {
             interval_ms: 10_000,
             hidden_interval_ms: 60_000,
             sign_in: false,
+            shared_store: false,
+            port: 0,
         }
     })
     .into_inner()

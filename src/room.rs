@@ -107,6 +107,11 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
         move |_| presence.leave()
     };
     let share = move || format!("/rooms/{}", room.get());
+    let (store_label, store_text) = if config.shared_store {
+        ("redis", "in Redis, shared with every server on it.")
+    } else {
+        ("memory", "in this server's memory.")
+    };
     let error = presence.error;
     let neighbours = move || {
         let here = room.get();
@@ -133,6 +138,9 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
                     <h1 class="room-title">{move || room.get()}</h1>
                     <p class="muted">
                         "Share " <a href=share>{share}</a> " to invite someone."
+                    </p>
+                    <p class="muted server-note" data-store=store_label>
+                        "Served by port " {config.port} ", rooms kept " {store_text}
                     </p>
                 </div>
                 <div class="room-presence">

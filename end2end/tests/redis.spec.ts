@@ -33,6 +33,10 @@ test.describe('several app servers on one Redis', () => {
       const a = await joinRoom(ca, room, 'Ada on one');
       const b = await joinRoom(cb, room, 'Bo on two');
       const [ida, idb] = [await userIdOf(a), await userIdOf(b)];
+      // Each page says which server it is on and that rooms are shared.
+      await expect(a.locator('.server-note')).toHaveAttribute('data-store', 'redis');
+      await expect(a.locator('.server-note')).toContainText(`port ${one.port}`);
+      await expect(b.locator('.server-note')).toContainText(`port ${two.port}`);
       // Join: each sees the other, across servers, within 2 s.
       await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
       await expect(face(b, ida)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
