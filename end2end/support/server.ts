@@ -65,10 +65,14 @@ export class DemoServer {
 
   /** Kills the server at once, as a crash would. */
   async kill(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
-    await exited;
+    await killHard(this.proc);
   }
+}
+
+/** SIGKILLs a child process (if it still runs) and waits until it has exited. */
+export async function killHard(proc?: ChildProcess): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL');
+  await exited;
 }
