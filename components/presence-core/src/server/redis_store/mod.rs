@@ -191,9 +191,18 @@ impl RedisPresence {
         lock(&self.inner.sessions).check(&key.to_string(), now)
     }
 
-    /// Runs one op of the script. `Ok` carries the reply after its leading `"ok"`.
+    /// Runs one op of the script now. `Ok` carries the reply after its leading `"ok"`.
     async fn call(&self, op: &str, args: &[&str]) -> Result<Vec<String>, PresenceError> {
-        let now = self.now_ms();
+        self.call_at(op, self.now_ms(), args).await
+    }
+
+    /// [`RedisPresence::call`] with the time the caller already used (for deadlines it sends).
+    async fn call_at(
+        &self,
+        op: &str,
+        now: u64,
+        args: &[&str],
+    ) -> Result<Vec<String>, PresenceError> {
         let mut invocation = self.inner.script.arg(op);
         self.add_common_args(&mut invocation, now, args);
         let mut conn = self.inner.conn.clone();
@@ -254,32 +263,28 @@ impl RedisPresence {
             config.max_rooms_per_user.to_string(),
             config.max_sessions_per_user.to_string(),
         ];
-        let mut invocation = self.inner.script.arg("heartbeat");
-        self.add_common_args(
-            &mut invocation,
-            now,
-            &[
-                &request.room,
-                &request.user,
-                &request.session,
-                token.as_deref().unwrap_or(""),
-                &new_token,
-                &request.name,
-                if request.away { "1" } else { "0" },
-                state_mode,
-                &state,
-                &numbers[0],
-                &numbers[1],
-                &numbers[2],
-                &numbers[3],
-            ],
-        );
-        let mut conn = self.inner.conn.clone();
-        let reply: Vec<String> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let reply = reply_of(reply).map_err(|e| match e {
+        let reply = self
+            .call_at(
+                "heartbeat",
+                now,
+                &[
+                    &request.room,
+                    &request.user,
+                    &request.session,
+                    token.as_deref().unwrap_or(""),
+                    &new_token,
+                    &request.name,
+                    if request.away { "1" } else { "0" },
+                    state_mode,
+                    &state,
+                    &numbers[0],
+                    &numbers[1],
+                    &numbers[2],
+                    &numbers[3],
+                ],
+            )
+            .await;
+        let reply = reply.map_err(|e| match e {
             PresenceError::RoomFull { limit, .. } => PresenceError::RoomFull {
                 room: request.room.clone(),
                 limit,
