@@ -4,21 +4,38 @@
 
 use leptos::prelude::*;
 
-/// Signs this browser in as `name` (sets an HttpOnly cookie).
+/// Signs this browser in as `name` (sets an HttpOnly cookie). Refused for a name presence would
+/// refuse (see `leptos_presence::validate`), one whose user id would be too long, and a request
+/// from another site (its `Origin` is not this server).
 #[server(prefix = "/api/demo", endpoint = "sign-in")]
 pub async fn sign_in(name: String) -> Result<(), ServerFnError> {
-    let name = name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ServerFnError::new(
-            "a name is 1 to 64 characters, no control characters",
-        ));
+    use leptos_presence::{validate, Field};
+    let options = expect_context::<leptos_axum::ResponseOptions>();
+    let refuse = |status: axum::http::StatusCode, message: String| {
+        options.set_status(status);
+        Err(ServerFnError::new(message))
+    };
+    if !ssr::same_origin(&expect_context::<axum::http::request::Parts>()) {
+        return refuse(
+            axum::http::StatusCode::FORBIDDEN,
+            "sign in from this site's own page".into(),
+        );
+    }
+    let name = match validate::normalize_name(&name) {
+        Ok(name) => name.into_owned(),
+        Err(e) => return refuse(axum::http::StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Err(e) = validate::id(Field::User, &ssr::user_id(&name)) {
+        return refuse(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("this name is too long to be a user id ({e})"),
+        );
     }
     let cookie = format!(
         "{}={}; Path=/; HttpOnly; SameSite=Lax",
         ssr::COOKIE,
         ssr::sign(&name)
     );
-    let options = expect_context::<leptos_axum::ResponseOptions>();
     options.insert_header(
         axum::http::header::SET_COOKIE,
         axum::http::HeaderValue::from_str(&cookie)?,
@@ -79,6 +96,29 @@ pub mod ssr {
         String::from_utf8(unhex(value)?).ok()
     }
 
+    /// The user id a signed-in name gets.
+    pub fn user_id(name: &str) -> String {
+        format!("demo:{name}")
+    }
+
+    /// False for a request whose `Origin` names another site than the `Host` it was sent to (a
+    /// cross-site form post); requests without `Origin` (same-origin navigations, curl) pass.
+    pub fn same_origin(parts: &axum::http::request::Parts) -> bool {
+        let Some(origin) = parts.headers.get(axum::http::header::ORIGIN) else {
+            return true;
+        };
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    }
+
     /// Who is calling: the signed-in name from the cookie, if genuine.
     pub fn hook() -> PresenceAuth {
         PresenceAuth::new(|parts| {
@@ -93,7 +133,7 @@ pub mod ssr {
                 .find(|(k, _)| *k == COOKIE)
                 .and_then(|(_, v)| verify(v))?;
             Some(Identity {
-                user_id: format!("demo:{name}"),
+                user_id: user_id(&name),
                 name: Some(name),
             })
         })
@@ -102,6 +142,31 @@ pub mod ssr {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        fn parts(headers: &[(&str, &str)]) -> axum::http::request::Parts {
+            let mut request = axum::http::Request::builder().uri("/api/demo/sign-in");
+            for (k, v) in headers {
+                request = request.header(*k, *v);
+            }
+            request.body(()).unwrap().into_parts().0
+        }
+
+        #[test]
+        fn only_this_sites_own_pages_may_sign_in() {
+            assert!(same_origin(&parts(&[("host", "127.0.0.1:3000")])));
+            assert!(same_origin(&parts(&[
+                ("host", "127.0.0.1:3000"),
+                ("origin", "http://127.0.0.1:3000")
+            ])));
+            assert!(!same_origin(&parts(&[
+                ("host", "127.0.0.1:3000"),
+                ("origin", "https://evil.example")
+            ])));
+            assert!(!same_origin(&parts(&[
+                ("host", "127.0.0.1:3000"),
+                ("origin", "null")
+            ])));
+        }
 
         #[test]
         fn cookies_round_trip_and_forgeries_fail() {

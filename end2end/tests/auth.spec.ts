@@ -67,3 +67,39 @@ test('signed-in users see each other; nobody can act as someone else', async ({ 
   await expect(face(alice, 'demo:Eve')).toHaveCount(0);
   await Promise.all([ca.close(), cb.close(), cc.close()]);
 });
+
+test('the server-rendered room page shows the list only to those who may see it', async ({ browser, request }) => {
+  const room = uniqueRoom('ssr-auth');
+  const [cb, cc] = await Promise.all([newUser(browser, server.url), newUser(browser, server.url)]);
+  const bob = await cb.newPage();
+  await signInAndJoin(bob, 'Bobby Tables', room);
+  // Anyone, not signed in: the page renders, without who is there.
+  const anonymous = await request.get(`${server.url}/rooms/${room}?name=Eve`);
+  expect(anonymous.ok()).toBe(true);
+  const html = await anonymous.text();
+  expect(html).toContain('lp-facepile');
+  expect(html).not.toContain('demo:Bobby Tables');
+  expect(html).not.toContain('Bobby Tables');
+  // A signed-in caller (who could join and list the room anyway): the first paint has the list.
+  const carol = await cc.newPage();
+  await signInAndJoin(carol, 'Carol', uniqueRoom('elsewhere'));
+  const cookies = await cc.cookies();
+  const signedIn = await request.get(`${server.url}/rooms/${room}?name=Carol`, {
+    headers: { cookie: cookies.map((c) => `${c.name}=${c.value}`).join('; ') },
+  });
+  expect(await signedIn.text()).toContain('data-presence-user="demo:Bobby Tables"');
+  // A cross-site form cannot sign anyone in.
+  const forged = await request.post(`${server.url}/api/demo/sign-in`, {
+    headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
+    data: 'name=Mallory',
+  });
+  expect(forged.status()).toBe(403);
+  expect(forged.headers()['set-cookie']).toBeUndefined();
+  // Nor can a name whose user id would be too long to heartbeat with.
+  const long = await request.post(`${server.url}/api/demo/sign-in`, {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    data: `name=${encodeURIComponent('𝔸'.repeat(40))}`,
+  });
+  expect(long.status()).toBe(400);
+  await Promise.all([cb.close(), cc.close()]);
+});

@@ -88,11 +88,29 @@ pub enum PresenceError {
         /// How long to wait before the next request will be accepted, in ms.
         retry_after_ms: u64,
     },
+    /// This client address holds as many open subscriptions (WebSockets) as one address may.
+    #[error("too many open connections from this address ({limit})")]
+    TooManyConnections {
+        /// The cap.
+        limit: usize,
+    },
     /// The request body is larger than allowed.
     #[error("request body over {limit} bytes")]
     PayloadTooLarge {
         /// The cap, in bytes.
         limit: usize,
+    },
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    RequestTimeout {
+        /// How long the server waits for a body, in ms.
+        limit_ms: u64,
+    },
+    /// The endpoint does not take this HTTP method.
+    #[error("method not allowed; use {allowed}")]
+    MethodNotAllowed {
+        /// The method it takes.
+        allowed: String,
     },
     /// The server requires an identity and the request has none.
     #[error("sign in first")]
@@ -129,8 +147,10 @@ impl PresenceError {
             PresenceError::RoomFull { .. }
             | PresenceError::TooManySessions { .. }
             | PresenceError::TooManyRooms { .. } => 409,
+            PresenceError::MethodNotAllowed { .. } => 405,
+            PresenceError::RequestTimeout { .. } => 408,
             PresenceError::PayloadTooLarge { .. } => 413,
-            PresenceError::TooManyRequests { .. } => 429,
+            PresenceError::TooManyRequests { .. } | PresenceError::TooManyConnections { .. } => 429,
             PresenceError::Unavailable { .. } => 503,
         }
     }
@@ -146,6 +166,9 @@ impl PresenceError {
             PresenceError::TooManySessions { .. } => "too_many_sessions",
             PresenceError::TooManyRooms { .. } => "too_many_rooms",
             PresenceError::TooManyRequests { .. } => "too_many_requests",
+            PresenceError::TooManyConnections { .. } => "too_many_connections",
+            PresenceError::RequestTimeout { .. } => "request_timeout",
+            PresenceError::MethodNotAllowed { .. } => "method_not_allowed",
             PresenceError::PayloadTooLarge { .. } => "payload_too_large",
             PresenceError::Unauthenticated => "unauthenticated",
             PresenceError::Forbidden { .. } => "forbidden",

@@ -6,6 +6,12 @@ pub const MAX_ID_BYTES: usize = 128;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Largest app-defined state of one session, as serialized JSON, in bytes.
 pub const MAX_STATE_BYTES: usize = 4096;
+/// Deepest nesting of app-defined state (`[[1]]` is 2). Every message carries the state a few
+/// levels further down, and JSON decoders refuse documents deeper than about 128.
+pub const MAX_STATE_DEPTH: usize = 32;
+/// Most combining marks in a row in a display name (real scripts need up to four or five;
+/// "Zalgo" text stacks dozens that spill over the names around it).
+pub const MAX_COMBINING_MARKS: usize = 5;
 /// Shortest heartbeat interval the engine accepts; shorter requests are raised to this.
 pub const MIN_INTERVAL_MS: u64 = 1_000;
 /// Longest heartbeat interval the engine accepts; longer requests are lowered to this.

@@ -50,7 +50,10 @@ pub async fn heartbeat(
     crate::ssr::check_address(&presence)?;
     // With an auth hook, the server decides who this is, whatever the client claims.
     let (user, name) = match crate::ssr::caller()? {
-        Some(identity) => (identity.user_id, identity.name.unwrap_or(name)),
+        Some(identity) => {
+            crate::ssr::check_room(&identity, &room)?;
+            (identity.user_id, identity.name.unwrap_or(name))
+        }
         None => (user, name),
     };
     crate::ssr::respond(
@@ -100,9 +103,77 @@ pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
     })
 }
 
-/// The room that `room_token` grants, in its stable order.
+/// The room that `room_token` grants, in its stable order. Counts against the caller's address
+/// rate, like a heartbeat. The JSON is the room's snapshot (with `"type":"snapshot"`, as the
+/// subscription sends it), built once per room version and shared by every reader.
 #[server(name = ListRoom, prefix = "/api/presence", endpoint = "list", input = GetUrl)]
-pub async fn list(room_token: String) -> Result<RoomSnapshot, ApiError> {
+pub async fn list(room_token: String) -> Result<RoomList, ApiError> {
     let presence = crate::ssr::engine().await?;
-    crate::ssr::respond(presence.list(&room_token).await)
+    crate::ssr::check_address(&presence)?;
+    crate::ssr::respond(
+        presence
+            .list_shared(&room_token)
+            .await
+            .map(RoomList::shared),
+    )
+}
+
+/// What [`list`] returns: a room's snapshot.
+#[derive(Debug, Clone)]
+pub struct RoomList(ListInner);
+
+#[derive(Debug, Clone)]
+enum ListInner {
+    Snapshot(RoomSnapshot),
+    /// The message every reader of this room version shares; written out as its cached JSON.
+    #[cfg(feature = "ssr")]
+    Shared(std::sync::Arc<presence_core::server::SharedMessage>),
+}
+
+impl RoomList {
+    #[cfg(feature = "ssr")]
+    fn shared(message: std::sync::Arc<presence_core::server::SharedMessage>) -> Self {
+        RoomList(ListInner::Shared(message))
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &RoomSnapshot {
+        match &self.0 {
+            ListInner::Snapshot(s) => s,
+            #[cfg(feature = "ssr")]
+            ListInner::Shared(message) => match message.message() {
+                presence_core::wire::RoomMessage::Snapshot(s) => s,
+                other => unreachable!("a room list is a snapshot, not {other:?}"),
+            },
+        }
+    }
+
+    /// The snapshot, owned.
+    pub fn into_snapshot(self) -> RoomSnapshot {
+        match self.0 {
+            ListInner::Snapshot(s) => s,
+            #[cfg(feature = "ssr")]
+            ListInner::Shared(_) => self.snapshot().clone(),
+        }
+    }
+}
+
+impl serde::Serialize for RoomList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            ListInner::Snapshot(s) => s.serialize(serializer),
+            #[cfg(feature = "ssr")]
+            ListInner::Shared(message) => {
+                let raw = serde_json::value::RawValue::from_string(message.json().to_owned())
+                    .map_err(serde::ser::Error::custom)?;
+                raw.serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RoomList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RoomSnapshot::deserialize(deserializer).map(|s| RoomList(ListInner::Snapshot(s)))
+    }
 }

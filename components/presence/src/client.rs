@@ -153,6 +153,10 @@ struct State {
     session: String,
     /// The last good tokens: a failed heartbeat never clears them.
     tokens: Option<Tokens>,
+    /// The session token this tab proposes when it joins (made up here, 256 random bits): if a
+    /// join times out after the server applied it, the retry carries the same token and finds
+    /// its session instead of leaving a ghost only the server knows the token of.
+    proposed_token: String,
     state: Option<Value>,
     throttle_armed: bool,
     away: bool,
@@ -223,6 +227,7 @@ impl Client {
                 room,
                 name,
                 session,
+                proposed_token: random_token(),
                 state: initial_state.filter(|v| !v.is_null()),
                 away: is_hidden(),
                 ..State::default()
@@ -305,7 +310,11 @@ impl Client {
                 None
             },
             away: st.away,
-            token: st.tokens.as_ref().map(|t| t.session.clone()),
+            token: Some(
+                st.tokens
+                    .as_ref()
+                    .map_or_else(|| st.proposed_token.clone(), |t| t.session.clone()),
+            ),
         })
     }
 
@@ -371,6 +380,7 @@ impl Client {
             Err(ApiError(PresenceError::SessionTokenMismatch { .. })) => {
                 // Someone else holds this session id here: start a fresh session.
                 st.session = uuid::Uuid::new_v4().to_string();
+                st.proposed_token = random_token();
                 st.tokens = None;
                 0
             }
@@ -578,6 +588,7 @@ impl Client {
             }
             st.room = room;
             st.room_generation += 1;
+            st.proposed_token = random_token();
             st.left = false;
             st.heartbeat_ok = false;
             st.ever_connected = false;
@@ -794,6 +805,15 @@ fn is_hidden() -> bool {
     web_sys::window()
         .and_then(|w| w.document())
         .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden)
+}
+
+/// 64 hex digits from the browser's cryptographic random source (two v4 UUIDs: 244 random bits).
+fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// This browser's user id: random once, then kept in localStorage so tabs share it.

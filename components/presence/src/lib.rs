@@ -35,11 +35,12 @@ pub mod ssr;
 
 pub use error::ApiError;
 pub use face_pile::{FacePile, RoomFacePile};
+pub use presence_core::error::Field;
 pub use presence_core::wire::{
     HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot, SessionPresence, SessionStatus,
     UserPresence,
 };
-pub use presence_core::{limits, PresenceError, RoomView};
+pub use presence_core::{limits, validate, PresenceError, RoomView};
 pub use store::UserEntry;
 pub use use_presence::{
     use_presence, use_presence_with_options, ConnectionStatus, OtherSession, UsePresenceOptions,

@@ -318,15 +318,10 @@ struct InitialList {
 
 #[cfg(feature = "ssr")]
 fn initial_snapshot(room: &str) -> Option<InitialList> {
-    let parts = use_context::<axum::http::request::Parts>();
-    let presence = use_context::<crate::ssr::Presence>()
-        .or_else(|| parts.and_then(|p| p.extensions.get::<crate::ssr::Presence>().cloned()))?;
-    if presence_core::validate::id(presence_core::error::Field::Room, room).is_err() {
-        return None;
-    }
+    let (snapshot, rendered_at_ms) = crate::ssr::first_paint(room)?;
     Some(InitialList {
-        snapshot: presence.list_room_blocking(room),
-        rendered_at_ms: presence.now_ms(),
+        snapshot,
+        rendered_at_ms,
     })
 }
 

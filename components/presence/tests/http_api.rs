@@ -727,3 +727,285 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_rate_limited_and_a_forg
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+// ---- probe round 2: methods, media types, slow bodies, reads, sockets ----
+
+#[tokio::test]
+async fn a_wrong_method_is_a_typed_405_that_names_the_right_one() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    for (method, path, allowed) in [
+        ("GET", "/api/presence/heartbeat", "POST"),
+        ("PUT", "/api/presence/update", "POST"),
+        ("GET", "/api/presence/disconnect", "POST"),
+        ("POST", "/api/presence/list", "GET"),
+        ("DELETE", "/api/presence/subscribe", "GET"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()[header::ALLOW], allowed);
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{method} {path}");
+        assert_eq!(body["allowed"], allowed);
+        assert!(body["message"].as_str().unwrap().contains(allowed));
+    }
+}
+
+#[tokio::test]
+async fn json_is_recognised_by_its_media_type_not_a_prefix() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let with_type = |content_type: &str, user: &str| {
+        Request::post("/api/presence/heartbeat")
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(
+                json!({"room": "r1", "user": user, "session": user, "name": user}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (status, body) = send(&app, with_type("Application/JSON; charset=UTF-8", "a")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send(&app, with_type("application/jsonx", "b")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "bad_request");
+    let room_token = presence_room_token(&app).await;
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    let ids: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "probe"], "b never joined");
+}
+
+/// The room token of "r1", from a fresh join of user "probe".
+async fn presence_room_token(app: &Router) -> String {
+    join(app, "r1", "probe", "probe-tab").await["room_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_finishes_is_cut_off_with_a_408() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    // One byte, then nothing: a slow-loris client holding the request open.
+    let trickle = futures::stream::iter([Ok::<_, std::io::Error>(bytes_of("{"))])
+        .chain(futures::stream::pending());
+    let request = Request::post("/api/presence/heartbeat")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(trickle))
+        .unwrap();
+    let (status, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(body["code"], "request_timeout");
+    assert_eq!(
+        body["limit_ms"],
+        leptos_presence::ssr::BODY_TIMEOUT.as_millis() as u64
+    );
+}
+
+#[tokio::test]
+async fn list_counts_against_the_address_rate_and_answers_the_shared_snapshot() {
+    let app = app(Presence::start(PresenceConfig {
+        address_rate: leptos_presence::ssr::RateLimit {
+            per_second: 1.0,
+            burst: 3,
+        },
+        ..PresenceConfig::default()
+    }));
+    let from =
+        |mut request: Request<Body>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from(([10, 0, 0, 9], 40_000)),
+            ));
+            request
+        };
+    let (status, joined) = send(
+        &app,
+        from(post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "ann", "session": "s1", "name": "Ann"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = joined["room_token"].as_str().unwrap();
+    for _ in 0..2 {
+        let (status, list) = send(&app, from(list_req(token))).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["type"], "snapshot");
+        assert_eq!(list["room"], "r1");
+        assert_eq!(list["users"][0]["name"], "Ann");
+    }
+    let (status, body) = send(&app, from(list_req(token))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "too_many_requests");
+}
+
+#[tokio::test]
+async fn names_ids_and_state_that_cannot_be_shown_honestly_are_typed_400s() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let mut deep = json!(1);
+    for _ in 0..124 {
+        deep = json!([deep]);
+    }
+    for (body, field) in [
+        (
+            json!({"room": "r1", "user": "a", "session": "s", "name": "A", "state": deep}),
+            "state",
+        ),
+        (
+            json!({"room": "r1", "user": "a", "session": "s", "name": "Ada\u{202E}gnp.exe"}),
+            "name",
+        ),
+        (
+            json!({"room": "r1", "user": "a", "session": "s", "name": "\u{200B}\u{200B}"}),
+            "name",
+        ),
+        (
+            json!({"room": "r1", "user": "\u{FEFF}a", "session": "s", "name": "A"}),
+            "user",
+        ),
+        (
+            json!({"room": "r1", "user": "a", "session": "s", "name": "A\u{2028}B"}),
+            "name",
+        ),
+    ] {
+        let (status, answer) = send(&app, post_json("/api/presence/heartbeat", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["code"], "invalid_input");
+        assert_eq!(answer["field"], field, "{answer}");
+    }
+    let room_token = presence_room_token(&app).await;
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(
+        list["users"].as_array().unwrap().len(),
+        1,
+        "none of them joined"
+    );
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_sockets() {
+    let presence = Presence::start(PresenceConfig {
+        max_sockets_per_address: 2,
+        ..PresenceConfig::default()
+    });
+    let app = app(presence.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let token = presence.room_token("r1").unwrap();
+    let mut first = connect(addr, &token, None).await;
+    next_json(&mut first).await;
+    let mut second = connect(addr, &token, None).await;
+    next_json(&mut second).await;
+    let url = format!(
+        "ws://{addr}/api/presence/subscribe?room_token={}",
+        url_encode(&token)
+    );
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["code"], "too_many_connections");
+            assert_eq!(body["limit"], 2);
+        }
+        other => panic!("expected a 429, got {other:?}"),
+    }
+    // Closing one frees its place.
+    first.close(None).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match tokio_tungstenite::connect_async(url.clone()).await {
+            Ok((mut third, _)) => {
+                next_json(&mut third).await;
+                break;
+            }
+            Err(_) if started.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_an_auth_hook_another_users_session_is_a_403_whatever_the_call() {
+    let app = auth_app(Presence::start(PresenceConfig::default()));
+    let (status, alice) = send(
+        &app,
+        as_user(
+            "alice",
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Bob, holding Alice's leaked token, heartbeats her session: stamped as bob, refused.
+    let (status, body) = send(
+        &app,
+        as_user(
+            "bob",
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "B",
+                       "session_token": alice["session_token"]}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn an_auth_hooks_room_rule_keeps_callers_out_of_other_rooms() {
+    use leptos_presence::ssr::{Identity, PresenceAuth};
+    let auth = PresenceAuth::new(|parts| {
+        let user = parts.headers.get("x-user")?.to_str().ok()?;
+        Some(Identity {
+            user_id: user.to_string(),
+            name: None,
+        })
+    })
+    .rooms(|caller, room| room.starts_with(&format!("{}-", caller.user_id)));
+    let app = Router::new()
+        .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
+        .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
+    let beat = |room: &str| {
+        as_user(
+            "ann",
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": room, "user": "ann", "session": room, "name": "Ann"}),
+            ),
+        )
+    };
+    assert_eq!(send(&app, beat("ann-desk")).await.0, StatusCode::OK);
+    let (status, body) = send(&app, beat("bob-desk")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+}

@@ -180,6 +180,11 @@ behaviour!(
     subscribers_between_changes_share_one_snapshot,
     a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot,
     server_side_code_sees_every_rooms_changes_in_order,
+    a_join_adopts_the_token_the_client_proposed_so_its_retry_finds_the_session,
+    a_pause_does_not_end_sessions_whose_heartbeats_were_waiting,
+    names_are_stored_trimmed_and_an_untrimmed_repeat_changes_nothing,
+    readers_between_changes_share_one_list,
+    the_deepest_allowed_state_round_trips_and_a_deeper_one_is_refused,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -498,10 +503,7 @@ async fn token_misuse_is_a_typed_error_and_changes_nothing(kind: Kind) {
     let other_user = again(req("r1", "eve", "s1"), &ann);
     assert!(matches!(
         h.presence.heartbeat(&other_user).await,
-        Err(PresenceError::InvalidInput {
-            field: Field::User,
-            ..
-        })
+        Err(PresenceError::Forbidden { .. })
     ));
     assert_eq!(h.snapshot("r1").await, before, "nothing changed");
     // A stale token (the server forgot the session) is not an error: a new session is made.
@@ -893,3 +895,195 @@ mod memory_only {
 
 #[cfg(feature = "redis")]
 mod redis_only;
+
+async fn a_join_adopts_the_token_the_client_proposed_so_its_retry_finds_the_session(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let proposed = SessionToken::generate().to_hex();
+    let mut first = req("r1", "ann", "s1");
+    first.session_token = Some(proposed.clone());
+    let joined = h.presence.heartbeat(&first).await.unwrap();
+    assert!(joined.joined);
+    assert_eq!(
+        joined.session_token, proposed,
+        "the proposed token is adopted"
+    );
+    // The same call again, as a client retries one that timed out after the server applied it:
+    // it finds its own session, no ghost, no 403.
+    let retry = h.presence.heartbeat(&first).await.unwrap();
+    assert!(!retry.joined);
+    assert_eq!(retry.session_token, proposed);
+    assert_eq!(h.snapshot("r1").await.users[0].sessions.len(), 1);
+    // A token another live session holds is never adopted.
+    let mut copycat = req("r1", "bob", "s2");
+    copycat.session_token = Some(proposed.clone());
+    let bob = h.presence.heartbeat(&copycat).await.unwrap();
+    assert!(bob.joined);
+    assert_ne!(bob.session_token, proposed);
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    assert_eq!(
+        users(&h.snapshot("r1").await),
+        vec![("ann".into(), true), ("bob".into(), false)],
+        "bob's own token ended bob's session, not ann's"
+    );
+    // Upper-case hex is the same token.
+    let mut shouting = req("r1", "cyd", "s3");
+    let token = SessionToken::generate().to_hex();
+    shouting.session_token = Some(token.to_uppercase());
+    assert_eq!(
+        h.presence.heartbeat(&shouting).await.unwrap().session_token,
+        token
+    );
+}
+
+async fn a_pause_does_not_end_sessions_whose_heartbeats_were_waiting(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let bob = h.join("r1", "bob", "s2").await;
+    let _gone = h.join("r1", "cyd", "s3").await;
+    let mut sub = h.watch(&ann.room_token).await;
+    h.advance(10_000).await;
+    for (who, sid, joined) in [("ann", "s1", &ann), ("bob", "s2", &bob)] {
+        h.presence
+            .heartbeat(&again(req("r1", who, sid), joined))
+            .await
+            .unwrap();
+    }
+    // Deadlines: ann and bob T0 + 35 s, cyd T0 + 25 s. The process stops at T0 + 10 s and runs
+    // again at T0 + 40 s: the scheduler wakes 15 s after the deadline it slept for.
+    h.clock.pause(30_000);
+    settle().await;
+    nothing_within(&mut sub, 100).await;
+    // The heartbeats ann and bob sent during the pause are served now: their sessions live on.
+    for (who, sid, joined) in [("ann", "s1", &ann), ("bob", "s2", &bob)] {
+        let beat = h
+            .presence
+            .heartbeat(&again(req("r1", who, sid), joined))
+            .await
+            .unwrap();
+        assert!(!beat.joined, "{who} kept the session (no leave, no rejoin)");
+    }
+    // After the grace (5 s), cyd, who really went away, ends; nobody else.
+    h.advance(4_900).await;
+    nothing_within(&mut sub, 100).await;
+    h.advance(100).await;
+    match next(&mut sub).await {
+        RoomMessage::Left { user, reason, .. } => {
+            assert_eq!(user.user_id, "cyd");
+            assert_eq!(reason, LeaveReason::Expired);
+        }
+        other => panic!("{other:?}"),
+    }
+    nothing_within(&mut sub, 100).await;
+    assert_eq!(
+        users(&h.snapshot("r1").await),
+        vec![
+            ("ann".into(), true),
+            ("bob".into(), true),
+            ("cyd".into(), false)
+        ]
+    );
+}
+
+async fn names_are_stored_trimmed_and_an_untrimmed_repeat_changes_nothing(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let mut first = req("r1", "ann", "s1");
+    first.name = "  Ann Lee \n".into();
+    let ann = h.presence.heartbeat(&first).await.unwrap();
+    let mut sub = h.watch(&ann.room_token).await;
+    assert_eq!(h.snapshot("r1").await.users[0].name, "Ann Lee");
+    for _ in 0..3 {
+        h.presence
+            .heartbeat(&again(first.clone(), &ann))
+            .await
+            .unwrap();
+    }
+    nothing_within(&mut sub, 100).await;
+    let mut dishonest = again(req("r1", "ann", "s1"), &ann);
+    dishonest.name = "Ann\u{202E}gnp.exe".into();
+    assert!(matches!(
+        h.presence.heartbeat(&dishonest).await,
+        Err(PresenceError::InvalidInput {
+            field: Field::Name,
+            ..
+        })
+    ));
+    nothing_within(&mut sub, 100).await;
+    assert_eq!(h.snapshot("r1").await.users[0].name, "Ann Lee");
+}
+
+async fn readers_between_changes_share_one_list(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    for i in 0..50 {
+        h.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+    }
+    let token = h.presence.room_token("r1").unwrap();
+    // With Redis, the list a server shares is the one its subscribers of the room share.
+    let _watching = h.watch(&token).await;
+    let first = h.presence.list_shared(&token).await.unwrap();
+    for _ in 0..20 {
+        let again = h.presence.list_shared(&token).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "built once, shared by every reader"
+        );
+    }
+    assert!(first.json().contains("\"u49\""));
+    h.join("r1", "late", "s-late").await;
+    settle().await;
+    let after = h.presence.list_shared(&token).await.unwrap();
+    assert!(!Arc::ptr_eq(&first, &after), "a change makes a new one");
+    assert_eq!(after.message().seq(), 51);
+}
+
+async fn the_deepest_allowed_state_round_trips_and_a_deeper_one_is_refused(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let nested = |levels: usize| {
+        let mut v = json!("x");
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        v
+    };
+    let mut deep = req("r1", "ann", "s1");
+    deep.state = Some(nested(crate::limits::MAX_STATE_DEPTH));
+    let ann = h.presence.heartbeat(&deep).await.unwrap();
+    let mut too_deep = req("r1", "bob", "s2");
+    too_deep.state = Some(nested(125));
+    assert!(matches!(
+        h.presence.heartbeat(&too_deep).await,
+        Err(PresenceError::InvalidInput {
+            field: Field::State,
+            ..
+        })
+    ));
+    assert!(matches!(
+        h.presence
+            .update_state(
+                &ann.session_token,
+                nested(crate::limits::MAX_STATE_DEPTH + 1)
+            )
+            .await,
+        Err(PresenceError::InvalidInput {
+            field: Field::State,
+            ..
+        })
+    ));
+    // The room stays readable for everyone: list, and a subscription's snapshot.
+    let listed = h.presence.list(&ann.room_token).await.unwrap();
+    assert_eq!(listed.users.len(), 1);
+    assert_eq!(listed.users[0].sessions[0].state, deep.state);
+    let mut sub = h.presence.subscribe(&ann.room_token, None).await.unwrap();
+    let json = sub.next().await.json().to_string();
+    let decoded: RoomMessage = serde_json::from_str(&json).unwrap();
+    assert!(matches!(decoded, RoomMessage::Snapshot(s) if s.users.len() == 1));
+}

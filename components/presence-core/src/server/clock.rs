@@ -30,6 +30,13 @@ pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> u64;
     /// Resolves once [`Clock::now_ms`] is at least `at_ms`.
     fn sleep_until(&self, at_ms: u64) -> Sleep;
+
+    /// How much later than `planned_ms` a sleeper that asked for it woke, if it woke at `now_ms`:
+    /// time during which the process did not run (see the engine's pause handling). For a real
+    /// clock that is simply `now_ms - planned_ms`.
+    fn lateness(&self, planned_ms: u64, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(planned_ms)
+    }
 }
 
 /// The real clock. Monotonic: it reads the wall clock once at creation and advances with
@@ -82,6 +89,8 @@ pub struct ManualClock {
 struct ManualInner {
     now: AtomicU64,
     moved: Notify,
+    /// The last move was [`ManualClock::pause`]: sleepers woke late, not on time.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl ManualClock {
@@ -91,19 +100,31 @@ impl ManualClock {
             inner: Arc::new(ManualInner {
                 now: AtomicU64::new(start_ms),
                 moved: Notify::new(),
+                paused: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
-    /// Moves the clock forward by `ms`.
+    /// Moves the clock forward by `ms`, as time passing while the process runs: whoever slept
+    /// until a time in between counts as having woken on time.
     pub fn advance(&self, ms: u64) {
+        self.inner.paused.store(false, Ordering::SeqCst);
         self.inner.now.fetch_add(ms, Ordering::SeqCst);
         self.inner.moved.notify_waiters();
     }
 
     /// Sets the clock to `ms` (forward or back, as a jumpy wall clock would).
     pub fn set(&self, ms: u64) {
+        self.inner.paused.store(false, Ordering::SeqCst);
         self.inner.now.store(ms, Ordering::SeqCst);
+        self.inner.moved.notify_waiters();
+    }
+
+    /// Moves the clock forward by `ms` as time passing while the process was stopped (a laptop
+    /// asleep, SIGSTOP, a VM stall): sleepers wake late, and see it.
+    pub fn pause(&self, ms: u64) {
+        self.inner.paused.store(true, Ordering::SeqCst);
+        self.inner.now.fetch_add(ms, Ordering::SeqCst);
         self.inner.moved.notify_waiters();
     }
 }
@@ -111,6 +132,14 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.inner.now.load(Ordering::SeqCst)
+    }
+
+    fn lateness(&self, planned_ms: u64, now_ms: u64) -> u64 {
+        if self.inner.paused.load(Ordering::SeqCst) {
+            now_ms.saturating_sub(planned_ms)
+        } else {
+            0
+        }
     }
 
     fn sleep_until(&self, at_ms: u64) -> Sleep {
@@ -154,6 +183,22 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         assert!(clock.now_ms().abs_diff(wall) < 1_000);
+    }
+
+    #[test]
+    fn only_a_pause_makes_sleepers_late() {
+        let clock = ManualClock::new(1_000);
+        clock.advance(10_000);
+        assert_eq!(
+            clock.lateness(2_000, clock.now_ms()),
+            0,
+            "advancing is time running"
+        );
+        clock.pause(30_000);
+        assert_eq!(clock.lateness(2_000, clock.now_ms()), 39_000);
+        clock.advance(1);
+        assert_eq!(clock.lateness(2_000, clock.now_ms()), 0);
+        assert_eq!(SystemClock::default().lateness(5, 12), 7);
     }
 
     fn futures_noop_waker() -> std::task::Waker {

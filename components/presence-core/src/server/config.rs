@@ -16,6 +16,10 @@ pub struct PresenceConfig {
     /// longer (in ms) unless it heartbeats or resubscribes. A closed connection is a strong hint
     /// that the tab is gone. Default 5,000.
     pub subscription_grace_ms: u64,
+    /// After a pause (the process or machine stopped, or the store unreachable, for more than
+    /// 2 s past a deadline), no session expires for this long (ms), so the heartbeats sent
+    /// meanwhile are served before anyone is judged gone. 0 turns this off. Default 5,000.
+    pub stall_grace_ms: u64,
     /// Messages buffered per subscriber; one that falls further behind is resynced from a
     /// snapshot instead of slowing the others. Default 256.
     pub subscriber_buffer: usize,
@@ -30,6 +34,10 @@ pub struct PresenceConfig {
     /// Heartbeats and updates per client address (checked by the HTTP layer, which knows the
     /// address). Default 50/s, bursts of 200: an office behind one NAT opens many tabs.
     pub address_rate: RateLimit,
+    /// Most live subscriptions (WebSockets) one client address may hold on one server
+    /// (`PRESENCE_MAX_SOCKETS_PER_ADDRESS`); one more is refused with `429
+    /// too_many_connections`. Default 200 (an office behind one NAT opens many tabs).
+    pub max_sockets_per_address: usize,
     /// Most client addresses tracked at once for `address_rate`. Default 100,000.
     pub max_tracked_addresses: usize,
     /// Key that signs room tokens. Servers sharing rooms must share it. Default: random per
@@ -54,6 +62,7 @@ impl Default for PresenceConfig {
             offline_retention_ms: 24 * 60 * 60 * 1000,
             max_offline_users_per_room: 100,
             subscription_grace_ms: 5_000,
+            stall_grace_ms: 5_000,
             subscriber_buffer: 256,
             max_sessions_per_user: 50,
             max_rooms_per_user: 50,
@@ -65,6 +74,7 @@ impl Default for PresenceConfig {
                 per_second: 50.0,
                 burst: 200,
             },
+            max_sockets_per_address: 200,
             max_tracked_addresses: 100_000,
             room_token_secret: None,
             trusted_proxies: Vec::new(),
@@ -90,8 +100,9 @@ impl PresenceConfig {
     /// The defaults, overridden by whichever of these are set:
     /// `PRESENCE_MAX_SESSIONS_PER_ROOM`, `PRESENCE_OFFLINE_RETENTION_MS`,
     /// `PRESENCE_MAX_OFFLINE_USERS_PER_ROOM`, `PRESENCE_SUBSCRIPTION_GRACE_MS`,
+    /// `PRESENCE_STALL_GRACE_MS`,
     /// `PRESENCE_SUBSCRIBER_BUFFER`, `PRESENCE_MAX_SESSIONS_PER_USER`,
-    /// `PRESENCE_MAX_ROOMS_PER_USER`, `PRESENCE_SESSION_RATE` and `PRESENCE_SESSION_BURST`,
+    /// `PRESENCE_MAX_ROOMS_PER_USER`, `PRESENCE_MAX_SOCKETS_PER_ADDRESS`, `PRESENCE_SESSION_RATE` and `PRESENCE_SESSION_BURST`,
     /// `PRESENCE_ADDRESS_RATE` and `PRESENCE_ADDRESS_BURST` (a rate of 0 turns that limit off),
     /// `PRESENCE_SECRET` (the room token key).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -113,6 +124,10 @@ impl PresenceConfig {
             ),
             ("PRESENCE_SUBSCRIBER_BUFFER", &mut config.subscriber_buffer),
             (
+                "PRESENCE_MAX_SOCKETS_PER_ADDRESS",
+                &mut config.max_sockets_per_address,
+            ),
+            (
                 "PRESENCE_MAX_SESSIONS_PER_USER",
                 &mut config.max_sessions_per_user,
             ),
@@ -132,6 +147,7 @@ impl PresenceConfig {
                 "PRESENCE_SUBSCRIPTION_GRACE_MS",
                 &mut config.subscription_grace_ms,
             ),
+            ("PRESENCE_STALL_GRACE_MS", &mut config.stall_grace_ms),
         ] {
             read(&lookup, name, into)?;
         }

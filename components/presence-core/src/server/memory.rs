@@ -38,6 +38,7 @@ struct Inner {
     registry: Mutex<Registry>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
     trusted_proxies: Vec<IpAddr>,
+    max_sockets_per_address: usize,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     room_key: RoomTokenKey,
@@ -75,6 +76,7 @@ impl MemoryPresence {
                 config.max_tracked_addresses,
             )),
             trusted_proxies: config.trusted_proxies.clone(),
+            max_sockets_per_address: config.max_sockets_per_address,
             registry: Mutex::new(Registry::new(config, room_key.clone())),
             clock: Arc::new(clock),
             wake: Arc::new(Notify::new()),
@@ -125,6 +127,11 @@ impl MemoryPresence {
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// `max_sockets_per_address` from the configuration.
+    pub fn max_sockets_per_address(&self) -> usize {
+        self.inner.max_sockets_per_address
     }
 
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
@@ -190,13 +197,25 @@ impl MemoryPresence {
 
     /// The room a room token grants, and its snapshot.
     pub fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
+        let shared = self.list_shared(room_token)?;
+        Ok(snapshot_of(&shared))
+    }
+
+    /// [`MemoryPresence::list`] as the message every reader of this room version shares (built
+    /// and serialized once per version: a crowd of readers costs one snapshot).
+    pub fn list_shared(&self, room_token: &str) -> Result<Arc<SharedMessage>, PresenceError> {
         let room = self.inner.room_key.verify(room_token)?;
-        Ok(self.lock().snapshot(room))
+        Ok(self.lock().snapshot_shared(room))
     }
 
     /// A room's snapshot, without a token: for trusted server-side code (SSR, admin).
     pub fn list_room(&self, room: &str) -> RoomSnapshot {
-        self.lock().snapshot(room)
+        snapshot_of(&self.list_room_shared(room))
+    }
+
+    /// [`MemoryPresence::list_room`] as a shared message.
+    pub fn list_room_shared(&self, room: &str) -> Arc<SharedMessage> {
+        self.lock().snapshot_shared(room)
     }
 
     /// The rooms where `user` is online, sorted.
@@ -291,9 +310,21 @@ impl MemoryPresence {
     }
 }
 
+/// The snapshot inside a snapshot message.
+pub(crate) fn snapshot_of(message: &SharedMessage) -> RoomSnapshot {
+    match message.message() {
+        crate::wire::RoomMessage::Snapshot(s) => s.clone(),
+        other => unreachable!("a snapshot message holds a snapshot, not {other:?}"),
+    }
+}
+
 /// The scheduler: end what is due, then sleep until the next deadline or until an operation
-/// queues an earlier one.
+/// queues an earlier one. If it wakes much later than the deadline it slept for, the process was
+/// stopped meanwhile (a laptop asleep, a stopped container, a long GC or VM stall): every heartbeat
+/// sent during the pause is still queued, so it holds expiry for `stall_grace_ms` to let them in
+/// rather than ending everyone at once (see [`super::stall`]).
 async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
+    let mut stall = super::stall::StallGuard::default();
     loop {
         let sleep = {
             let Some(inner) = engine.upgrade() else {
@@ -305,11 +336,22 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
                     .registry
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                registry.expire_due(now);
-                registry.compact_queue_if_stale();
+                let grace = registry.config().stall_grace_ms;
+                let late_by = stall
+                    .planned()
+                    .map_or(0, |planned| inner.clock.lateness(planned, now));
+                let next = match stall.woke(now, late_by, grace) {
+                    Some(held_until) => Some(held_until),
+                    None => {
+                        registry.expire_due(now);
+                        registry.compact_queue_if_stale();
+                        registry.next_deadline()
+                    }
+                };
                 // Our own pushes during expiry are already accounted for by `next`.
                 registry.queue.take_head_moved_earlier();
-                registry.next_deadline()
+                stall.sleeping_until(next);
+                next
             };
             next.map(|at| inner.clock.sleep_until(at))
         };

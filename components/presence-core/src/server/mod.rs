@@ -32,6 +32,7 @@ mod rate;
 mod redis_store;
 mod registry;
 mod room;
+mod stall;
 mod subscription;
 mod token;
 

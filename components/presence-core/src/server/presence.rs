@@ -8,11 +8,12 @@
 use super::clock::{Clock, SystemClock};
 use super::config::PresenceConfig;
 use super::memory::MemoryPresence;
-use super::subscription::{Changes, Subscription};
+use super::subscription::{Changes, SharedMessage, Subscription};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
 use serde_json::Value;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A presence engine over the configured store. Cheap to clone.
 ///
@@ -99,6 +100,16 @@ impl Presence {
             Store::Memory(_) => "memory",
             #[cfg(feature = "redis")]
             Store::Redis(_) => "redis",
+        }
+    }
+
+    /// Most live subscriptions one client address may hold on this server
+    /// (`max_sockets_per_address`).
+    pub fn max_sockets_per_address(&self) -> usize {
+        match &self.store {
+            Store::Memory(m) => m.max_sockets_per_address(),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.max_sockets_per_address(),
         }
     }
 
@@ -211,6 +222,16 @@ impl Presence {
             Store::Memory(m) => m.list(room_token),
             #[cfg(feature = "redis")]
             Store::Redis(r) => r.list(room_token).await,
+        }
+    }
+
+    /// [`Presence::list`] as the message every reader of this room version shares: built and
+    /// serialized to JSON once per version, so a crowd of readers costs one snapshot.
+    pub async fn list_shared(&self, room_token: &str) -> Result<Arc<SharedMessage>, PresenceError> {
+        match &self.store {
+            Store::Memory(m) => m.list_shared(room_token),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.list_shared(room_token).await,
         }
     }
 

@@ -69,6 +69,10 @@ impl Registry {
         }
     }
 
+    pub fn config(&self) -> &PresenceConfig {
+        &self.config
+    }
+
     /// Joins or keeps a session alive. For a live session whose name, state and away flag are
     /// unchanged this is two hash lookups, a token comparison and a few stores: nothing is
     /// validated again (the ids were checked when the session was created), nothing is queued,
@@ -103,15 +107,17 @@ impl Registry {
             );
         }
         if *session.user != *req.user {
-            return Err(PresenceError::InvalidInput {
-                field: Field::User,
+            // Its token, under another user id (with an auth hook: another caller's session).
+            return Err(PresenceError::Forbidden {
                 reason: "this session belongs to another user".into(),
             });
         }
         session.bucket.take(self.config.session_rate, now)?;
-        let name_changed = session.name != req.name;
+        // Names are stored trimmed (see `validate`): compare the trimmed form.
+        let name = req.name.trim();
+        let name_changed = session.name != name;
         if name_changed {
-            validate::name(&req.name)?;
+            validate::name(name)?;
         }
         let new_state = match &req.state {
             Some(state) if state.is_null() => session.state.is_some().then_some(None),
@@ -141,10 +147,10 @@ impl Registry {
                 session.state = state;
             }
             if name_changed {
-                session.name.clone_from(&req.name);
+                session.name = name.to_string();
                 let user = session.user.clone();
                 if let Some(u) = room.users.get_mut(&user) {
-                    u.name.clone_from(&req.name);
+                    u.name = name.to_string();
                 }
             }
             publish_updated(room, req.session.as_str(), req.user.as_str());
@@ -168,15 +174,20 @@ impl Registry {
         validate::id(Field::Room, &req.room)?;
         validate::id(Field::User, &req.user)?;
         validate::id(Field::Session, &req.session)?;
-        validate::name(&req.name)?;
+        let name = req.name.trim();
+        validate::name(name)?;
         if let Some(state) = &req.state {
             validate::state(state)?;
         }
-        if let Some(token) = &req.session_token {
-            // A stale token (the session ended, the server restarted) is fine: a new session
-            // is made. A malformed one is a client bug worth reporting.
-            SessionToken::parse(token)?;
-        }
+        // A token with a join is the client's proposal for the new session's token: a stale one
+        // (the session ended, the server restarted) or a fresh one the client made up. Adopting it
+        // makes a join idempotent: if this call timed out after the server applied it, the retry
+        // (same session, same token) finds its session instead of a ghost it may not touch. A
+        // token some other live session holds is not adopted. A malformed one is a client bug.
+        let proposed = match &req.session_token {
+            Some(token) => Some(SessionToken::parse(token)?),
+            None => None,
+        };
         self.check_user_caps(&req.room, &req.user)?;
         if let Some(room) = self.rooms.get(req.room.as_str()) {
             if room.sessions.len() >= self.config.max_sessions_per_room {
@@ -207,7 +218,10 @@ impl Registry {
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(req.user.as_str()));
         let session_id: Arc<str> = Arc::from(req.session.as_str());
-        let token = SessionToken::generate();
+        let token = match proposed {
+            Some(t) if !self.tokens.contains_key(&t) => t,
+            _ => SessionToken::generate(),
+        };
         let seq = room.seq + 1;
 
         let user = room.users.entry(user_id.clone()).or_insert_with(|| User {
@@ -232,7 +246,7 @@ impl Registry {
                 .or_default()
                 .push(room_id.clone());
         }
-        user.name.clone_from(&req.name);
+        user.name = name.to_string();
         user.last_active = user.last_active.max(now);
         user.sessions.push(session_id.clone());
         let timer = self.queue.push(
@@ -246,7 +260,7 @@ impl Registry {
             session_id.clone(),
             Session {
                 user: user_id.clone(),
-                name: req.name.clone(),
+                name: name.to_string(),
                 state: req.state.clone().and_then(non_null).map(Box::new),
                 away: req.away,
                 token,
@@ -551,6 +565,20 @@ impl Registry {
         }
     }
 
+    /// The room's snapshot as a message shared by every reader until the room next changes:
+    /// built, and serialized, once per room version however many read it.
+    pub fn snapshot_shared(&mut self, room: &str) -> Arc<SharedMessage> {
+        match self.rooms.get_mut(room) {
+            Some(r) => r.snapshot_message(),
+            None => Arc::new(SharedMessage::new(RoomMessage::Snapshot(RoomSnapshot {
+                room: room.to_string(),
+                seq: 0,
+                users: Vec::new(),
+            }))),
+        }
+    }
+
+    #[cfg(test)]
     pub fn snapshot(&self, room: &str) -> RoomSnapshot {
         self.rooms
             .get(room)

@@ -32,20 +32,47 @@ pub struct Identity {
 ///     .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
 /// ```
 #[derive(Clone)]
-pub struct PresenceAuth(Arc<IdentifyFn>);
+pub struct PresenceAuth {
+    identify: Arc<IdentifyFn>,
+    rooms: Option<Arc<RoomRuleFn>>,
+}
 
 /// The app's function from a request to its caller.
 type IdentifyFn = dyn Fn(&Parts) -> Option<Identity> + Send + Sync;
+/// The app's rule for which rooms a caller may be in and see.
+type RoomRuleFn = dyn Fn(&Identity, &str) -> bool + Send + Sync;
 
 impl PresenceAuth {
     /// A hook from a function of the request's parts.
     pub fn new(hook: impl Fn(&Parts) -> Option<Identity> + Send + Sync + 'static) -> Self {
-        PresenceAuth(Arc::new(hook))
+        PresenceAuth {
+            identify: Arc::new(hook),
+            rooms: None,
+        }
+    }
+
+    /// Limits which rooms each caller may join, and whose list the server renders into a page
+    /// for them. Default: every signed-in caller, every room. A refused heartbeat is
+    /// `403 forbidden`; a refused page renders without the list.
+    ///
+    /// ```
+    /// # use leptos_presence::ssr::{Identity, PresenceAuth};
+    /// let auth = PresenceAuth::new(|_parts| None)
+    ///     .rooms(|caller: &Identity, room: &str| room.starts_with(&format!("{}/", caller.user_id)));
+    /// ```
+    pub fn rooms(mut self, rule: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static) -> Self {
+        self.rooms = Some(Arc::new(rule));
+        self
     }
 
     /// Runs the hook.
     pub fn identify(&self, parts: &Parts) -> Option<Identity> {
-        (self.0)(parts)
+        (self.identify)(parts)
+    }
+
+    /// True if `caller` may join and see `room`.
+    pub fn may_enter(&self, caller: &Identity, room: &str) -> bool {
+        self.rooms.as_ref().is_none_or(|rule| rule(caller, room))
     }
 }
 
@@ -72,4 +99,35 @@ pub(crate) fn caller() -> Result<Option<Identity>, ApiError> {
     leptos::prelude::with_context::<Parts, _>(caller_of)
         .unwrap_or(Ok(None))
         .map_err(super::fail)
+}
+
+/// Whether the request in `parts` may read `room` without a room token (the list the server
+/// renders into a page): the rule `list` follows. Open mode (no hook): every room is public, as
+/// anyone may join any room and list it. With a hook: only a caller it knows, in a room its rule
+/// allows.
+pub(crate) fn may_read_room(parts: &Parts, room: &str) -> bool {
+    match parts.extensions.get::<PresenceAuth>() {
+        None => true,
+        Some(auth) => auth
+            .identify(parts)
+            .is_some_and(|caller| auth.may_enter(&caller, room)),
+    }
+}
+
+/// Refuses a heartbeat into a room the hook's rule keeps `caller` out of.
+pub(crate) fn check_room(caller: &Identity, room: &str) -> Result<(), ApiError> {
+    let allowed = leptos::prelude::with_context::<Parts, _>(|parts| {
+        parts
+            .extensions
+            .get::<PresenceAuth>()
+            .is_none_or(|auth| auth.may_enter(caller, room))
+    })
+    .unwrap_or(true);
+    if allowed {
+        Ok(())
+    } else {
+        Err(super::fail(PresenceError::Forbidden {
+            reason: format!("you may not enter room {room}"),
+        }))
+    }
 }

@@ -1,13 +1,15 @@
 //! Server side (feature `ssr`): mounting the engine into an axum app, and the live subscription.
 
 mod auth;
+mod body_timeout;
 mod mount;
+mod sockets;
 mod subscribe;
 
-pub(crate) use auth::caller;
+pub(crate) use auth::{caller, check_room, may_read_room};
 pub use auth::{Identity, PresenceAuth};
 
-pub use mount::{engine, register_server_fns, PresenceRouterExt, MAX_BODY_BYTES};
+pub use mount::{engine, register_server_fns, PresenceRouterExt, BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use presence_core::server::{
     Changes, Clock, ConfigError, ManualClock, MemoryPresence, Presence, PresenceConfig, RateLimit,
     RoomChange, SystemClock,
@@ -45,22 +47,30 @@ pub(crate) fn error_body(error: &PresenceError) -> Vec<u8> {
 /// proxy, the one it forwarded (see [`presence_core::server::client_address`]).
 pub(crate) fn client_address(presence: &Presence) -> Option<std::net::IpAddr> {
     leptos::prelude::with_context::<axum::http::request::Parts, _>(|parts| {
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
-            .0
-            .ip();
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        Some(presence_core::server::client_address(
-            peer,
-            forwarded,
-            presence.trusted_proxies(),
-        ))
+        address_of(presence, parts)
     })
     .flatten()
+}
+
+/// [`client_address`] of a request's parts.
+pub(crate) fn address_of(
+    presence: &Presence,
+    parts: &axum::http::request::Parts,
+) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(presence_core::server::client_address(
+        peer,
+        forwarded,
+        presence.trusted_proxies(),
+    ))
 }
 
 /// Counts this request against its client address's rate, if the address is known.
@@ -69,4 +79,26 @@ pub(crate) fn check_address(presence: &Presence) -> Result<(), ApiError> {
         Some(address) => respond(presence.check_address(address)),
         None => Ok(()),
     }
+}
+
+/// The room's list for the page being rendered, if this request may read it (the rule of
+/// [`auth::may_read_room`]: with an auth hook, only a caller it knows, in a room it allows) and its
+/// address is within its rate (a page render costs like a `list`). `None`: render without it; the
+/// browser fills the list in once it joins.
+pub(crate) fn first_paint(room: &str) -> Option<(presence_core::wire::RoomSnapshot, u64)> {
+    use leptos::prelude::{use_context, with_context};
+    let presence = use_context::<Presence>().or_else(|| {
+        with_context::<axum::http::request::Parts, _>(|p| p.extensions.get::<Presence>().cloned())
+            .flatten()
+    })?;
+    presence_core::validate::id(presence_core::error::Field::Room, room).ok()?;
+    let allowed =
+        with_context::<axum::http::request::Parts, _>(|parts| may_read_room(parts, room))?;
+    if !allowed {
+        return None;
+    }
+    if let Some(address) = client_address(&presence) {
+        presence.check_address(address).ok()?;
+    }
+    Some((presence.list_room_blocking(room), presence.now_ms()))
 }

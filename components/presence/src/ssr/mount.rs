@@ -35,6 +35,7 @@ where
         register_server_fns();
         self.route(SUBSCRIBE_PATH, get(subscribe))
             .layer(middleware::from_fn(decode_error_status))
+            .layer(Extension(super::sockets::SocketCounter::default()))
             .layer(Extension(presence))
     }
 
@@ -91,17 +92,29 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or_else(|| http_body::Body::size_hint(request.body()).exact());
+    let path = request.uri().path();
+    if let Some(allowed) = method_of(path) {
+        if request.method() != allowed {
+            let mut response = error_response(PresenceError::MethodNotAllowed {
+                allowed: allowed.to_string(),
+            });
+            response.headers_mut().insert(
+                axum::http::header::ALLOW,
+                HeaderValue::from_str(allowed.as_str()).expect("a method is a header value"),
+            );
+            return response;
+        }
+    }
     // JSON endpoints take JSON only: a cross-site page cannot send `application/json` without a
     // CORS preflight, so a "simple" text/plain or form POST carrying the user's cookies is
     // refused here (CSRF). Disconnect stays form/text for sendBeacon; it needs the token anyway.
-    let path = request.uri().path();
     let wants_json = path.ends_with("/heartbeat") || path.ends_with("/update");
     let is_json = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if wants_json && request.method() == axum::http::Method::POST && !is_json {
+        .is_some_and(is_json_media_type);
+    if wants_json && !is_json {
         return error_response(PresenceError::BadRequest {
             message: "content-type must be application/json".into(),
         });
@@ -112,7 +125,13 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         });
     }
     // A body without a declared length is cut off at the limit (its decoder then fails: 400).
-    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
+    // A body that trickles in (a slow-loris client) is cut off after BODY_TIMEOUT.
+    let request = request.map(|body| {
+        Body::new(super::body_timeout::TimeoutBody::new(
+            http_body_util::Limited::new(body, MAX_BODY_BYTES),
+            BODY_TIMEOUT,
+        ))
+    });
     let response = next.run(request).await;
     if !response.headers().contains_key("serverfnerror") {
         return response;
@@ -124,12 +143,17 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
     let Ok(mut error) = serde_json::from_slice::<PresenceError>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    if matches!(&error, PresenceError::BadRequest { message } if message.contains("length limit exceeded"))
-    {
-        // A streamed body ran past the limit while the decoder read it.
-        error = PresenceError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        };
+    if let PresenceError::BadRequest { message } = &error {
+        if message.contains("length limit exceeded") {
+            // A streamed body ran past the limit while the decoder read it.
+            error = PresenceError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            };
+        } else if message.contains(super::body_timeout::TIMED_OUT) {
+            error = PresenceError::RequestTimeout {
+                limit_ms: BODY_TIMEOUT.as_millis() as u64,
+            };
+        }
     }
     if let Ok(status) = StatusCode::from_u16(error.status()) {
         parts.status = status;
@@ -142,6 +166,26 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         parts.headers.insert(axum::http::header::RETRY_AFTER, value);
     }
     Response::from_parts(parts, Body::from(super::error_body(&error)))
+}
+
+/// How long a presence endpoint waits for a request's body once its headers arrived.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP method each presence endpoint takes (`None`: not one of ours).
+fn method_of(path: &str) -> Option<axum::http::Method> {
+    use axum::http::Method;
+    match path.strip_prefix(API_PREFIX)? {
+        "/heartbeat" | "/update" | "/disconnect" => Some(Method::POST),
+        "/list" | "/subscribe" => Some(Method::GET),
+        _ => None,
+    }
+}
+
+/// `application/json`, in any letter case, with or without parameters (`; charset=utf-8`); not
+/// `application/jsonx` nor `text/json`.
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
 }
 
 /// A complete error response (outside a server function).
@@ -167,5 +211,41 @@ fn retry_after(error: &PresenceError) -> Option<HeaderValue> {
             HeaderValue::from_str(&retry_after_ms.div_ceil(1000).max(1).to_string()).ok()
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_recognised_by_its_essence_in_any_case() {
+        for yes in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " APPLICATION/json ;charset=UTF-8",
+        ] {
+            assert!(is_json_media_type(yes), "{yes}");
+        }
+        for no in [
+            "application/jsonx",
+            "application/json-patch+json",
+            "text/json",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_json_media_type(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn each_endpoint_has_its_method() {
+        use axum::http::Method;
+        assert_eq!(method_of("/api/presence/heartbeat"), Some(Method::POST));
+        assert_eq!(method_of("/api/presence/list"), Some(Method::GET));
+        assert_eq!(method_of("/api/presence/subscribe"), Some(Method::GET));
+        assert_eq!(method_of("/api/presence/other"), None);
+        assert_eq!(method_of("/elsewhere/heartbeat"), None);
     }
 }

@@ -32,6 +32,7 @@ fn error(e: PresenceError) -> Response {
 
 pub(crate) async fn subscribe(
     Extension(presence): Extension<Presence>,
+    Extension(sockets): Extension<super::sockets::SocketCounter>,
     parts: axum::http::request::Parts,
     query: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -56,6 +57,14 @@ pub(crate) async fn subscribe(
                 message: format!("expected a WebSocket upgrade: {}", e.body_text()),
             })
         }
+    };
+    // One address may hold only so many sockets (each costs a task and buffers).
+    let permit = match super::address_of(&presence, &parts) {
+        Some(address) => match sockets.open(address, presence.max_sockets_per_address()) {
+            Ok(permit) => Some(permit),
+            Err(e) => return error(e),
+        },
+        None => None,
     };
     let caller = match super::auth::caller_of(&parts) {
         Ok(caller) => caller,
@@ -83,7 +92,10 @@ pub(crate) async fn subscribe(
             .write_buffer_size(0)
             .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-            .on_upgrade(move |socket| pump(socket, subscription)),
+            .on_upgrade(move |socket| async move {
+                pump(socket, subscription).await;
+                drop(permit);
+            }),
         Err(e) => error(e),
     }
 }

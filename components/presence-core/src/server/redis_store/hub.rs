@@ -66,6 +66,13 @@ impl Hub {
         (watched.tx.subscribe(), cached)
     }
 
+    /// The current snapshot of a watched room, if this server has one (no resync in flight).
+    pub fn cached(&self, room: &str) -> Option<Arc<SharedMessage>> {
+        let rooms = self.rooms();
+        let watched = rooms.get(room)?;
+        watched.snapshot.clone().filter(|_| watched.held.is_none())
+    }
+
     /// Another receiver for an existing watch (a subscriber that fell behind).
     pub fn receiver(&self, room: &Arc<str>) -> broadcast::Receiver<Arc<SharedMessage>> {
         let buffer = self.buffer;

@@ -62,6 +62,9 @@ struct Inner {
     all: broadcast::Sender<RoomChange>,
     wake: Arc<Notify>,
     stop: Arc<Notify>,
+    /// Set when a call found Redis unreachable: the scheduler then waits for it to answer, and
+    /// holds expiry for a while after (the heartbeats refused meanwhile are being retried).
+    outage: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -145,6 +148,7 @@ impl RedisPresence {
             room_key,
             wake: Arc::new(Notify::new()),
             stop: Arc::new(Notify::new()),
+            outage: std::sync::atomic::AtomicBool::new(false),
         });
         let presence = RedisPresence { inner };
         // The hub is subscribed before anyone can subscribe through us, so no change is missed.
@@ -173,6 +177,11 @@ impl RedisPresence {
     /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
     pub fn trusted_proxies(&self) -> &[IpAddr] {
         &self.inner.config.trusted_proxies
+    }
+
+    /// `max_sockets_per_address` from the configuration.
+    pub fn max_sockets_per_address(&self) -> usize {
+        self.inner.config.max_sockets_per_address
     }
 
     /// The engine's current time (ms since the Unix epoch).
@@ -206,10 +215,22 @@ impl RedisPresence {
         let mut invocation = self.inner.script.arg(op);
         self.add_common_args(&mut invocation, now, args);
         let mut conn = self.inner.conn.clone();
-        let reply: Vec<String> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = match invocation.invoke_async(&mut conn).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let unreachable = e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal();
+                if unreachable {
+                    self.inner
+                        .outage
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.inner.wake.notify_one();
+                }
+                return Err(unavailable(e));
+            }
+        };
         reply_of(reply)
     }
 
@@ -238,7 +259,8 @@ impl RedisPresence {
         validate::id(Field::Room, &request.room)?;
         validate::id(Field::User, &request.user)?;
         validate::id(Field::Session, &request.session)?;
-        validate::name(&request.name)?;
+        let name = request.name.trim();
+        validate::name(name)?;
         let token = match &request.session_token {
             Some(t) => Some(SessionToken::parse(t)?.to_hex()),
             None => None,
@@ -273,7 +295,7 @@ impl RedisPresence {
                     &request.session,
                     token.as_deref().unwrap_or(""),
                     &new_token,
-                    &request.name,
+                    name,
                     if request.away { "1" } else { "0" },
                     state_mode,
                     &state,
@@ -356,6 +378,18 @@ impl RedisPresence {
     pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
         let room = self.inner.room_key.verify(room_token)?.to_string();
         self.list_room(&room).await
+    }
+
+    /// [`RedisPresence::list`] as a shared message: the one this server's subscribers of the room
+    /// share while nothing changes, if someone here watches it; otherwise read from Redis.
+    pub async fn list_shared(&self, room_token: &str) -> Result<Arc<SharedMessage>, PresenceError> {
+        let room: Arc<str> = Arc::from(self.inner.room_key.verify(room_token)?);
+        if let Some(cached) = self.inner.hub.cached(&room) {
+            return Ok(cached);
+        }
+        let snapshot = self.snapshot_message(&room).await?;
+        self.inner.hub.offer_snapshot(&room, &snapshot);
+        Ok(snapshot)
     }
 
     /// A room's snapshot, without a token.
@@ -564,17 +598,54 @@ impl RedisHold {
 }
 
 /// The scheduler: claim and end what is due, then sleep until the next deadline or until a
-/// server announces an earlier one.
+/// server announces an earlier one. A pause of this process, or an outage of Redis, holds expiry
+/// for `stall_grace_ms` afterwards (see [`super::stall`]): the heartbeats that failed or waited
+/// meanwhile come in first.
 async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
+    let mut stall = super::stall::StallGuard::default();
+    let mut down = false;
     loop {
         let sleep = {
             let Some(presence) = RedisPresence::upgrade(&engine) else {
                 return;
             };
-            let at = match presence.expire_due().await {
-                Ok(next) => next,
-                Err(_) => Some(presence.now_ms() + RETRY_WHILE_DOWN.as_millis() as u64),
+            let now = presence.now_ms();
+            let grace = presence.inner.config.stall_grace_ms;
+            if presence
+                .inner
+                .outage
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                down = true;
+            }
+            let at = if down {
+                // Ask whether Redis is back before acting on any deadline.
+                let mut conn = presence.inner.conn.clone();
+                match redis::cmd("PING").query_async::<String>(&mut conn).await {
+                    Ok(_) => {
+                        down = false;
+                        stall.outage();
+                        stall.woke(presence.now_ms(), 0, grace)
+                    }
+                    Err(_) => Some(now + RETRY_WHILE_DOWN.as_millis() as u64),
+                }
+            } else {
+                let late_by = stall
+                    .planned()
+                    .map_or(0, |planned| presence.inner.clock.lateness(planned, now));
+                match stall.woke(now, late_by, grace) {
+                    Some(held_until) => Some(held_until),
+                    None => match presence.expire_due().await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            down = true;
+                            Some(now + RETRY_WHILE_DOWN.as_millis() as u64)
+                        }
+                    },
+                }
             };
+            // Retries while Redis is down are not deadlines: waking late from one is no pause.
+            stall.sleeping_until(if down { None } else { at });
             at.map(|at| presence.inner.clock.sleep_until(at))
         };
         sleep_or_wake(sleep, &wake).await;
@@ -603,8 +674,7 @@ fn reply_of(mut reply: Vec<String>) -> Result<Vec<String>, PresenceError> {
                 "forbidden" => PresenceError::Forbidden {
                     reason: "this session belongs to another user".into(),
                 },
-                "wrong_user" => PresenceError::InvalidInput {
-                    field: Field::User,
+                "wrong_user" => PresenceError::Forbidden {
                     reason: "this session belongs to another user".into(),
                 },
                 "session_token_mismatch" => PresenceError::SessionTokenMismatch { session: detail },

@@ -161,7 +161,8 @@ local ops = {}
 -- room user sid token new_token name away(0/1) state_mode(keep|clear|set) state expires_at
 -- max_per_room max_rooms_per_user max_sessions_per_user  ->  {'ok', token, joined(0/1)}
 function ops.heartbeat()
-  local room, uid, sid, token, new_token = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+  local room, uid, sid, token = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  local new_token = ARGV[10]
   local name, away, state_mode, state = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
   local expires_at = tonumber(ARGV[15])
   local sk = skey(room, sid)
@@ -204,6 +205,8 @@ function ops.heartbeat()
   if redis.call('ZCARD', R(room) .. ':ss') >= tonumber(ARGV[16]) then
     return {'err', 'room_full', ARGV[16]}
   end
+  -- The token the client proposed (see `Registry::join`) unless another live session holds it.
+  if token ~= '' and redis.call('EXISTS', P .. ':tok:' .. token) == 0 then new_token = token end
   local seq = next_seq(room)
   redis.call('HSET', sk, 'user', uid, 'tok', new_token, 'name', name, 'away', away, 'ja', ARGV[3],
     'js', int(seq), 'exp', ARGV[15], 'hb', ARGV[3], 'subs', '0')
