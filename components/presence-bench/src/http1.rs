@@ -28,6 +28,20 @@ impl Conn {
             self.host,
             body.len()
         );
+        self.exchange(&request).await
+    }
+
+    /// GETs a path; returns the status and the body.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, String), String> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+            self.host
+        );
+        self.exchange(&request).await
+    }
+
+    /// Writes one request and reads its response.
+    async fn exchange(&mut self, request: &str) -> Result<(u16, String), String> {
         self.stream
             .get_mut()
             .write_all(request.as_bytes())

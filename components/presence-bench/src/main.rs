@@ -7,6 +7,7 @@
 //! presence-bench fanout  [--subscribers 1000] [--joins 200]
 //! presence-bench memory  [--sessions 100000] [--subscribers 1000]
 //! presence-bench soak    [--sessions 10000] [--seconds 1800] [--churn 100] [--interval-ms 5000]
+//! presence-bench readers [--url http://127.0.0.1:3500] [--sessions 5000] [--readers 3] [--seconds 5]
 //! ```
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ mod args;
 mod fanout;
 mod http1;
 mod memory;
+mod readers;
 mod seed;
 mod serve;
 mod soak;
@@ -33,8 +35,9 @@ fn main() {
             "fanout" => fanout::run(&args).await,
             "memory" => memory::run(&args).await,
             "soak" => soak::run(&args).await,
+            "readers" => readers::run(&args).await,
             other => Err(format!(
-                "unknown command {other:?}: expected serve, seed, fanout, memory or soak"
+                "unknown command {other:?}: expected serve, seed, fanout, memory, soak or readers"
             )),
         }
     });

@@ -433,22 +433,31 @@ async fn subscribe_rejects_bad_requests_with_typed_errors() {
     silent_for(&mut socket, 100).await;
 }
 
-#[tokio::test]
-async fn limits_say_so_with_typed_errors_and_retry_after() {
-    let app = app(Presence::start(PresenceConfig {
+/// An engine whose per-address rate is 1/s with bursts of `burst`.
+fn rate_limited(burst: u32) -> Presence {
+    Presence::start(PresenceConfig {
         address_rate: leptos_presence::ssr::RateLimit {
             per_second: 1.0,
-            burst: 2,
+            burst,
         },
         ..PresenceConfig::default()
-    }));
-    let from =
-        |address: [u8; 4], mut request: Request<Body>| {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(
-                std::net::SocketAddr::from((address, 40_000)),
-            ));
-            request
-        };
+    })
+}
+
+/// The request as if it came over a connection from `address`.
+fn from_address(address: [u8; 4], mut request: Request<Body>) -> Request<Body> {
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            address, 40_000,
+        ))));
+    request
+}
+
+#[tokio::test]
+async fn limits_say_so_with_typed_errors_and_retry_after() {
+    let app = app(rate_limited(2));
+    let from = from_address;
     let join = |user: &str| {
         post_json(
             "/api/presence/heartbeat",
@@ -818,20 +827,8 @@ async fn a_body_that_never_finishes_is_cut_off_with_a_408() {
 
 #[tokio::test]
 async fn list_counts_against_the_address_rate_and_answers_the_shared_snapshot() {
-    let app = app(Presence::start(PresenceConfig {
-        address_rate: leptos_presence::ssr::RateLimit {
-            per_second: 1.0,
-            burst: 3,
-        },
-        ..PresenceConfig::default()
-    }));
-    let from =
-        |mut request: Request<Body>| {
-            request.extensions_mut().insert(axum::extract::ConnectInfo(
-                std::net::SocketAddr::from(([10, 0, 0, 9], 40_000)),
-            ));
-            request
-        };
+    let app = app(rate_limited(3));
+    let from = |request| from_address([10, 0, 0, 9], request);
     let (status, joined) = send(
         &app,
         from(post_json(
