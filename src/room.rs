@@ -2,7 +2,7 @@
 
 use crate::app::use_hydrated;
 use leptos::prelude::*;
-use leptos_presence::{use_presence_with_options, FacePile, OtherSession, UsePresenceOptions};
+use leptos_presence::{use_presence_with_options, FacePile, SessionEntry, UsePresenceOptions};
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
@@ -204,13 +204,7 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
                     <ul class="sessions" aria-label="Sessions">
                         <For
                             each=move || others.get()
-                            key=|s: &OtherSession| {
-                                (
-                                    s.session.session_id.clone(),
-                                    s.user_name.clone(),
-                                    format!("{:?}{:?}", s.session.status, s.session.state),
-                                )
-                            }
+                            key=|s: &SessionEntry| s.session_id.clone()
                             let:other
                         >
                             <SessionRow other=other my_user=my_user/>
@@ -225,25 +219,43 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
     }
 }
 
+/// One row per session: the row stays while its session changes, and updates in place.
 #[component]
-fn SessionRow(other: OtherSession, my_user: Signal<Option<String>>) -> impl IntoView {
-    let state: DemoState = other.session.state_as().unwrap_or_default();
-    let away = other.session.status == leptos_presence::SessionStatus::Away;
-    let same_user = my_user.get_untracked().as_deref() == Some(other.user_id.as_str());
+fn SessionRow(other: SessionEntry, my_user: Signal<Option<String>>) -> impl IntoView {
+    let state = {
+        let other = other.clone();
+        Memo::new(move |_| other.state_as::<DemoState>().unwrap_or_default())
+    };
+    let away = {
+        let other = other.clone();
+        move || other.is_away()
+    };
+    let away2 = away.clone();
+    let same_user = my_user.get_untracked().as_deref() == Some(&*other.user_id);
+    let name = {
+        let other = other.clone();
+        move || other.name()
+    };
     view! {
         <li
             class="session"
-            data-session=other.session.session_id.clone()
-            data-user=other.user_id.clone()
-            data-section=state.section.clone()
-            data-typing=state.typing.to_string()
-            data-away=away.to_string()
+            data-session=other.session_id.to_string()
+            data-user=other.user_id.to_string()
+            data-section=move || state.with(|s| s.section.clone())
+            data-typing=move || state.with(|s| s.typing.to_string())
+            data-away=move || away().to_string()
         >
-            <span class="session-name">{other.session.name.clone()}</span>
+            <span class="session-name">{name}</span>
             {same_user.then(|| view! { <span class="tag">"your other tab"</span> })}
-            {away.then(|| view! { <span class="tag away">"away"</span> })}
-            <span class="session-where">"in " {section_title(&state.section)}</span>
-            {state.typing.then(|| view! { <span class="typing">"typing…"</span> })}
+            <Show when=away2.clone()>
+                <span class="tag away">"away"</span>
+            </Show>
+            <span class="session-where">
+                "in " {move || state.with(|s| section_title(&s.section))}
+            </span>
+            <Show when=move || state.with(|s| s.typing)>
+                <span class="typing">"typing…"</span>
+            </Show>
         </li>
     }
 }

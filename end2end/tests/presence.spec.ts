@@ -20,22 +20,31 @@ test('1. A and B see each other within 2 s; C in another room sees neither', asy
   await Promise.all([ca.close(), cb.close(), cc.close()]);
 });
 
-test('2. B changes state; A sees it within 1 s and B keeps the same face node', async ({ browser }) => {
+test('2. B changes state; A sees it within 1 s and B keeps the same face node and row', async ({ browser }) => {
   const room = uniqueRoom('state');
   const [ca, cb] = await Promise.all([newUser(browser), newUser(browser)]);
   const a = await joinRoom(ca, room, 'Alice');
   const b = await joinRoom(cb, room, 'Bob');
   const idb = await userIdOf(b);
   await expect(face(a, idb)).toBeVisible();
+  const bobRow = a.locator(`.session[data-user="${idb}"]`);
+  await expect(bobRow).toContainText('in Introduction');
   await a.evaluate((id) => {
     (window as any).__bobFace = document.querySelector(
       `ul[aria-label="People in this room"] > li[data-presence-user="${id}"]`,
     );
+    (window as any).__bobRow = document.querySelector(`.session[data-user="${id}"]`);
   }, idb);
 
   await b.getByRole('button', { name: 'Agenda' }).click();
-  const bobRow = a.locator(`.session[data-user="${idb}"]`);
   await expect(bobRow).toHaveAttribute('data-section', 'agenda', { timeout: 1_000 });
+  await expect(bobRow).toContainText('in Agenda');
+  // The row keyed by session id is the same DOM node, its text changed in place.
+  const sameRow = await a.evaluate((id) => {
+    const before = (window as any).__bobRow as Element;
+    return before === document.querySelector(`.session[data-user="${id}"]`) && before.isConnected;
+  }, idb);
+  expect(sameRow).toBe(true);
   await b.locator('#draft').pressSequentially('hi', { delay: 20 });
   await expect(bobRow).toHaveAttribute('data-typing', 'true', { timeout: 1_000 });
   await expect(bobRow).toHaveAttribute('data-typing', 'false', { timeout: 4_000 });

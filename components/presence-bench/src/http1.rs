@@ -11,9 +11,25 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(addr: &str) -> Result<Self, String> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
+        Self::open_from(addr, None).await
+    }
+
+    /// [`Conn::open`] from a given local address (another loopback address, so that a server
+    /// counts this client apart from others).
+    pub async fn open_from(addr: &str, local: Option<std::net::IpAddr>) -> Result<Self, String> {
+        let stream = match local {
+            None => TcpStream::connect(addr).await,
+            Some(local) => {
+                let remote: std::net::SocketAddr =
+                    addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+                socket
+                    .bind((local, 0).into())
+                    .map_err(|e| format!("bind {local}: {e}"))?;
+                socket.connect(remote).await
+            }
+        }
+        .map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).ok();
         Ok(Conn {
             stream: BufReader::new(stream),

@@ -8,6 +8,14 @@
 //! * The engine itself ([`server`]: registry, deadline queue, tokens, subscriptions) is behind the
 //!   `server` feature and needs tokio.
 //!
+//! ## Features
+//!
+//! | feature | what |
+//! |---|---|
+//! | (none) | wire types, errors, limits, validation, [`RoomView`]: compiles to `wasm32` |
+//! | `server` | the engine with the in-memory store (tokio) |
+//! | `redis` | the Redis store, so several app servers share rooms (redis-rs); implies `server` |
+//!
 //! ## Model
 //! A **room** holds **users**; a user holds **sessions** (one per browser tab). A user is online
 //! while any of its sessions lives. When the last one ends the user stays listed as offline with
@@ -23,6 +31,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
 pub mod limits;
@@ -31,6 +40,7 @@ pub mod validate;
 pub mod wire;
 
 #[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
 
 pub use error::PresenceError;

@@ -1,16 +1,20 @@
-//! The room as signals: one list signal that changes only when membership or order changes, and
-//! one signal per user that changes only when that user does. Views keyed by user id therefore
-//! keep their DOM nodes while other users come, go and change.
+//! The room as signals: list signals that change only when membership or order changes, and one
+//! signal per user and per session that changes only when that user or session does. Views keyed
+//! by user id or session id therefore keep their DOM nodes while others come, go and change, and
+//! update those nodes in place.
 
 use leptos::prelude::*;
 use presence_core::room_view::Applied;
-use presence_core::wire::{RoomMessage, RoomSnapshot, UserPresence};
+use presence_core::wire::{RoomMessage, RoomSnapshot, SessionPresence, UserPresence};
 use presence_core::RoomView;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// One user of the room, as a stable handle: `user_id` never changes, `presence` is a signal that
 /// updates in place when the user changes.
+///
+/// Key a `<For/>` by `user_id` and read the user inside reactive closures:
+/// `{move || entry.get().name}`.
 #[derive(Clone, Debug)]
 pub struct UserEntry {
     /// The user id (use it as the key of a `<For/>`).
@@ -19,21 +23,115 @@ pub struct UserEntry {
     pub presence: ArcReadSignal<UserPresence>,
 }
 
+impl UserEntry {
+    /// The user now (tracked: a reactive closure that calls it reruns when the user changes).
+    pub fn get(&self) -> UserPresence {
+        self.presence.get()
+    }
+
+    /// Reads the user now without cloning it (tracked).
+    pub fn with<R>(&self, f: impl FnOnce(&UserPresence) -> R) -> R {
+        self.presence.with(f)
+    }
+}
+
 impl PartialEq for UserEntry {
     fn eq(&self, other: &Self) -> bool {
         self.user_id == other.user_id && self.presence == other.presence
     }
 }
 
+/// One live session (tab) in the room and whose it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtherSession {
+    /// Whose session it is.
+    pub user_id: String,
+    /// The user's display name.
+    pub user_name: String,
+    /// The session.
+    pub session: SessionPresence,
+}
+
+/// One live session of the room, as a stable handle: `session_id` and `user_id` never change,
+/// `presence` is a signal that updates in place when the session (or its user's name) changes.
+///
+/// ```
+/// # use leptos::prelude::*;
+/// # use leptos_presence::UsePresenceReturn;
+/// #[derive(serde::Deserialize)]
+/// struct Cursor { section: String }
+///
+/// #[component]
+/// fn Others(presence: UsePresenceReturn) -> impl IntoView {
+///     let others = presence.others;
+///     view! {
+///         // The row stays when its session changes; the closures inside update it in place.
+///         <For each=move || others.get() key=|s| s.session_id.clone() let:s>
+///             <li>
+///                 {let s = s.clone(); move || s.name()}
+///                 " is in "
+///                 {move || s.state_as::<Cursor>().map(|c| c.section)}
+///             </li>
+///         </For>
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct SessionEntry {
+    /// The session id (use it as the key of a `<For/>`).
+    pub session_id: Arc<str>,
+    /// Whose session it is.
+    pub user_id: Arc<str>,
+    /// The session now.
+    pub presence: ArcReadSignal<OtherSession>,
+}
+
+impl SessionEntry {
+    /// The session now (tracked).
+    pub fn get(&self) -> OtherSession {
+        self.presence.get()
+    }
+
+    /// Reads the session now without cloning it (tracked).
+    pub fn with<R>(&self, f: impl FnOnce(&OtherSession) -> R) -> R {
+        self.presence.with(f)
+    }
+
+    /// The name this session reported (tracked).
+    pub fn name(&self) -> String {
+        self.with(|s| s.session.name.clone())
+    }
+
+    /// The session's state as the app's own type (tracked); `None` if absent or of another shape.
+    pub fn state_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        self.with(|s| s.session.state_as())
+    }
+
+    /// True while the session's tab is hidden (tracked).
+    pub fn is_away(&self) -> bool {
+        self.with(|s| s.session.status == presence_core::wire::SessionStatus::Away)
+    }
+}
+
+impl PartialEq for SessionEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.session_id == other.session_id && self.presence == other.presence
+    }
+}
+
 /// Each listed user's writable signal and the read-only entry handed out for it.
 type Writers = HashMap<Arc<str>, (ArcRwSignal<UserPresence>, UserEntry)>;
+/// The same per live session.
+type SessionWriters = HashMap<Arc<str>, (ArcRwSignal<OtherSession>, SessionEntry)>;
 
 /// Applies room messages and reconciles the result into signals.
 #[derive(Clone)]
 pub(crate) struct PresenceStore {
     view: Arc<Mutex<RoomView>>,
     writers: Arc<Mutex<Writers>>,
+    session_writers: Arc<Mutex<SessionWriters>>,
     entries: ArcRwSignal<Vec<UserEntry>>,
+    sessions: ArcRwSignal<Vec<SessionEntry>>,
 }
 
 impl PresenceStore {
@@ -41,7 +139,9 @@ impl PresenceStore {
         let store = PresenceStore {
             view: Arc::default(),
             writers: Arc::default(),
+            session_writers: Arc::default(),
             entries: ArcRwSignal::new(Vec::new()),
+            sessions: ArcRwSignal::new(Vec::new()),
         };
         if let Some(snapshot) = initial {
             store.apply(RoomMessage::Snapshot(snapshot));
@@ -51,6 +151,11 @@ impl PresenceStore {
 
     pub fn entries(&self) -> ArcReadSignal<Vec<UserEntry>> {
         self.entries.read_only()
+    }
+
+    /// Every live session, in room order (users' order, then each user's sessions by join).
+    pub fn sessions(&self) -> ArcReadSignal<Vec<SessionEntry>> {
+        self.sessions.read_only()
     }
 
     /// Applies one message; on `NeedsSnapshot` the caller must resubscribe.
@@ -75,40 +180,100 @@ impl PresenceStore {
 
     fn reconcile(&self) {
         let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = Vec::with_capacity(view.users().len());
-        for user in view.users() {
-            match writers.get(user.user_id.as_str()) {
-                Some((writer, entry)) => {
-                    if *writer.read_untracked() != *user {
-                        writer.set(user.clone());
-                    }
-                    next.push(entry.clone());
+        let next = reconcile_users(
+            &mut self.writers.lock().unwrap_or_else(|e| e.into_inner()),
+            view.users(),
+        );
+        let next_sessions = reconcile_sessions(
+            &mut self
+                .session_writers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            view.users(),
+        );
+        drop(view);
+        set_if_reordered(&self.entries, next, |e| e.user_id.clone());
+        set_if_reordered(&self.sessions, next_sessions, |e| e.session_id.clone());
+    }
+}
+
+/// Updates each user's signal in place (only if it changed) and returns the entries in order.
+fn reconcile_users(writers: &mut Writers, users: &[UserPresence]) -> Vec<UserEntry> {
+    let mut next = Vec::with_capacity(users.len());
+    for user in users {
+        let entry = match writers.get(user.user_id.as_str()) {
+            Some((writer, entry)) => {
+                if *writer.read_untracked() != *user {
+                    writer.set(user.clone());
                 }
-                None => {
-                    let writer = ArcRwSignal::new(user.clone());
-                    let entry = UserEntry {
+                entry.clone()
+            }
+            None => {
+                let writer = ArcRwSignal::new(user.clone());
+                let entry = UserEntry {
+                    user_id: Arc::from(user.user_id.as_str()),
+                    presence: writer.read_only(),
+                };
+                writers.insert(entry.user_id.clone(), (writer, entry.clone()));
+                entry
+            }
+        };
+        next.push(entry);
+    }
+    let listed: std::collections::HashSet<&str> =
+        users.iter().map(|u| u.user_id.as_str()).collect();
+    writers.retain(|id, _| listed.contains(&**id));
+    next
+}
+
+/// The same for every live session.
+fn reconcile_sessions(writers: &mut SessionWriters, users: &[UserPresence]) -> Vec<SessionEntry> {
+    let mut next = Vec::new();
+    for user in users {
+        for session in &user.sessions {
+            let now = OtherSession {
+                user_id: user.user_id.clone(),
+                user_name: user.name.clone(),
+                session: session.clone(),
+            };
+            let entry = match writers.get(session.session_id.as_str()) {
+                Some((writer, entry)) if *entry.user_id == *user.user_id => {
+                    if *writer.read_untracked() != now {
+                        writer.set(now);
+                    }
+                    entry.clone()
+                }
+                _ => {
+                    let writer = ArcRwSignal::new(now);
+                    let entry = SessionEntry {
+                        session_id: Arc::from(session.session_id.as_str()),
                         user_id: Arc::from(user.user_id.as_str()),
                         presence: writer.read_only(),
                     };
-                    writers.insert(entry.user_id.clone(), (writer, entry.clone()));
-                    next.push(entry);
+                    writers.insert(entry.session_id.clone(), (writer, entry.clone()));
+                    entry
                 }
-            }
+            };
+            next.push(entry);
         }
-        writers.retain(|id, _| next.iter().any(|e| e.user_id == *id));
-        drop(writers);
-        drop(view);
-        let same_order = self.entries.with_untracked(|current| {
-            current.len() == next.len()
-                && current
-                    .iter()
-                    .zip(&next)
-                    .all(|(a, b)| a.user_id == b.user_id)
-        });
-        if !same_order {
-            self.entries.set(next);
-        }
+    }
+    let live: std::collections::HashSet<&str> = next.iter().map(|e| &*e.session_id).collect();
+    writers.retain(|id, _| live.contains(&**id));
+    next
+}
+
+/// Sets `list` to `next` only if its keys or their order changed: an update inside an entry
+/// reaches its own signal, not the list.
+fn set_if_reordered<T: Send + Sync + 'static, K: PartialEq>(
+    list: &ArcRwSignal<Vec<T>>,
+    next: Vec<T>,
+    key: impl Fn(&T) -> K,
+) {
+    let same_order = list.with_untracked(|current| {
+        current.len() == next.len() && current.iter().zip(&next).all(|(a, b)| key(a) == key(b))
+    });
+    if !same_order {
+        list.set(next);
     }
 }
 
@@ -159,6 +324,36 @@ mod tests {
             Some(serde_json::json!({"typing": true}))
         );
         assert_eq!(after[0].presence.get_untracked(), user("a", 1, None));
+    }
+
+    #[test]
+    fn a_session_update_changes_its_own_signal_and_not_the_session_list() {
+        let _owner = Owner::new();
+        let store = PresenceStore::new(Some(RoomSnapshot {
+            room: "r".into(),
+            seq: 2,
+            users: vec![user("a", 1, None), user("b", 2, None)],
+        }));
+        let before = store.sessions().get_untracked();
+        let ids: Vec<&str> = before.iter().map(|e| &*e.session_id).collect();
+        assert_eq!(ids, ["s-a", "s-b"]);
+        store.apply(RoomMessage::Updated {
+            seq: 3,
+            session_id: "s-b".into(),
+            user: user("b", 2, Some(serde_json::json!({"section": "faq"}))),
+        });
+        let after = store.sessions().get_untracked();
+        assert_eq!(before, after, "same handles, same order");
+        #[derive(serde::Deserialize)]
+        struct Cursor {
+            section: String,
+        }
+        assert_eq!(
+            after[1].state_as::<Cursor>().map(|c| c.section).as_deref(),
+            Some("faq"),
+            "the entry held since before the change reads the new state"
+        );
+        assert_eq!(after[0].get().session.state, None);
     }
 
     #[test]

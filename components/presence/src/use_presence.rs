@@ -1,6 +1,6 @@
 //! `use_presence`: join a room from a component and watch who else is there.
 
-use crate::store::{PresenceStore, UserEntry};
+use crate::store::{PresenceStore, SessionEntry, UserEntry};
 use leptos::prelude::*;
 use presence_core::wire::{RoomSnapshot, SessionPresence, UserPresence};
 use presence_core::PresenceError;
@@ -115,17 +115,6 @@ impl UsePresenceOptions {
     }
 }
 
-/// A session of someone else (another user, or this user's other tab).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OtherSession {
-    /// Whose session it is.
-    pub user_id: String,
-    /// The user's display name.
-    pub user_name: String,
-    /// The session.
-    pub session: SessionPresence,
-}
-
 /// What [`use_presence`] returns. Cheap to clone.
 #[derive(Clone)]
 pub struct UsePresenceReturn {
@@ -133,8 +122,11 @@ pub struct UsePresenceReturn {
     /// included. The list changes only when someone joins, leaves the list or moves; a user's
     /// changes arrive through their entry's own `presence` signal.
     pub users: Signal<Vec<UserEntry>>,
-    /// Every live session except this tab's own: other users' and this user's other tabs.
-    pub others: Signal<Vec<OtherSession>>,
+    /// Every live session except this tab's own (other users' and this user's other tabs), in the
+    /// room's order. Like `users`, the list changes only when sessions come, go or move; a
+    /// session's changes arrive through its entry's own signal, so a `<For/>` keyed by
+    /// `session_id` keeps each row and updates it in place.
+    pub others: Signal<Vec<SessionEntry>>,
     /// This user's entry (all its tabs), once joined.
     pub me: Signal<Option<UserPresence>>,
     /// This tab's own session, once joined.
@@ -226,29 +218,19 @@ pub fn use_presence_with_options(
         let entries = entries.clone();
         Signal::derive(move || entries.get())
     };
-    let others: Signal<Vec<OtherSession>> = {
-        let entries = entries.clone();
+    let others: Signal<Vec<SessionEntry>> = {
+        let sessions = store.sessions();
         let session_id = session_id.clone();
-        let memo = Memo::new(move |_| {
+        Memo::new(move |_| {
             let mine = session_id.get();
-            entries
-                .get()
-                .iter()
-                .flat_map(|entry| {
-                    let user = entry.presence.get();
-                    user.sessions
-                        .iter()
-                        .filter(|s| Some(&s.session_id) != mine.as_ref())
-                        .map(|s| OtherSession {
-                            user_id: user.user_id.clone(),
-                            user_name: user.name.clone(),
-                            session: s.clone(),
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        });
-        memo.into()
+            sessions.with(|all| {
+                all.iter()
+                    .filter(|s| Some(&*s.session_id) != mine.as_deref())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        })
+        .into()
     };
     let me: Signal<Option<UserPresence>> = {
         let entries = entries.clone();

@@ -42,6 +42,7 @@ pub use config::{ConfigError, PresenceConfig, RateLimit};
 pub use memory::{HeartbeatAck, MemoryPresence};
 pub use presence::Presence;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisPresence;
 pub use subscription::{Changes, RoomChange, SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};
