@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Which field of a request a validation error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Field {
     /// The room id.
     Room,
@@ -39,6 +40,7 @@ impl std::fmt::Display for Field {
 /// `{"code":"room_full","room":"r1","limit":100}`; [`PresenceError::status`] gives the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "code", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PresenceError {
     /// A field is empty, too long, or has a control character.
     #[error("invalid {field}: {reason}")]

@@ -6,6 +6,7 @@ use serde_json::Value;
 /// What a session is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SessionStatus {
     /// The tab is visible and heartbeating.
     #[default]
@@ -98,6 +99,7 @@ pub struct RoomSnapshot {
 /// Why a session left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LeaveReason {
     /// The client said goodbye (disconnect, tab close).
     Disconnected,
@@ -111,6 +113,7 @@ pub enum LeaveReason {
 /// that sees a gap in `seq`, or a second `snapshot`, replaces its view from the snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RoomMessage {
     /// The full room (on subscribe, and again whenever the subscriber fell behind).
     Snapshot(RoomSnapshot),

@@ -80,7 +80,7 @@ mod use_presence;
 pub mod ssr;
 
 pub use error::ApiError;
-pub use face_pile::{FacePile, RoomFacePile};
+pub use face_pile::{FacePile, FacePileLabels, LabelFormat, RoomFacePile};
 pub use presence_core::error::Field;
 pub use presence_core::wire::{
     HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot, SessionPresence, SessionStatus,

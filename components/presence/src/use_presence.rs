@@ -11,6 +11,7 @@ use std::sync::Arc;
 /// The state of the connection to the presence server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ConnectionStatus {
     /// Joining for the first time (and during SSR).
     Connecting,

@@ -1,11 +1,15 @@
 //! `<FacePile/>`: overlapping faces of who is in the room, with a "+N" list of everyone.
 
 pub mod avatar;
+mod labels;
+
+pub use labels::{FacePileLabels, LabelFormat};
 
 use crate::store::UserEntry;
 use crate::use_presence::{use_presence, UsePresenceReturn};
 use leptos::prelude::*;
 use presence_core::wire::UserPresence;
+use std::sync::Arc;
 
 /// The component's stylesheet, rendered with it (no setup step). Theme it with the
 /// `--lp-*` custom properties listed at its top.
@@ -22,23 +26,32 @@ pub const FACE_PILE_CSS: &str = include_str!("face_pile.css");
 pub fn FacePile(
     /// The room to show: what [`use_presence`] returned.
     presence: UsePresenceReturn,
-    /// How many faces to show before the "+N" button. Default 5.
-    #[prop(default = 5)]
-    max_visible: usize,
-    /// Face diameter in CSS pixels. Default 32.
-    #[prop(default = 32)]
-    size: u32,
+    /// How many faces to show before the "+N" button (a number or a signal). Default 5.
+    #[prop(into, default = Signal::stored(5))]
+    max_visible: Signal<usize>,
+    /// Face diameter in CSS pixels (a number or a signal). Default 32.
+    #[prop(into, default = Signal::stored(32))]
+    size: Signal<u32>,
+    /// More classes for the pile's outer element (beside `lp-facepile`). Default none.
+    #[prop(optional, into)]
+    class: Option<String>,
     /// Whether offline users (with "last seen") are shown. Default true.
     #[prop(default = true)]
     show_offline: bool,
-    /// Accessible name of the list. Default "People in this room".
-    #[prop(into, default = "People in this room".to_string())]
-    label: String,
+    /// Accessible name of the list. Default: `labels.list` ("People in this room").
+    #[prop(optional, into)]
+    label: Option<String>,
+    /// Every word the pile shows or says (statuses, "last seen", "+N", the list's name), for
+    /// apps in other languages. Default English: [`FacePileLabels::default`].
+    #[prop(optional)]
+    labels: Option<FacePileLabels>,
     /// An image URL for a user; initials on a colour are drawn when it gives `None`.
     /// Default: always initials.
     #[prop(optional, into)]
     avatar_url: Option<Callback<UserPresence, Option<String>>>,
 ) -> impl IntoView {
+    let labels = Arc::new(labels.unwrap_or_default());
+    let label = label.unwrap_or_else(|| labels.list.clone());
     let now = use_server_now(presence.rendered_at_ms);
     let users = presence.users;
     let shown = Memo::new(move |_| {
@@ -52,17 +65,18 @@ pub fn FacePile(
         shown
             .get()
             .into_iter()
-            .take(max_visible)
+            .take(max_visible.get())
             .collect::<Vec<_>>()
     });
-    let hidden_count = Memo::new(move |_| shown.with(|s| s.len().saturating_sub(max_visible)));
+    let hidden_count =
+        Memo::new(move |_| shown.with(|s| s.len().saturating_sub(max_visible.get())));
     let open = RwSignal::new(false);
-    let pile_id = format!("lp-{}", avatar::hue(&label) * 1000 + size);
+    let pile_id = unique_pile_id();
     let popover_id = format!("{pile_id}-all");
     let self_id = presence.user_id;
 
     let face_for = {
-        let pile_id = pile_id.clone();
+        let (pile_id, labels) = (pile_id.clone(), labels.clone());
         move |entry: UserEntry| {
             view! {
                 <Face
@@ -71,18 +85,38 @@ pub fn FacePile(
                     self_id=self_id
                     now=now
                     avatar_url=avatar_url
+                    labels=labels.clone()
                 />
             }
         }
     };
-    let row_for = move |entry: UserEntry| {
-        view! { <Row entry=entry self_id=self_id now=now avatar_url=avatar_url/> }
+    let row_for = {
+        let labels = labels.clone();
+        move |entry: UserEntry| {
+            view! {
+                <Row
+                    entry=entry
+                    self_id=self_id
+                    now=now
+                    avatar_url=avatar_url
+                    labels=labels.clone()
+                />
+            }
+        }
     };
-    let list_label = label.clone();
+    let list_label = format!("{label}: {}", labels.everyone);
+    let (more_labels, show_all_labels) = (labels.clone(), labels.clone());
 
     view! {
-        <div class="lp-facepile" style=format!("--lp-face-size: {size}px")>
-            <style>{FACE_PILE_CSS}</style>
+        <div
+            class=match class {
+                Some(more) => format!("lp-facepile {more}"),
+                None => "lp-facepile".to_string(),
+            }
+            style=move || format!("--lp-face-size: {}px", size.get())
+        >
+            // Carries the page's CSP nonce when the app uses one (leptos' `nonce` feature).
+            <style nonce=use_nonce()>{FACE_PILE_CSS}</style>
             <ul class="lp-facepile__list" role="list" aria-label=label>
                 <For each=move || visible.get() key=|e| e.user_id.clone() children=face_for/>
             </ul>
@@ -94,7 +128,10 @@ pub fn FacePile(
                     aria-haspopup="true"
                     aria-expanded=move || open.get().to_string()
                     aria-controls=popover_id.clone()
-                    aria-label=move || format!("Show all {} people", shown.with(Vec::len))
+                    aria-label={
+                        let labels = show_all_labels.clone();
+                        move || (labels.show_all)(shown.with(Vec::len) as u64)
+                    }
                     on:click=move |_| open.update(|o| *o = !*o)
                     on:keydown=move |ev| {
                         if ev.key() == "Escape" {
@@ -102,14 +139,17 @@ pub fn FacePile(
                         }
                     }
                 >
-                    {move || format!("+{}", hidden_count.get())}
+                    {
+                        let labels = more_labels.clone();
+                        move || (labels.more)(hidden_count.get() as u64)
+                    }
                 </button>
             </Show>
             <div
                 id=format!("{pile_id}-all")
                 class="lp-facepile__popover"
                 role="dialog"
-                aria-label=format!("{list_label}: everyone")
+                aria-label=list_label
                 hidden=move || !open.get()
                 on:keydown=move |ev| {
                     if ev.key() == "Escape" {
@@ -120,7 +160,11 @@ pub fn FacePile(
                 // Rendered only while open: when closed, each user is in the DOM once.
                 <Show when=move || open.get()>
                     <ul class="lp-facepile__rows" role="list">
-                        <For each=move || shown.get() key=|e| e.user_id.clone() children=row_for/>
+                        <For
+                            each=move || shown.get()
+                            key=|e| e.user_id.clone()
+                            children=row_for.clone()
+                        />
                     </ul>
                 </Show>
             </div>
@@ -138,33 +182,39 @@ pub fn RoomFacePile(
     #[prop(into)]
     name: Signal<String>,
     /// How many faces to show before the "+N" button. Default 5.
-    #[prop(default = 5)]
-    max_visible: usize,
+    #[prop(into, default = Signal::stored(5))]
+    max_visible: Signal<usize>,
     /// Face diameter in CSS pixels. Default 32.
-    #[prop(default = 32)]
-    size: u32,
+    #[prop(into, default = Signal::stored(32))]
+    size: Signal<u32>,
 ) -> impl IntoView {
     let presence = use_presence(room, name);
     view! { <FacePile presence=presence max_visible=max_visible size=size/> }
 }
 
-/// Status words for a user: "online", "away", "offline, last seen 3 min ago".
-fn status_text(user: &UserPresence, now_ms: u64) -> String {
-    match (user.online, user.away, user.last_seen) {
-        (true, false, _) => "online".into(),
-        (true, true, _) => "away".into(),
-        (false, _, Some(seen)) => format!("offline, last seen {}", avatar::ago(now_ms, seen)),
-        (false, _, None) => "offline".into(),
+/// An id for one pile, unique in the document and the same in the server's HTML and when the
+/// browser hydrates it: the render's own sequence (what resources use to find their data), plus,
+/// for piles made in the browser after hydration (or in a client-side app, which has no such
+/// sequence), a counter of this page's own.
+fn unique_pile_id() -> String {
+    let shared = Owner::current_shared_context();
+    let sequence = shared
+        .as_ref()
+        .map_or(0, |context| context.next_id().into_inner());
+    let hydrating = shared
+        .as_ref()
+        .is_some_and(|context| !context.is_browser() || context.during_hydration());
+    if hydrating {
+        return format!("lp-pile-{sequence}");
     }
-}
-
-fn tooltip_status(user: &UserPresence, now_ms: u64) -> String {
-    match (user.online, user.away, user.last_seen) {
-        (true, false, _) => "Online now".into(),
-        (true, true, _) => "Away (tab in background)".into(),
-        (false, _, Some(seen)) => format!("Last seen {}", avatar::ago(now_ms, seen)),
-        (false, _, None) => "Offline".into(),
+    thread_local! {
+        static MADE_HERE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
+    let local = MADE_HERE.with(|made| {
+        made.set(made.get() + 1);
+        made.get()
+    });
+    format!("lp-pile-{sequence}-{local}")
 }
 
 #[component]
@@ -194,6 +244,7 @@ fn Face(
     self_id: Signal<Option<String>>,
     now: Signal<u64>,
     avatar_url: Option<Callback<UserPresence, Option<String>>>,
+    labels: Arc<FacePileLabels>,
 ) -> impl IntoView {
     let user_id = entry.user_id.to_string();
     let tip_id = format!(
@@ -209,6 +260,7 @@ fn Face(
     let is_self2 = is_self.clone();
     let is_self3 = is_self.clone();
     let described_by = tip_id.clone();
+    let (name_labels, you) = (labels.clone(), labels.you.clone());
     view! {
         <li
             class="lp-face"
@@ -218,8 +270,8 @@ fn Face(
             data-presence-user=user_id
             data-presence-status=move || user.with(|u| u.status_label())
             aria-label=move || {
-                let you = if is_self2() { " (you)" } else { "" };
-                user.with(|u| format!("{}{you}, {}", u.name, status_text(u, now.get())))
+                let you = if is_self2() { name_labels.you.as_str() } else { "" };
+                user.with(|u| format!("{}{you}, {}", u.name, name_labels.status(u, now.get())))
             }
             aria-describedby=described_by
         >
@@ -227,10 +279,10 @@ fn Face(
             <span class="lp-face__tooltip" role="tooltip" id=tip_id>
                 <span class="lp-face__tooltip-name">
                     {move || user.with(|u| u.name.clone())}
-                    {move || if is_self3() { " (you)" } else { "" }}
+                    {move || if is_self3() { you.clone() } else { String::new() }}
                 </span>
                 <span class="lp-face__tooltip-status">
-                    {move || user.with(|u| tooltip_status(u, now.get()))}
+                    {move || user.with(|u| labels.tooltip(u, now.get()))}
                 </span>
             </span>
         </li>
@@ -243,6 +295,7 @@ fn Row(
     self_id: Signal<Option<String>>,
     now: Signal<u64>,
     avatar_url: Option<Callback<UserPresence, Option<String>>>,
+    labels: Arc<FacePileLabels>,
 ) -> impl IntoView {
     let user_id = entry.user_id.to_string();
     let presence = entry.presence.clone();
@@ -251,6 +304,7 @@ fn Row(
         let user_id = user_id.clone();
         move || self_id.with(|me| me.as_deref() == Some(user_id.as_str()))
     };
+    let you = labels.you.clone();
     view! {
         <li
             class="lp-facepile__row"
@@ -262,10 +316,10 @@ fn Row(
             <span class="lp-facepile__row-text">
                 <span>
                     {move || user.with(|u| u.name.clone())}
-                    {move || if is_self() { " (you)" } else { "" }}
+                    {move || if is_self() { you.clone() } else { String::new() }}
                 </span>
                 <span class="lp-facepile__row-status">
-                    {move || user.with(|u| tooltip_status(u, now.get()))}
+                    {move || user.with(|u| labels.tooltip(u, now.get()))}
                 </span>
             </span>
         </li>
@@ -321,17 +375,59 @@ mod tests {
     #[test]
     fn status_words_match_the_status_attribute() {
         let t = 10_000_000;
-        assert_eq!(status_text(&user(true, false, None), t), "online");
-        assert_eq!(status_text(&user(true, true, None), t), "away");
+        let en = FacePileLabels::default();
+        assert_eq!(en.status(&user(true, false, None), t), "online");
+        assert_eq!(en.status(&user(true, true, None), t), "away");
         assert_eq!(
-            status_text(&user(false, false, Some(t - 180_000)), t),
+            en.status(&user(false, false, Some(t - 180_000)), t),
             "offline, last seen 3 min ago"
         );
         assert_eq!(
-            tooltip_status(&user(false, false, Some(t - 180_000)), t),
+            en.tooltip(&user(false, false, Some(t - 180_000)), t),
             "Last seen 3 min ago"
         );
         assert_eq!(user(true, true, None).status_label(), "away");
+    }
+
+    #[test]
+    fn every_word_of_the_pile_can_be_replaced() {
+        use crate::store::PresenceStore;
+        use presence_core::wire::RoomSnapshot;
+        let owner = Owner::new();
+        owner.set();
+        let mut online = user(true, false, None);
+        online.user_id = "ada".into();
+        online.name = "Ada".into();
+        let mut gone = user(false, false, Some(1_000));
+        gone.user_id = "bob".into();
+        gone.name = "Bob".into();
+        let store = PresenceStore::new(Some(RoomSnapshot {
+            room: "r".into(),
+            seq: 2,
+            users: vec![online, gone],
+        }));
+        let presence = crate::use_presence::test_return(store, 181_000);
+        let french = FacePileLabels::default()
+            .list("Personnes ici")
+            .statuses("en ligne", "absent", "hors ligne")
+            .last_seen(|ms| format!("Vu il y a {} min", ms / 60_000))
+            .more(|n| format!("et {n} autres"))
+            .show_all(|n| format!("Voir les {n} personnes"));
+        let html = view! { <FacePile presence=presence max_visible=1 labels=french/> }.to_html();
+        assert!(html.contains(r#"aria-label="Personnes ici""#), "{html}");
+        assert!(html.contains(r#"aria-label="Ada, en ligne""#), "{html}");
+        assert!(
+            html.contains(r#"aria-label="Voir les 2 personnes""#),
+            "{html}"
+        );
+        assert!(html.contains("et 1 autres"), "{html}");
+        assert!(
+            html.contains(r#"aria-label="Personnes ici: everyone""#),
+            "{html}"
+        );
+        for english in ["People in this room", ", online", "Show all", "Last seen"] {
+            assert!(!html.contains(english), "{english} left in {html}");
+        }
     }
 
     #[test]
@@ -357,6 +453,11 @@ mod tests {
         };
 
         let html = render(5);
+        let ids_of = |html: &str| -> Vec<String> {
+            html.match_indices("aria-controls=\"")
+                .map(|(i, m)| html[i + m.len()..].split('"').next().unwrap().to_string())
+                .collect()
+        };
         assert!(html.contains(r#"role="list""#), "{html}");
         assert!(html.contains(r#"aria-label="People in this room""#));
         assert!(html.contains(r#"data-presence-user="ada""#));
@@ -375,6 +476,39 @@ mod tests {
             html.contains(r#"aria-label="Show all 2 people""#),
             "one more behind the button"
         );
+        assert!(ids_of(&html).len() == 1);
+
+        // Two piles with the same label and size in one page: their ids differ, and each
+        // button controls its own list.
+        let two = {
+            let store = || {
+                PresenceStore::new(Some(RoomSnapshot {
+                    room: "r".into(),
+                    seq: 2,
+                    users: vec![online.clone(), gone.clone()],
+                }))
+            };
+            let a = crate::use_presence::test_return(store(), 181_000);
+            let b = crate::use_presence::test_return(store(), 181_000);
+            view! {
+                <div>
+                    <FacePile presence=a max_visible=1 class="header-pile"/>
+                    <FacePile presence=b max_visible=1/>
+                </div>
+            }
+            .to_html()
+        };
+        let ids = ids_of(&two);
+        assert_eq!(ids.len(), 2, "{two}");
+        assert_ne!(ids[0], ids[1]);
+        for id in &ids {
+            assert_eq!(
+                two.matches(&format!("id=\"{id}\"")).count(),
+                1,
+                "{id} in {two}"
+            );
+        }
+        assert!(two.contains(r#"class="lp-facepile header-pile""#));
         let list_end = html.find("</ul>").unwrap();
         assert!(
             html.find("+1").unwrap() > list_end,

@@ -1,0 +1,171 @@
+//! Every word `<FacePile/>` shows or says, replaceable for apps in other languages.
+
+use presence_core::wire::UserPresence;
+use std::sync::Arc;
+
+/// A text made from a number (a count, or milliseconds since a user was last seen).
+pub type LabelFormat = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// The words of a [`super::FacePile`]. [`FacePileLabels::default`] is English; change any of them
+/// with the setters:
+///
+/// ```
+/// use leptos_presence::FacePileLabels;
+/// let french = FacePileLabels::default()
+///     .list("Personnes dans ce salon")
+///     .you(" (vous)")
+///     .statuses("en ligne", "absent", "hors ligne")
+///     .tooltips("En ligne", "Absent (onglet en arrière-plan)", "Hors ligne")
+///     .last_seen(|ms| format!("Vu il y a {} min", ms / 60_000))
+///     .more(|n| format!("+{n}"))
+///     .show_all(|n| format!("Voir les {n} personnes"))
+///     .everyone("tout le monde");
+/// assert_eq!((french.last_seen)(180_000), "Vu il y a 3 min");
+/// ```
+#[derive(Clone)]
+pub struct FacePileLabels {
+    /// Accessible name of the list of faces. Default "People in this room".
+    pub list: String,
+    /// Put after this browser's own user's name. Default " (you)".
+    pub you: String,
+    /// Status words in a face's accessible name. Default "online", "away", "offline".
+    pub online: String,
+    /// See [`FacePileLabels::online`].
+    pub away: String,
+    /// See [`FacePileLabels::online`].
+    pub offline: String,
+    /// A tooltip's status line for online, away and offline (without a last-seen time) users.
+    /// Default "Online now", "Away (tab in background)", "Offline".
+    pub online_tooltip: String,
+    /// See [`FacePileLabels::online_tooltip`].
+    pub away_tooltip: String,
+    /// See [`FacePileLabels::online_tooltip`].
+    pub offline_tooltip: String,
+    /// An offline user's tooltip line, from the milliseconds since they were last seen.
+    /// Default "Last seen 3 min ago" (see [`super::avatar::ago`]); in the accessible name it
+    /// follows the offline word after a comma.
+    pub last_seen: LabelFormat,
+    /// The button that opens the full list, from the number of hidden people. Default "+3".
+    pub more: LabelFormat,
+    /// That button's accessible name, from the number of people in all. Default
+    /// "Show all 7 people".
+    pub show_all: LabelFormat,
+    /// Put after the list's name to name the full list. Default "everyone" (as in
+    /// "People in this room: everyone").
+    pub everyone: String,
+}
+
+impl Default for FacePileLabels {
+    fn default() -> Self {
+        FacePileLabels {
+            list: "People in this room".into(),
+            you: " (you)".into(),
+            online: "online".into(),
+            away: "away".into(),
+            offline: "offline".into(),
+            online_tooltip: "Online now".into(),
+            away_tooltip: "Away (tab in background)".into(),
+            offline_tooltip: "Offline".into(),
+            last_seen: Arc::new(|ms| format!("Last seen {}", super::avatar::ago(ms, 0))),
+            more: Arc::new(|n| format!("+{n}")),
+            show_all: Arc::new(|n| format!("Show all {n} people")),
+            everyone: "everyone".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FacePileLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FacePileLabels")
+            .field("list", &self.list)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FacePileLabels {
+    /// Sets [`FacePileLabels::list`].
+    pub fn list(mut self, text: impl Into<String>) -> Self {
+        self.list = text.into();
+        self
+    }
+    /// Sets [`FacePileLabels::you`].
+    pub fn you(mut self, text: impl Into<String>) -> Self {
+        self.you = text.into();
+        self
+    }
+    /// Sets the status words [`FacePileLabels::online`], `away` and `offline`.
+    pub fn statuses(
+        mut self,
+        online: impl Into<String>,
+        away: impl Into<String>,
+        offline: impl Into<String>,
+    ) -> Self {
+        (self.online, self.away, self.offline) = (online.into(), away.into(), offline.into());
+        self
+    }
+    /// Sets the tooltip lines [`FacePileLabels::online_tooltip`], `away_tooltip` and
+    /// `offline_tooltip`.
+    pub fn tooltips(
+        mut self,
+        online: impl Into<String>,
+        away: impl Into<String>,
+        offline: impl Into<String>,
+    ) -> Self {
+        (self.online_tooltip, self.away_tooltip, self.offline_tooltip) =
+            (online.into(), away.into(), offline.into());
+        self
+    }
+    /// Sets [`FacePileLabels::last_seen`].
+    pub fn last_seen(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.last_seen = Arc::new(f);
+        self
+    }
+    /// Sets [`FacePileLabels::more`].
+    pub fn more(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.more = Arc::new(f);
+        self
+    }
+    /// Sets [`FacePileLabels::show_all`].
+    pub fn show_all(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.show_all = Arc::new(f);
+        self
+    }
+    /// Sets [`FacePileLabels::everyone`].
+    pub fn everyone(mut self, text: impl Into<String>) -> Self {
+        self.everyone = text.into();
+        self
+    }
+
+    /// A face's status in its accessible name: "online", "away", "offline, last seen 3 min ago".
+    pub(crate) fn status(&self, user: &UserPresence, now_ms: u64) -> String {
+        match (user.online, user.away, user.last_seen) {
+            (true, false, _) => self.online.clone(),
+            (true, true, _) => self.away.clone(),
+            (false, _, Some(seen)) => format!(
+                "{}, {}",
+                self.offline,
+                lower_first(&(self.last_seen)(now_ms.saturating_sub(seen)))
+            ),
+            (false, _, None) => self.offline.clone(),
+        }
+    }
+
+    /// A face's tooltip line: "Online now", "Away (tab in background)", "Last seen 3 min ago".
+    pub(crate) fn tooltip(&self, user: &UserPresence, now_ms: u64) -> String {
+        match (user.online, user.away, user.last_seen) {
+            (true, false, _) => self.online_tooltip.clone(),
+            (true, true, _) => self.away_tooltip.clone(),
+            (false, _, Some(seen)) => (self.last_seen)(now_ms.saturating_sub(seen)),
+            (false, _, None) => self.offline_tooltip.clone(),
+        }
+    }
+}
+
+/// "Last seen" → "last seen", for the middle of a sentence.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
