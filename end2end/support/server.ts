@@ -19,6 +19,8 @@ export class DemoServer {
   constructor(
     readonly port: number,
     readonly env: Record<string, string> = {},
+    /** Another app's binary (its `LEPTOS_*` settings go in `env`); default: the demo's. */
+    readonly bin?: string,
   ) {}
 
   get url(): string {
@@ -26,7 +28,7 @@ export class DemoServer {
   }
 
   async start(): Promise<void> {
-    const bin = process.env.DEMO_BIN ?? path.join(ROOT, 'target', 'debug', 'presence-demo');
+    const bin = this.bin ?? process.env.DEMO_BIN ?? path.join(ROOT, 'target', 'debug', 'presence-demo');
     if (!fs.existsSync(bin)) {
       throw new Error(`${bin} is missing: run \`cargo leptos build\` first`);
     }
@@ -54,7 +56,7 @@ export class DemoServer {
       }
       try {
         const res = await fetch(this.url + '/');
-        if (res.ok) return;
+        if (res.status < 500) return; // up (an app without a / route answers 404)
       } catch {
         // not up yet
       }

@@ -43,6 +43,7 @@ impl StallGuard {
 
     /// The store could not be reached (its outage is a pause as far as heartbeats go) and now
     /// answers again: expiry waits `grace_ms` from the next wake.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub fn outage(&mut self) {
         self.outage = true;
     }
