@@ -7,10 +7,11 @@
 //!   zero-width characters, …), no line or paragraph separators.
 //! * **Names**: surrounding whitespace is trimmed ([`normalize_name`]); what remains is 1 to
 //!   [`MAX_NAME_CHARS`] characters with at least one visible character, no control characters,
-//!   no line or paragraph separators, no bidirectional controls or other format characters
-//!   (except a zero-width joiner or non-joiner between two visible characters, as emoji and
-//!   several scripts need, and the tags of an emoji flag), and no more than
-//!   [`MAX_COMBINING_MARKS`] combining marks in a row.
+//!   no line or paragraph separators, no bidirectional embeddings, overrides or isolates (the
+//!   directional marks LRM, RLM and ALM are fine), no other invisible format characters (except
+//!   a zero-width joiner or non-joiner between two visible characters or after a virama, as
+//!   emoji and several scripts need, the Mongolian vowel separator between letters, and an emoji
+//!   flag's tags), and no more than [`MAX_COMBINING_MARKS`] combining marks in a row.
 //! * **State**: at most [`MAX_STATE_BYTES`] bytes of JSON, nested at most [`MAX_STATE_DEPTH`]
 //!   levels deep (every message that carries it must stay decodable by any JSON decoder).
 
@@ -75,7 +76,9 @@ pub fn name(value: &str) -> Result<(), PresenceError> {
         ));
     }
     let mut marks = 0;
-    let mut in_flag = false;
+    // Inside an emoji flag's tag sequence (🏴 + letters/digits as tags + CANCEL TAG): how many
+    // tags so far.
+    let mut flag_tags: Option<usize> = None;
     for (i, &c) in chars.iter().enumerate() {
         if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
             return bad(format!(
@@ -89,30 +92,37 @@ pub fn name(value: &str) -> Result<(), PresenceError> {
                 c as u32
             ));
         }
-        if c == '\u{1F3F4}' {
-            in_flag = true; // a black flag may carry tags: 🏴󠁧󠁢󠁳󠁣󠁴󠁿
-        } else if is_tag(c) {
-            if !in_flag {
-                return bad(format!(
-                    "must not contain invisible tag characters (found U+{:04X})",
-                    c as u32
-                ));
-            }
-            if c == '\u{E007F}' {
-                in_flag = false; // CANCEL TAG ends the flag
-            }
+        if is_tag(c) {
+            // Only a flag's tags (🏴󠁧󠁢󠁳󠁣󠁴󠁿: 1 to 7 of a–z or 0–9, then CANCEL TAG); anything else is
+            // text hidden from the reader.
+            let tag_letter = matches!(c, '\u{E0061}'..='\u{E007A}' | '\u{E0030}'..='\u{E0039}');
+            flag_tags = match flag_tags {
+                Some(n) if tag_letter && n < 7 => Some(n + 1),
+                Some(n) if c == '\u{E007F}' && n > 0 => None,
+                _ => {
+                    return bad(format!(
+                        "must not contain invisible tag characters (found U+{:04X})",
+                        c as u32
+                    ))
+                }
+            };
+        } else if flag_tags.is_some_and(|n| n > 0) {
+            return bad("an emoji flag's tags must end with CANCEL TAG".into());
         } else {
-            in_flag = false;
+            flag_tags = (c == '\u{1F3F4}').then_some(0);
         }
-        if is_format(c) && !is_tag(c) {
-            let joiner = matches!(c, '\u{200C}' | '\u{200D}');
+        if is_format(c) && !is_tag(c) && !is_directional_mark(c) {
+            // Joiners (and the Mongolian vowel separator) join two visible characters; after a
+            // virama a joiner may also end a word (Malayalam chillu, Sinhala).
+            let joiner = matches!(c, '\u{200C}' | '\u{200D}' | '\u{180E}');
             // The character it joins from: the base before any marks or variation selectors.
             let before = chars[..i]
                 .iter()
                 .rev()
                 .find(|&&b| !is_combining_mark(b) && !is_variation_selector(b));
+            let after_virama = i > 0 && is_virama(chars[i - 1]) && c != '\u{180E}';
             let between_visible = before.is_some_and(|&b| !is_invisible(b))
-                && chars.get(i + 1).is_some_and(|&a| !is_invisible(a));
+                && (after_virama || chars.get(i + 1).is_some_and(|&a| !is_invisible(a)));
             if !(joiner && between_visible) {
                 return bad(format!(
                     "must not contain invisible format characters (found U+{:04X})",
@@ -211,10 +221,36 @@ fn is_variation_selector(c: char) -> bool {
     matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
-/// Bidirectional formatting characters: marks, embeddings, overrides and isolates.
+/// Bidirectional embeddings, overrides and isolates: they reorder whole runs of text. (The
+/// directional marks LRM, RLM and ALM only settle the direction of a neighbour; right-to-left
+/// keyboards type them, and they are allowed.)
 fn is_bidi_control(c: char) -> bool {
-    matches!(c,
-        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Left-to-right, right-to-left and Arabic letter marks.
+fn is_directional_mark(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// The virama (halant) of the Indic scripts, after which a joiner shapes a conjunct or a
+/// half-form.
+fn is_virama(c: char) -> bool {
+    matches!(
+        c,
+        '\u{094D}'
+            | '\u{09CD}'
+            | '\u{0A4D}'
+            | '\u{0ACD}'
+            | '\u{0B4D}'
+            | '\u{0BCD}'
+            | '\u{0C4D}'
+            | '\u{0CCD}'
+            | '\u{0D4D}'
+            | '\u{0DCA}'
+            | '\u{1B44}'
+            | '\u{A9C0}'
+    )
 }
 
 /// Tag characters (U+E0020 to U+E007F): invisible, used only inside emoji flags.
@@ -331,6 +367,9 @@ mod tests {
             "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // flag of Scotland
             "می\u{200C}خواهم",     // Persian zero-width non-joiner between letters
             "🦀",
+            "\u{200F}שלום\u{200F} Cohen", // right-to-left marks, as RTL keyboards type them
+            "\u{0D28}\u{0D4D}\u{200D}",   // a Malayalam chillu: virama + ZWJ ending the word
+            "\u{1820}\u{180E}\u{1821}",   // Mongolian vowel separator between letters
         ] {
             assert!(name(good).is_ok(), "{good:?}: {:?}", name(good));
         }
@@ -341,7 +380,7 @@ mod tests {
         for bad in [
             "Ada\u{202E}gnp.exe",       // right-to-left override: reads "Adaexe.png"
             "\u{2067}Ada",              // right-to-left isolate
-            "Ada\u{200F}",              // right-to-left mark
+            "Ada\u{E0067}\u{E007F}",    // a flag's tags without the flag
             "\u{200B}\u{200B}\u{200B}", // only zero-width spaces
             "\u{200D}",                 // a lone joiner
             "\u{200D}Ada",              // a joiner with nothing before it
@@ -353,7 +392,11 @@ mod tests {
             "Ada\u{FEFF}",              // byte-order mark
             "A\u{0301}\u{0302}\u{0303}\u{0304}\u{0305}\u{0306}da", // a stack of six marks
             "Ada\u{E0041}\u{E0042}",    // tags smuggling hidden text
-            "Ada\u{00AD}",              // soft hyphen
+            // Tags after a flag smuggling text (upper case, a space, no CANCEL TAG).
+            "\u{1F3F4}\u{E0048}\u{E0049}\u{E0020}\u{E0074}\u{E0068}\u{E0065}\u{E0072}",
+            "\u{1F3F4}\u{E0067}\u{E0062}Ada", // a flag's tags never closed
+            "\u{200F}",                       // only a directional mark
+            "Ada\u{00AD}",                    // soft hyphen
         ] {
             assert_eq!(field_of(name(bad)), Field::Name, "{bad:?}");
         }

@@ -153,7 +153,7 @@ struct State {
     session: String,
     /// The last good tokens: a failed heartbeat never clears them.
     tokens: Option<Tokens>,
-    /// The session token this tab proposes when it joins (made up here, 256 random bits): if a
+    /// The session token this tab proposes when it joins (made up here, 244 random bits): if a
     /// join times out after the server applied it, the retry carries the same token and finds
     /// its session instead of leaving a ghost only the server knows the token of.
     proposed_token: String,

@@ -192,8 +192,8 @@ impl PresenceStore {
             view.users(),
         );
         drop(view);
-        set_if_reordered(&self.entries, next, |e| e.user_id.clone());
-        set_if_reordered(&self.sessions, next_sessions, |e| e.session_id.clone());
+        set_if_changed(&self.entries, next);
+        set_if_changed(&self.sessions, next_sessions);
     }
 }
 
@@ -262,17 +262,11 @@ fn reconcile_sessions(writers: &mut SessionWriters, users: &[UserPresence]) -> V
     next
 }
 
-/// Sets `list` to `next` only if its keys or their order changed: an update inside an entry
-/// reaches its own signal, not the list.
-fn set_if_reordered<T: Send + Sync + 'static, K: PartialEq>(
-    list: &ArcRwSignal<Vec<T>>,
-    next: Vec<T>,
-    key: impl Fn(&T) -> K,
-) {
-    let same_order = list.with_untracked(|current| {
-        current.len() == next.len() && current.iter().zip(&next).all(|(a, b)| key(a) == key(b))
-    });
-    if !same_order {
+/// Sets `list` to `next` only if its entries or their order changed (an entry is its id and its
+/// signal: one remade for a session id that came back under another user counts as changed). An
+/// update inside an entry reaches its own signal, not the list.
+fn set_if_changed<T: PartialEq + Send + Sync + 'static>(list: &ArcRwSignal<Vec<T>>, next: Vec<T>) {
+    if !list.with_untracked(|current| *current == next) {
         list.set(next);
     }
 }
@@ -354,6 +348,31 @@ mod tests {
             "the entry held since before the change reads the new state"
         );
         assert_eq!(after[0].get().session.state, None);
+    }
+
+    #[test]
+    fn a_session_id_that_comes_back_under_another_user_gets_a_fresh_entry() {
+        let _owner = Owner::new();
+        let store = PresenceStore::new(Some(RoomSnapshot {
+            room: "r".into(),
+            seq: 1,
+            users: vec![user("a", 1, None)],
+        }));
+        let mut b = user("b", 2, None);
+        b.sessions[0].session_id = "s-a".into(); // the same session id, now b's
+        store.apply(RoomMessage::Snapshot(RoomSnapshot {
+            room: "r".into(),
+            seq: 5,
+            users: vec![b],
+        }));
+        let sessions = store.sessions().get_untracked();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(&*sessions[0].user_id, "b");
+        assert_eq!(
+            sessions[0].get().user_id,
+            "b",
+            "the listed entry is the live one"
+        );
     }
 
     #[test]

@@ -1006,3 +1006,127 @@ async fn an_auth_hooks_room_rule_keeps_callers_out_of_other_rooms() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "forbidden");
 }
+
+// ---- origins ----
+
+fn with_origin(origin: &str, mut request: Request<Body>) -> Request<Body> {
+    let headers = request.headers_mut();
+    headers.insert(header::HOST, "presence.example.com".parse().unwrap());
+    headers.insert(header::ORIGIN, origin.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn pages_of_other_origins_are_refused_unless_listed() {
+    let app = app(Presence::start(PresenceConfig::default()));
+    let beat = |session: &str| {
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "a", "session": session, "name": "A"}),
+        )
+    };
+    let (status, body) = send(&app, with_origin("https://evil.example", beat("s1"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    assert!(body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("https://evil.example"));
+    // The beacon too: a cross-site page cannot end sessions, even with a token.
+    let (status, _) = send(
+        &app,
+        with_origin("https://evil.example", beacon_form(&"0".repeat(64))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The server's own pages (Origin = Host) and requests without Origin pass.
+    let (status, body) = send(
+        &app,
+        with_origin("https://presence.example.com", beat("s2")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(send(&app, beat("s3")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_listed_origin_gets_cors_headers_and_its_preflight_answered() {
+    let app = app(Presence::start(PresenceConfig {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..PresenceConfig::default()
+    }));
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/api/presence/heartbeat")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let response = app
+        .clone()
+        .oneshot(with_origin("https://app.example.com", preflight))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let h = response.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(h["access-control-allow-methods"], "POST");
+    assert!(h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("content-type"));
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert_eq!(h["vary"], "origin");
+
+    let request = with_origin(
+        "https://app.example.com",
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "a", "session": "s", "name": "A"}),
+        ),
+    );
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    // Errors carry the headers too, so the page can read why.
+    let bad = with_origin(
+        "https://app.example.com",
+        post_json("/api/presence/heartbeat", json!({"room": ""})),
+    );
+    let response = app.clone().oneshot(bad).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_from_another_site_is_refused() {
+    let presence = Presence::start(PresenceConfig::default());
+    let addr = serve(app(presence.clone())).await;
+    let token = presence.room_token("r1").unwrap();
+    let url = format!(
+        "ws://{addr}/api/presence/subscribe?room_token={}",
+        url_encode(&token)
+    );
+    let mut request = url.clone().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN)
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    // Its own page's socket is fine.
+    let mut own = url.into_client_request().unwrap();
+    own.headers_mut()
+        .insert("origin", format!("http://{addr}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(own).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "snapshot");
+}

@@ -5,7 +5,6 @@ use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
-use serde::{Deserialize, Serialize};
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -56,6 +55,7 @@ fn RoomPage() -> impl IntoView {
 // ---- From here on, the README's quick start, as it is there. ----
 
 use leptos_presence::{use_presence_with_options, FacePile, UsePresenceOptions};
+use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Clone, Default)]
 struct Cursor {

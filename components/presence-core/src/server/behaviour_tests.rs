@@ -927,6 +927,12 @@ async fn a_join_adopts_the_token_the_client_proposed_so_its_retry_finds_the_sess
         vec![("ann".into(), true), ("bob".into(), false)],
         "bob's own token ended bob's session, not ann's"
     );
+    // A made-up token (not random-looking) is not adopted: the server makes one.
+    let mut lazy = req("r1", "dan", "s4");
+    lazy.session_token = Some("0".repeat(64));
+    let dan = h.presence.heartbeat(&lazy).await.unwrap();
+    assert!(dan.joined);
+    assert_ne!(dan.session_token, "0".repeat(64));
     // Upper-case hex is the same token.
     let mut shouting = req("r1", "cyd", "s3");
     let token = SessionToken::generate().to_hex();

@@ -43,6 +43,13 @@ pub struct PresenceConfig {
     /// Key that signs room tokens. Servers sharing rooms must share it. Default: random per
     /// process (room tokens then do not survive a restart; clients get new ones on heartbeat).
     pub room_token_secret: Option<Vec<u8>>,
+    /// Other origins whose pages may call presence (`PRESENCE_ALLOWED_ORIGINS`, comma separated,
+    /// e.g. `https://app.example.com`): their requests get CORS headers, preflights are
+    /// answered, and their WebSockets are accepted. Default: none, so a request whose `Origin`
+    /// is not the server's own (its `Host`) is refused with `403 forbidden`, WebSocket upgrades
+    /// included (no cross-site WebSocket hijacking). Requests without `Origin` (curl, servers,
+    /// same-origin navigations) are unaffected.
+    pub allowed_origins: Vec<String>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`PRESENCE_TRUSTED_PROXIES`, a comma
     /// separated list of IP addresses). Default: none, so the per-address rate limit counts the
     /// connection's own address and ignores the header (a client could forge it).
@@ -78,6 +85,7 @@ impl Default for PresenceConfig {
             max_tracked_addresses: 100_000,
             room_token_secret: None,
             trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
             redis_url: None,
             redis_prefix: "presence".into(),
         }
@@ -199,6 +207,27 @@ impl PresenceConfig {
                     expected: "IP addresses separated by commas",
                 })?;
         }
+        if let Some(list) = lookup("PRESENCE_ALLOWED_ORIGINS") {
+            config.allowed_origins = list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    let origin = o.trim_end_matches('/').to_ascii_lowercase();
+                    let well_formed = origin == "null"
+                        || origin.split_once("://").is_some_and(|(scheme, host)| {
+                            matches!(scheme, "http" | "https")
+                                && !host.is_empty()
+                                && !host.contains('/')
+                        });
+                    well_formed.then_some(origin).ok_or(ConfigError {
+                        name: "PRESENCE_ALLOWED_ORIGINS",
+                        value: list.clone(),
+                        expected: "origins like https://app.example.com, separated by commas",
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         config.redis_url = lookup("PRESENCE_REDIS_URL").filter(|url| !url.trim().is_empty());
         if let Some(prefix) = lookup("PRESENCE_REDIS_PREFIX") {
             if prefix.is_empty() || prefix.chars().any(|c| c.is_control() || c == ' ') {
@@ -278,5 +307,22 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.name, "PRESENCE_TRUSTED_PROXIES");
+
+        let config = PresenceConfig::from_lookup(|name| {
+            (name == "PRESENCE_ALLOWED_ORIGINS")
+                .then(|| "https://App.Example.com/, http://127.0.0.1:8080".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            config.allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:8080"]
+        );
+        for bad in ["app.example.com", "https://app.example.com/path", "ftp://x"] {
+            let err = PresenceConfig::from_lookup(|name| {
+                (name == "PRESENCE_ALLOWED_ORIGINS").then(|| bad.to_string())
+            })
+            .unwrap_err();
+            assert_eq!(err.name, "PRESENCE_ALLOWED_ORIGINS", "{bad}");
+        }
     }
 }

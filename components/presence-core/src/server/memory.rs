@@ -38,6 +38,7 @@ struct Inner {
     registry: Mutex<Registry>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
     trusted_proxies: Vec<IpAddr>,
+    allowed_origins: Vec<String>,
     max_sockets_per_address: usize,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
@@ -76,6 +77,7 @@ impl MemoryPresence {
                 config.max_tracked_addresses,
             )),
             trusted_proxies: config.trusted_proxies.clone(),
+            allowed_origins: config.allowed_origins.clone(),
             max_sockets_per_address: config.max_sockets_per_address,
             registry: Mutex::new(Registry::new(config, room_key.clone())),
             clock: Arc::new(clock),
@@ -132,6 +134,11 @@ impl MemoryPresence {
     /// `max_sockets_per_address` from the configuration.
     pub fn max_sockets_per_address(&self) -> usize {
         self.inner.max_sockets_per_address
+    }
+
+    /// `allowed_origins` from the configuration.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.inner.allowed_origins
     }
 
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
@@ -341,16 +348,20 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
                     .planned()
                     .map_or(0, |planned| inner.clock.lateness(planned, now));
                 let next = match stall.woke(now, late_by, grace) {
-                    Some(held_until) => Some(held_until),
+                    Some(held_until) => {
+                        stall.holding_until(held_until);
+                        Some(held_until)
+                    }
                     None => {
                         registry.expire_due(now);
                         registry.compact_queue_if_stale();
-                        registry.next_deadline()
+                        let next = registry.next_deadline();
+                        stall.sleeping_until(next);
+                        next
                     }
                 };
                 // Our own pushes during expiry are already accounted for by `next`.
                 registry.queue.take_head_moved_earlier();
-                stall.sleeping_until(next);
                 next
             };
             next.map(|at| inner.clock.sleep_until(at))

@@ -113,6 +113,15 @@ impl Presence {
         }
     }
 
+    /// Other origins whose pages may call presence (`allowed_origins`).
+    pub fn allowed_origins(&self) -> &[String] {
+        match &self.store {
+            Store::Memory(m) => m.allowed_origins(),
+            #[cfg(feature = "redis")]
+            Store::Redis(r) => r.allowed_origins(),
+        }
+    }
+
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         match &self.store {

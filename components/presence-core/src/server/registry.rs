@@ -219,7 +219,7 @@ impl Registry {
             .unwrap_or_else(|| Arc::from(req.user.as_str()));
         let session_id: Arc<str> = Arc::from(req.session.as_str());
         let token = match proposed {
-            Some(t) if !self.tokens.contains_key(&t) => t,
+            Some(t) if t.looks_random() && !self.tokens.contains_key(&t) => t,
             _ => SessionToken::generate(),
         };
         let seq = room.seq + 1;

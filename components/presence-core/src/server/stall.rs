@@ -48,9 +48,15 @@ impl StallGuard {
         self.outage = true;
     }
 
-    /// The scheduler is going to sleep until `at` (or until woken, if `None`).
+    /// The scheduler is going to sleep until the deadline `at` (or until woken, if `None`).
     pub fn sleeping_until(&mut self, at: Option<u64>) {
         self.planned = at;
+    }
+
+    /// The scheduler is going to sleep until a hold ends. Waking late from that is not a new
+    /// pause (a busy runtime must not chain holds); a pause during it shows at the next deadline.
+    pub fn holding_until(&mut self, _until: u64) {
+        self.planned = None;
     }
 }
 
@@ -84,6 +90,17 @@ mod tests {
         assert_eq!(g.woke(35_000, 0, 5_000), None, "then expiry goes ahead");
         // A grace of 0 turns the guard off.
         assert_eq!(g.woke(90_000, 50_000, 0), None);
+    }
+
+    #[test]
+    fn waking_late_from_a_hold_does_not_chain_another() {
+        let mut g = StallGuard::default();
+        assert_eq!(g.woke(30_000, 20_000, 5_000), Some(35_000));
+        g.holding_until(35_000);
+        // Nothing is planned to be late for: a starved runtime that wakes 4 s after the hold
+        // ended is not a new pause, and expiry goes ahead.
+        assert_eq!(g.planned(), None);
+        assert_eq!(g.woke(39_000, 0, 5_000), None);
     }
 
     #[test]

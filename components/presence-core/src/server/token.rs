@@ -45,6 +45,18 @@ impl SessionToken {
         !bad && diff == 0
     }
 
+    /// Whether a token a client proposed for its new session looks random enough to adopt: at
+    /// least 8 of the 16 hex digits appear in it. 64 random digits miss that with a probability
+    /// far below 10⁻²⁰; a made-up token like all zeros or `abab…` does not, and the server then
+    /// makes one of its own.
+    pub fn looks_random(&self) -> bool {
+        let mut seen = 0u16;
+        for byte in self.0 {
+            seen |= 1 << (byte >> 4) | 1 << (byte & 15);
+        }
+        seen.count_ones() >= 8
+    }
+
     /// The 64-hex-digit form.
     pub fn to_hex(&self) -> String {
         encode_hex(&self.0)
@@ -175,6 +187,17 @@ mod tests {
         let mut wrong = a.to_hex();
         wrong.replace_range(0..1, "g");
         assert!(!a.matches_hex(&wrong));
+        assert!(a.looks_random() && b.looks_random());
+        for weak in [
+            "0".repeat(64),
+            "ab".repeat(32),
+            "0123456".repeat(10)[..64].to_string(),
+        ] {
+            assert!(
+                !SessionToken::parse(&weak).unwrap().looks_random(),
+                "{weak}"
+            );
+        }
     }
 
     #[test]

@@ -42,9 +42,11 @@ pub struct FacePileLabels {
     /// See [`FacePileLabels::online_tooltip`].
     pub offline_tooltip: String,
     /// An offline user's tooltip line, from the milliseconds since they were last seen.
-    /// Default "Last seen 3 min ago" (see [`super::avatar::ago`]); in the accessible name it
-    /// follows the offline word after a comma.
+    /// Default "Last seen 3 min ago" (see [`super::avatar::ago`]).
     pub last_seen: LabelFormat,
+    /// An offline user's status in a face's accessible name, from the same milliseconds.
+    /// Default "offline, last seen 3 min ago".
+    pub offline_last_seen: LabelFormat,
     /// The button that opens the full list, from the number of hidden people. Default "+3".
     pub more: LabelFormat,
     /// That button's accessible name, from the number of people in all. Default
@@ -67,6 +69,9 @@ impl Default for FacePileLabels {
             away_tooltip: "Away (tab in background)".into(),
             offline_tooltip: "Offline".into(),
             last_seen: Arc::new(|ms| format!("Last seen {}", super::avatar::ago(ms, 0))),
+            offline_last_seen: Arc::new(|ms| {
+                format!("offline, last seen {}", super::avatar::ago(ms, 0))
+            }),
             more: Arc::new(|n| format!("+{n}")),
             show_all: Arc::new(|n| format!("Show all {n} people")),
             everyone: "everyone".into(),
@@ -120,6 +125,11 @@ impl FacePileLabels {
         self.last_seen = Arc::new(f);
         self
     }
+    /// Sets [`FacePileLabels::offline_last_seen`].
+    pub fn offline_last_seen(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.offline_last_seen = Arc::new(f);
+        self
+    }
     /// Sets [`FacePileLabels::more`].
     pub fn more(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
         self.more = Arc::new(f);
@@ -141,11 +151,7 @@ impl FacePileLabels {
         match (user.online, user.away, user.last_seen) {
             (true, false, _) => self.online.clone(),
             (true, true, _) => self.away.clone(),
-            (false, _, Some(seen)) => format!(
-                "{}, {}",
-                self.offline,
-                lower_first(&(self.last_seen)(now_ms.saturating_sub(seen)))
-            ),
+            (false, _, Some(seen)) => (self.offline_last_seen)(now_ms.saturating_sub(seen)),
             (false, _, None) => self.offline.clone(),
         }
     }
@@ -158,14 +164,5 @@ impl FacePileLabels {
             (false, _, Some(seen)) => (self.last_seen)(now_ms.saturating_sub(seen)),
             (false, _, None) => self.offline_tooltip.clone(),
         }
-    }
-}
-
-/// "Last seen" → "last seen", for the middle of a sentence.
-fn lower_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }

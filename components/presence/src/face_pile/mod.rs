@@ -247,9 +247,13 @@ fn Face(
     labels: Arc<FacePileLabels>,
 ) -> impl IntoView {
     let user_id = entry.user_id.to_string();
+    // The user id itself (as hex: ids may hold any character), so no two faces share one.
     let tip_id = format!(
         "{pile_id}-{}",
-        avatar::hue(&user_id) * 10_000 + user_id.len() as u32
+        user_id
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     let presence = entry.presence.clone();
     let user: Signal<UserPresence> = Signal::derive(move || presence.get());

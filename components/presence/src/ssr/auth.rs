@@ -22,14 +22,25 @@ pub struct Identity {
 /// Listing and watching a room still need only its room token, which the app may hand to
 /// observers (see `Presence::room_token`).
 ///
-/// ```ignore
+/// ```no_run
+/// use axum::Router;
+/// use leptos_presence::ssr::{Identity, Presence, PresenceAuth, PresenceConfig, PresenceRouterExt};
+///
+/// /// Your own sign-in: here, a header a trusted proxy sets.
+/// fn signed_in_user(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+///     let user = headers.get("x-signed-in-user")?.to_str().ok()?;
+///     Some((format!("id:{user}"), user.to_string()))
+/// }
+///
+/// # async fn mount() {
 /// let auth = PresenceAuth::new(|parts| {
-///     let user = my_app::session_user(&parts.headers)?;      // your own sign-in
-///     Some(Identity { user_id: user.id, name: Some(user.display_name) })
+///     let (id, display_name) = signed_in_user(&parts.headers)?; // None: not signed in
+///     Some(Identity { user_id: id, name: Some(display_name) })
 /// });
-/// let app = Router::new()
-///     .leptos_routes(&options, routes, app_shell)
+/// let app: Router = Router::new()
+///     // .leptos_routes(…) first, as with `with_presence`
 ///     .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct PresenceAuth {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod body_timeout;
+mod cors;
 mod mount;
 mod sockets;
 mod subscribe;

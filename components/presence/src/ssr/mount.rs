@@ -86,6 +86,31 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
     if !ours {
         return next.run(request).await;
     }
+    // Pages of other origins only if listed (see `cors`): refused before anything else, and a
+    // listed one's preflight answered here.
+    let presence = request.extensions().get::<Presence>().cloned();
+    let allowed = presence.as_ref().map_or(&[][..], |p| p.allowed_origins());
+    match super::cors::judge(request.headers(), allowed) {
+        super::cors::Origin::Own => guard(request, next).await,
+        super::cors::Origin::Refused(origin) => error_response(PresenceError::Forbidden {
+            reason: format!(
+                "pages from {origin} may not call presence here (list it in \
+                 PRESENCE_ALLOWED_ORIGINS to allow it)"
+            ),
+        }),
+        super::cors::Origin::Allowed(origin) => {
+            if request.method() == axum::http::Method::OPTIONS {
+                return super::cors::preflight(origin, method_of(request.uri().path()));
+            }
+            let mut response = guard(request, next).await;
+            super::cors::decorate(&mut response, origin);
+            response
+        }
+    }
+}
+
+/// [`decode_error_status`] for a request whose origin may call.
+async fn guard(request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
@@ -94,7 +119,9 @@ async fn decode_error_status(request: Request, next: Next) -> Response {
         .or_else(|| http_body::Body::size_hint(request.body()).exact());
     let path = request.uri().path();
     if let Some(allowed) = method_of(path) {
-        if request.method() != allowed {
+        let head_of_get =
+            allowed == axum::http::Method::GET && request.method() == axum::http::Method::HEAD;
+        if request.method() != allowed && !head_of_get {
             let mut response = error_response(PresenceError::MethodNotAllowed {
                 allowed: allowed.to_string(),
             });

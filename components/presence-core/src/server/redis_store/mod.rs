@@ -184,6 +184,11 @@ impl RedisPresence {
         self.inner.config.max_sockets_per_address
     }
 
+    /// `allowed_origins` from the configuration.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.inner.config.allowed_origins
+    }
+
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
@@ -262,9 +267,13 @@ impl RedisPresence {
         let name = request.name.trim();
         validate::name(name)?;
         let token = match &request.session_token {
-            Some(t) => Some(SessionToken::parse(t)?.to_hex()),
+            Some(t) => Some(SessionToken::parse(t)?),
             None => None,
         };
+        // A proposal for a new session is adopted only if it looks random (see the registry);
+        // the script adopts whatever it is given here for a new session.
+        let weak_proposal = token.is_some_and(|t| !t.looks_random());
+        let token = token.map(|t| t.to_hex());
         let (state_mode, state) = match &request.state {
             None => ("keep", String::new()),
             Some(Value::Null) => ("clear", String::new()),
@@ -303,6 +312,7 @@ impl RedisPresence {
                     &numbers[1],
                     &numbers[2],
                     &numbers[3],
+                    if weak_proposal { "0" } else { "1" },
                 ],
             )
             .await;
@@ -603,51 +613,62 @@ impl RedisHold {
 /// meanwhile come in first.
 async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
     let mut stall = super::stall::StallGuard::default();
-    let mut down = false;
+    // Since when this scheduler has found Redis unreachable, if it has.
+    let mut down_since: Option<std::time::Instant> = None;
     loop {
-        let sleep = {
-            let Some(presence) = RedisPresence::upgrade(&engine) else {
-                return;
-            };
-            let now = presence.now_ms();
-            let grace = presence.inner.config.stall_grace_ms;
-            if presence
-                .inner
-                .outage
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            {
-                down = true;
-            }
-            let at = if down {
-                // Ask whether Redis is back before acting on any deadline.
-                let mut conn = presence.inner.conn.clone();
-                match redis::cmd("PING").query_async::<String>(&mut conn).await {
-                    Ok(_) => {
-                        down = false;
-                        stall.outage();
-                        stall.woke(presence.now_ms(), 0, grace)
-                    }
-                    Err(_) => Some(now + RETRY_WHILE_DOWN.as_millis() as u64),
-                }
-            } else {
-                let late_by = stall
-                    .planned()
-                    .map_or(0, |planned| presence.inner.clock.lateness(planned, now));
-                match stall.woke(now, late_by, grace) {
-                    Some(held_until) => Some(held_until),
-                    None => match presence.expire_due().await {
-                        Ok(next) => next,
-                        Err(_) => {
-                            down = true;
-                            Some(now + RETRY_WHILE_DOWN.as_millis() as u64)
-                        }
-                    },
-                }
-            };
-            // Retries while Redis is down are not deadlines: waking late from one is no pause.
-            stall.sleeping_until(if down { None } else { at });
-            at.map(|at| presence.inner.clock.sleep_until(at))
+        let Some(presence) = RedisPresence::upgrade(&engine) else {
+            return;
         };
+        let request_failed = presence
+            .inner
+            .outage
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if down_since.is_some() || request_failed {
+            // A call found Redis unreachable: ask whether it answers before acting on any
+            // deadline. Only an outage that lasted (not one slow reply) holds expiry after.
+            let mut conn = presence.inner.conn.clone();
+            match redis::cmd("PING").query_async::<String>(&mut conn).await {
+                Ok(_) => {
+                    let lasted = down_since.take().map_or(Duration::ZERO, |t| t.elapsed());
+                    if lasted.as_millis() as u64 > super::stall::STALL_THRESHOLD_MS {
+                        stall.outage();
+                    }
+                }
+                Err(_) => {
+                    down_since.get_or_insert_with(std::time::Instant::now);
+                    drop(presence);
+                    // Real time, and deaf to wakes: one probe per interval, not one per
+                    // failed request.
+                    tokio::time::sleep(RETRY_WHILE_DOWN).await;
+                    continue;
+                }
+            }
+        }
+        let now = presence.now_ms();
+        let grace = presence.inner.config.stall_grace_ms;
+        let late_by = stall
+            .planned()
+            .map_or(0, |planned| presence.inner.clock.lateness(planned, now));
+        let at = match stall.woke(now, late_by, grace) {
+            Some(held_until) => {
+                stall.holding_until(held_until);
+                Some(held_until)
+            }
+            None => match presence.expire_due().await {
+                Ok(next) => {
+                    stall.sleeping_until(next);
+                    next
+                }
+                Err(_) => {
+                    down_since.get_or_insert_with(std::time::Instant::now);
+                    drop(presence);
+                    tokio::time::sleep(RETRY_WHILE_DOWN).await;
+                    continue;
+                }
+            },
+        };
+        let sleep = at.map(|at| presence.inner.clock.sleep_until(at));
+        drop(presence);
         sleep_or_wake(sleep, &wake).await;
     }
 }

@@ -159,7 +159,8 @@ end
 local ops = {}
 
 -- room user sid token new_token name away(0/1) state_mode(keep|clear|set) state expires_at
--- max_per_room max_rooms_per_user max_sessions_per_user  ->  {'ok', token, joined(0/1)}
+-- max_per_room max_rooms_per_user max_sessions_per_user adoptable(0/1: the token, if this
+-- joins, may be the new session's)  ->  {'ok', token, joined(0/1)}
 function ops.heartbeat()
   local room, uid, sid, token = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
   local new_token = ARGV[10]
@@ -206,7 +207,9 @@ function ops.heartbeat()
     return {'err', 'room_full', ARGV[16]}
   end
   -- The token the client proposed (see `Registry::join`) unless another live session holds it.
-  if token ~= '' and redis.call('EXISTS', P .. ':tok:' .. token) == 0 then new_token = token end
+  if token ~= '' and ARGV[19] == '1' and redis.call('EXISTS', P .. ':tok:' .. token) == 0 then
+    new_token = token
+  end
   local seq = next_seq(room)
   redis.call('HSET', sk, 'user', uid, 'tok', new_token, 'name', name, 'away', away, 'ja', ARGV[3],
     'js', int(seq), 'exp', ARGV[15], 'hb', ARGV[3], 'subs', '0')
