@@ -185,6 +185,8 @@ behaviour!(
     names_are_stored_trimmed_and_an_untrimmed_repeat_changes_nothing,
     readers_between_changes_share_one_list,
     the_deepest_allowed_state_round_trips_and_a_deeper_one_is_refused,
+    deadlines_in_one_millisecond_are_handled_in_id_order,
+    the_offline_cap_drops_the_last_in_room_order_among_ties,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -896,6 +898,9 @@ mod memory_only {
 #[cfg(feature = "redis")]
 mod redis_only;
 
+#[cfg(feature = "redis")]
+mod differential;
+
 async fn a_join_adopts_the_token_the_client_proposed_so_its_retry_finds_the_session(kind: Kind) {
     let Some(h) = open(kind, base_config()).await else {
         return;
@@ -1092,4 +1097,68 @@ async fn the_deepest_allowed_state_round_trips_and_a_deeper_one_is_refused(kind:
     let json = sub.next().await.json().to_string();
     let decoded: RoomMessage = serde_json::from_str(&json).unwrap();
     assert!(matches!(decoded, RoomMessage::Snapshot(s) if s.users.len() == 1));
+}
+
+async fn deadlines_in_one_millisecond_are_handled_in_id_order(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            offline_retention_ms: 60_000,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // Joined in the opposite order of their ids, so the order of the queue is not the answer.
+    for (user, session) in [("u2", "s4"), ("u0", "s2")] {
+        h.join("r1", user, session).await;
+    }
+    let mut sub = h.watch(&h.presence.room_token("r1").unwrap()).await;
+    h.advance(25_000).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match next(&mut sub).await {
+            RoomMessage::Left { session_id, .. } => seen.push(session_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, ["s2", "s4"], "sessions by id");
+    h.advance(60_000).await;
+    let mut removed = Vec::new();
+    for _ in 0..2 {
+        match next(&mut sub).await {
+            RoomMessage::Removed { user_id, .. } => removed.push(user_id),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(removed, ["u0", "u2"], "offline users by id");
+}
+
+async fn the_offline_cap_drops_the_last_in_room_order_among_ties(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            max_offline_users_per_room: 2,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let mut tokens = Vec::new();
+    for user in ["b", "c", "a"] {
+        tokens.push(h.join("r1", user, user).await.session_token);
+    }
+    // All three leave in the same millisecond: equally long gone. Room order puts ties by user
+    // id, so the last of them, "c", is the one the cap drops (the stores once disagreed here).
+    for token in &tokens {
+        h.presence.disconnect(token).await.unwrap();
+    }
+    assert_eq!(
+        users(&h.snapshot("r1").await),
+        vec![("a".into(), false), ("b".into(), false)]
+    );
 }

@@ -17,8 +17,10 @@ pub(crate) struct Timer {
     pub key: u64,
 }
 
-/// Whose deadline an entry is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Whose deadline an entry is. Ordered as the Redis store orders its due entries (by kind, then
+/// room, then id, as the bytes of `"s\n<room>\n<id>"` compare), so deadlines that fall in the
+/// same millisecond are handled in the same order by both stores.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Owner {
     /// A session's expiry.
     Session { room: Arc<str>, session: Arc<str> },
@@ -34,7 +36,7 @@ struct Entry {
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.timer.at, self.timer.key) == (other.timer.at, other.timer.key)
+        self.cmp(other) == std::cmp::Ordering::Equal
     }
 }
 impl Eq for Entry {}
@@ -45,7 +47,11 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.timer.at, self.timer.key).cmp(&(other.timer.at, other.timer.key))
+        (self.timer.at, &self.owner, self.timer.key).cmp(&(
+            other.timer.at,
+            &other.owner,
+            other.timer.key,
+        ))
     }
 }
 
@@ -127,6 +133,26 @@ mod tests {
         assert_eq!(q.pop_due(25).unwrap().1, owner("b"));
         assert!(q.pop_due(25).is_none());
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn deadlines_of_one_millisecond_pop_in_owner_order_not_push_order() {
+        let mut q = DeadlineQueue::default();
+        q.push(10, owner("b"));
+        q.push(10, owner("a"));
+        q.push(
+            10,
+            Owner::OfflineUser {
+                room: "r".into(),
+                user: "a".into(),
+            },
+        );
+        assert_eq!(q.pop_due(10).unwrap().1, owner("a"));
+        assert_eq!(q.pop_due(10).unwrap().1, owner("b"));
+        assert!(matches!(
+            q.pop_due(10).unwrap().1,
+            Owner::OfflineUser { .. }
+        ));
     }
 
     #[test]

@@ -98,12 +98,15 @@ local function remove_user(room, uid)
   return true
 end
 
--- Drops the longest-gone offline users while the room lists more than allowed.
+-- Drops the longest-gone offline users while the room lists more than allowed: the last in the
+-- room's order, so among those gone equally long the greatest user id (as the memory store).
 local function enforce_offline_cap(room)
-  while redis.call('ZCARD', R(room) .. ':off') > max_offline do
-    local oldest = redis.call('ZRANGE', R(room) .. ':off', 0, 0)
+  local off = R(room) .. ':off'
+  while redis.call('ZCARD', off) > max_offline do
+    local oldest = redis.call('ZRANGE', off, 0, 0, 'WITHSCORES')
     if not oldest[1] then return end
-    remove_user(room, oldest[1])
+    local ties = redis.call('ZRANGEBYSCORE', off, oldest[2], oldest[2])
+    remove_user(room, ties[#ties])
   end
 end
 
@@ -273,8 +276,15 @@ end
 -- limit  ->  {'ok', ended, next deadline or -1}. Each due entry is claimed (removed) here, so
 -- exactly one server acts on it, however many run this at the same moment.
 function ops.expire()
-  local due = redis.call('ZRANGEBYSCORE', DL, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
-  for _, member in ipairs(due) do
+  -- One entry at a time, always the earliest due (ties by member): entries that ending a
+  -- session queues (its user's retention) are handled in their turn within this same call, in
+  -- the order the memory store's queue pops them.
+  local handled = 0
+  while handled < tonumber(ARGV[6]) do
+    local next_due = redis.call('ZRANGEBYSCORE', DL, '-inf', now, 'LIMIT', 0, 1)
+    local member = next_due[1]
+    if not member then break end
+    handled = handled + 1
     redis.call('ZREM', DL, member)
     local a = string.find(member, '\n', 1, true)
     local b = string.find(member, '\n', a + 1, true)
@@ -299,7 +309,7 @@ function ops.expire()
   local first = redis.call('ZRANGE', DL, 0, 0, 'WITHSCORES')
   local next_at = -1
   if first[2] then next_at = tonumber(first[2]) end
-  return {'ok', int(#due), int(next_at)}
+  return {'ok', int(handled), int(next_at)}
 end
 
 -- room  ->  {'ok', seq, user JSON...} (unordered; the caller sorts)
