@@ -42,7 +42,7 @@ pub struct FacePileLabels {
     /// See [`FacePileLabels::online_tooltip`].
     pub offline_tooltip: String,
     /// An offline user's tooltip line, from the milliseconds since they were last seen.
-    /// Default "Last seen 3 min ago" (see [`super::avatar::ago`]).
+    /// Default "Last seen 3 min ago" ("just now", "5 min ago", "3 h ago", "2 days ago").
     pub last_seen: LabelFormat,
     /// An offline user's status in a face's accessible name, from the same milliseconds.
     /// Default "offline, last seen 3 min ago".
