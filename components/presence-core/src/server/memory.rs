@@ -110,15 +110,16 @@ impl MemoryPresence {
         result
     }
 
-    /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
-    /// for heartbeats and updates; the engine cannot see addresses itself.
+    /// Counts one request from a client address against `address_rate` (an IPv6 address by its
+    /// /64: see [`super::limit_key`]). The HTTP layer calls it for heartbeats, updates and lists;
+    /// the engine cannot see addresses itself.
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
         let now = self.inner.clock.now_ms();
         self.inner
             .addresses
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .check(&address, now)
+            .check(&super::limit_key(address), now)
     }
 
     /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
@@ -367,5 +368,32 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
             next.map(|at| inner.clock.sleep_until(at))
         };
         sleep_or_wake(sleep, &wake).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::RateLimit;
+
+    #[tokio::test]
+    async fn an_ipv6_host_is_rate_limited_by_its_64() {
+        let presence = MemoryPresence::start(PresenceConfig {
+            address_rate: RateLimit {
+                per_second: 1.0,
+                burst: 2,
+            },
+            ..PresenceConfig::default()
+        });
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        presence.check_address(ip("2001:db8:0:1::1")).unwrap();
+        presence.check_address(ip("2001:db8:0:1::2")).unwrap();
+        assert!(
+            presence.check_address(ip("2001:db8:0:1::3")).is_err(),
+            "a fresh address in the same /64 is the same client"
+        );
+        presence
+            .check_address(ip("2001:db8:0:2::1"))
+            .expect("another /64 is another client");
     }
 }

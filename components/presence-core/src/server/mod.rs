@@ -36,7 +36,7 @@ mod stall;
 mod subscription;
 mod token;
 
-pub use client_address::client_address;
+pub use client_address::{client_address, limit_key};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig, RateLimit};
 pub use memory::{HeartbeatAck, MemoryPresence};

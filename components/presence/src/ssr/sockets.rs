@@ -19,8 +19,10 @@ pub(crate) struct SocketPermit {
 }
 
 impl SocketCounter {
-    /// Counts one more socket from `address`, or refuses if it already holds `limit`.
+    /// Counts one more socket from `address` (an IPv6 address by its /64), or refuses if it
+    /// already holds `limit`.
     pub fn open(&self, address: IpAddr, limit: usize) -> Result<SocketPermit, PresenceError> {
+        let address = presence_core::server::limit_key(address);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let count = open.entry(address).or_default();
         if *count >= limit {
@@ -71,5 +73,10 @@ mod tests {
         drop(first);
         assert_eq!(counter.held(a), 1);
         let _third = counter.open(a, 2).expect("a closed socket frees its place");
+        // One IPv6 host's many addresses are one address here.
+        let v6 = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let _x = counter.open(v6("2001:db8::1"), 2).unwrap();
+        let _y = counter.open(v6("2001:db8::2"), 2).unwrap();
+        assert!(counter.open(v6("2001:db8::ffff"), 2).is_err());
     }
 }

@@ -194,10 +194,11 @@ impl RedisPresence {
         self.inner.clock.now_ms()
     }
 
-    /// Counts one request from a client address against `address_rate` (per server).
+    /// Counts one request from a client address against `address_rate` (per server; an IPv6
+    /// address by its /64).
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
         let now = self.now_ms();
-        lock(&self.inner.addresses).check(&address, now)
+        lock(&self.inner.addresses).check(&super::limit_key(address), now)
     }
 
     fn check_session_rate(&self, key: &str) -> Result<(), PresenceError> {
