@@ -47,10 +47,16 @@ pub fn id(field: Field, value: &str) -> Result<(), PresenceError> {
     Ok(())
 }
 
-/// A display name with surrounding whitespace trimmed, or why it cannot be shown honestly.
+/// The form a display name is stored and compared in (both stores call this): surrounding
+/// whitespace trimmed. Validate the result with [`name`].
+pub fn name_as_stored(raw: &str) -> &str {
+    raw.trim()
+}
+
+/// A display name in its stored form ([`name_as_stored`]), or why it cannot be shown honestly.
 /// Borrowed when nothing was trimmed.
 pub fn normalize_name(value: &str) -> Result<Cow<'_, str>, PresenceError> {
-    let trimmed = value.trim();
+    let trimmed = name_as_stored(value);
     name(trimmed)?;
     Ok(if trimmed.len() == value.len() {
         Cow::Borrowed(value)

@@ -114,7 +114,7 @@ impl Registry {
         }
         session.bucket.take(self.config.session_rate, now)?;
         // Names are stored trimmed (see `validate`): compare the trimmed form.
-        let name = req.name.trim();
+        let name = validate::name_as_stored(&req.name);
         let name_changed = session.name != name;
         if name_changed {
             validate::name(name)?;
@@ -174,7 +174,7 @@ impl Registry {
         validate::id(Field::Room, &req.room)?;
         validate::id(Field::User, &req.user)?;
         validate::id(Field::Session, &req.session)?;
-        let name = req.name.trim();
+        let name = validate::name_as_stored(&req.name);
         validate::name(name)?;
         if let Some(state) = &req.state {
             validate::state(state)?;

@@ -265,7 +265,7 @@ impl RedisPresence {
         validate::id(Field::Room, &request.room)?;
         validate::id(Field::User, &request.user)?;
         validate::id(Field::Session, &request.session)?;
-        let name = request.name.trim();
+        let name = validate::name_as_stored(&request.name);
         validate::name(name)?;
         let token = match &request.session_token {
             Some(t) => Some(SessionToken::parse(t)?),
