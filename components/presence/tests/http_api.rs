@@ -545,6 +545,15 @@ fn auth_app(presence: Presence) -> Router {
         .with_presence_auth(presence, auth)
 }
 
+/// A heartbeat with `body`, from a caller the test's auth hook knows as `user`.
+async fn beat_as(app: &Router, user: &str, body: Value) -> (StatusCode, Value) {
+    send(
+        app,
+        as_user(user, post_json("/api/presence/heartbeat", body)),
+    )
+    .await
+}
+
 fn as_user(user: &str, mut request: Request<Body>) -> Request<Body> {
     request
         .headers_mut()
@@ -603,15 +612,10 @@ async fn with_an_auth_hook_a_session_socket_must_be_the_callers() {
     let presence = Presence::start(PresenceConfig::default());
     let app = auth_app(presence.clone());
     let addr = serve(app.clone()).await;
-    let (_, alice) = send(
+    let (_, alice) = beat_as(
         &app,
-        as_user(
-            "alice",
-            post_json(
-                "/api/presence/heartbeat",
-                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
-            ),
-        ),
+        "alice",
+        json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
     )
     .await;
     let room_token = url_encode(alice["room_token"].as_str().unwrap());
@@ -949,29 +953,19 @@ async fn one_address_holds_at_most_its_share_of_sockets() {
 #[tokio::test]
 async fn with_an_auth_hook_another_users_session_is_a_403_whatever_the_call() {
     let app = auth_app(Presence::start(PresenceConfig::default()));
-    let (status, alice) = send(
+    let (status, alice) = beat_as(
         &app,
-        as_user(
-            "alice",
-            post_json(
-                "/api/presence/heartbeat",
-                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
-            ),
-        ),
+        "alice",
+        json!({"room": "r1", "user": "x", "session": "tab-a", "name": "A"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     // Bob, holding Alice's leaked token, heartbeats her session: stamped as bob, refused.
-    let (status, body) = send(
+    let (status, body) = beat_as(
         &app,
-        as_user(
-            "bob",
-            post_json(
-                "/api/presence/heartbeat",
-                json!({"room": "r1", "user": "x", "session": "tab-a", "name": "B",
+        "bob",
+        json!({"room": "r1", "user": "x", "session": "tab-a", "name": "B",
                        "session_token": alice["session_token"]}),
-            ),
-        ),
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
