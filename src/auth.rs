@@ -132,10 +132,7 @@ pub mod ssr {
                 .filter_map(|c| c.trim().split_once('='))
                 .find(|(k, _)| *k == COOKIE)
                 .and_then(|(_, v)| verify(v))?;
-            Some(Identity {
-                user_id: user_id(&name),
-                name: Some(name),
-            })
+            Some(Identity::new(user_id(&name)).name(name))
         })
     }
 

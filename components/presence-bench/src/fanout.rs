@@ -25,12 +25,10 @@ pub async fn run(args: &Args) -> Result<(), String> {
         let presence = Presence::start(PresenceConfig::default());
         (presence.clone(), presence)
     } else {
-        let config = PresenceConfig {
-            redis_url: Some(redis.clone()),
-            redis_prefix: format!("bench-fanout-{}", std::process::id()),
-            room_token_secret: Some(b"benchmark secret, loopback only".to_vec()),
-            ..PresenceConfig::default()
-        };
+        let config = PresenceConfig::default()
+            .redis_url(redis.clone())
+            .redis_prefix(format!("bench-fanout-{}", std::process::id()))
+            .room_token_secret(b"benchmark secret, loopback only".to_vec());
         let open = || async {
             Presence::open(config.clone())
                 .await
@@ -146,16 +144,13 @@ pub async fn run(args: &Args) -> Result<(), String> {
 }
 
 fn join_request(j: usize) -> HeartbeatRequest {
-    HeartbeatRequest {
-        room: "fanout".into(),
-        user: format!("joiner-{j}"),
-        session: format!("joiner-session-{j}"),
-        name: format!("Joiner {j}"),
-        interval_ms: Some(300_000),
-        state: None,
-        away: false,
-        session_token: None,
-    }
+    HeartbeatRequest::new(
+        "fanout",
+        format!("joiner-{j}"),
+        format!("joiner-session-{j}"),
+        format!("Joiner {j}"),
+    )
+    .interval_ms(300_000)
 }
 
 /// The `seq` of a diff frame (`{"type":"…","seq":N,…}`), without parsing the rest.

@@ -112,14 +112,11 @@ pub async fn run(args: &Args) -> Result<(), String> {
 }
 
 fn request(i: usize) -> HeartbeatRequest {
-    HeartbeatRequest {
-        room: format!("room-{:032x}", i / 100),
-        user: format!("{:08x}-0000-4000-8000-{:012x}", i, i),
-        session: format!("{:08x}-1111-4000-8000-{:012x}", i, i),
-        name: format!("User number {i}"),
-        interval_ms: Some(300_000),
-        state: None,
-        away: false,
-        session_token: None,
-    }
+    HeartbeatRequest::new(
+        format!("room-{:032x}", i / 100),
+        format!("{:08x}-0000-4000-8000-{:012x}", i, i),
+        format!("{:08x}-1111-4000-8000-{:012x}", i, i),
+        format!("User number {i}"),
+    )
+    .interval_ms(300_000)
 }

@@ -25,14 +25,14 @@ pub async fn noop(
     session_token: Option<String>,
 ) -> Result<HeartbeatResponse, ApiError> {
     let _ = (session, name, state, away);
-    Ok(HeartbeatResponse {
-        user_id: user,
-        session_token: session_token.unwrap_or_default(),
-        room_token: format!("{}.{room}", "0".repeat(32)),
-        joined: false,
-        interval_ms: interval_ms.unwrap_or(10_000),
-        expires_at: 1_800_000_000_000,
-    })
+    Ok(HeartbeatResponse::new(
+        user,
+        session_token.unwrap_or_default(),
+        format!("{}.{room}", "0".repeat(32)),
+        false,
+        interval_ms.unwrap_or(10_000),
+        1_800_000_000_000,
+    ))
 }
 
 pub fn router(presence: Presence) -> Router {

@@ -75,16 +75,13 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let mut join = |sessions: &mut Vec<Session>, presence: &MemoryPresence| -> Result<(), String> {
         let id = next_id;
         next_id += 1;
-        let mut request = HeartbeatRequest {
-            room: format!("soak-{}", id % rooms),
-            user: format!("user-{id}"),
-            session: format!("session-{id}"),
-            name: format!("User {id}"),
-            interval_ms: Some(interval_ms),
-            state: None,
-            away: false,
-            session_token: None,
-        };
+        let mut request = HeartbeatRequest::new(
+            format!("soak-{}", id % rooms),
+            format!("user-{id}"),
+            format!("session-{id}"),
+            format!("User {id}"),
+        )
+        .interval_ms(interval_ms);
         let response = presence.heartbeat(&request).map_err(|e| e.to_string())?;
         request.session_token = Some(response.session_token);
         // Spread heartbeats over the interval, as real tabs are.

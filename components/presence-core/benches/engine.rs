@@ -11,16 +11,13 @@ use serde_json::json;
 use std::hint::black_box;
 
 fn request(room: &str, i: usize) -> HeartbeatRequest {
-    HeartbeatRequest {
-        room: room.into(),
-        user: format!("user-{i}"),
-        session: format!("session-{i}"),
-        name: format!("User {i}"),
-        interval_ms: Some(10_000),
-        state: None,
-        away: false,
-        session_token: None,
-    }
+    HeartbeatRequest::new(
+        room,
+        format!("user-{i}"),
+        format!("session-{i}"),
+        format!("User {i}"),
+    )
+    .interval_ms(10_000)
 }
 
 /// A room of `n` live sessions, and for each the request that heartbeats it without change.
@@ -44,13 +41,10 @@ fn engine(c: &mut Criterion) {
         .unwrap();
     let _guard = runtime.enter();
     // A finite rate far above what the loop sends: the limiter's bookkeeping stays in the path.
-    let presence = Presence::start(PresenceConfig {
-        session_rate: RateLimit {
-            per_second: 1e12,
-            burst: u32::MAX,
-        },
-        ..PresenceConfig::default()
-    });
+    let presence = Presence::start(PresenceConfig::default().session_rate(RateLimit {
+        per_second: 1e12,
+        burst: u32::MAX,
+    }));
     let (heartbeats, tokens) = room_of(&presence, "bench", 1_000);
 
     let mut group = c.benchmark_group("engine");

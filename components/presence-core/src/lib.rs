@@ -26,7 +26,7 @@
 //! use presence_core::{RoomView, wire::{RoomMessage, RoomSnapshot}};
 //!
 //! let mut view = RoomView::default();
-//! view.apply(RoomMessage::Snapshot(RoomSnapshot { room: "r1".into(), seq: 0, users: vec![] }));
+//! view.apply(RoomMessage::Snapshot(RoomSnapshot::new("r1", 0, vec![])));
 //! assert!(view.users().is_empty());
 //! ```
 #![forbid(unsafe_code)]

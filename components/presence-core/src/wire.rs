@@ -16,7 +16,10 @@ pub enum SessionStatus {
 }
 
 /// One live session (one browser tab) of a user in a room.
+///
+/// Fields will be added (non-exhaustive): build one with [`SessionPresence::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SessionPresence {
     /// The client-chosen session id (public; acting on a session needs its token).
     pub session_id: String,
@@ -34,16 +37,27 @@ pub struct SessionPresence {
 }
 
 impl SessionPresence {
+    /// An active session without state, joined at time 0 with order key 0; set the other fields
+    /// as needed.
+    pub fn new(session_id: impl Into<String>, name: impl Into<String>) -> Self {
+        SessionPresence {
+            session_id: session_id.into(),
+            name: name.into(),
+            status: SessionStatus::Active,
+            state: None,
+            joined_at: 0,
+            joined_seq: 0,
+        }
+    }
+
     /// The state decoded as the app's own type (`None` if absent or of another shape).
     ///
     /// ```
-    /// # use presence_core::wire::{SessionPresence, SessionStatus};
+    /// # use presence_core::wire::SessionPresence;
     /// #[derive(serde::Deserialize, PartialEq, Debug)]
     /// struct Cursor { section: String }
-    /// let s = SessionPresence {
-    ///     session_id: "s".into(), name: "Ada".into(), status: SessionStatus::Active,
-    ///     state: Some(serde_json::json!({"section": "intro"})), joined_at: 0, joined_seq: 1,
-    /// };
+    /// let mut s = SessionPresence::new("s", "Ada");
+    /// s.state = Some(serde_json::json!({"section": "intro"}));
     /// assert_eq!(s.state_as::<Cursor>(), Some(Cursor { section: "intro".into() }));
     /// ```
     pub fn state_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
@@ -54,7 +68,10 @@ impl SessionPresence {
 }
 
 /// One user of a room: online while any session lives, offline (with `last_seen`) after.
+///
+/// Fields will be added (non-exhaustive): build one with [`UserPresence::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UserPresence {
     /// The user id.
     pub user_id: String,
@@ -74,6 +91,24 @@ pub struct UserPresence {
 }
 
 impl UserPresence {
+    /// A user online with `sessions` (offline, never seen, if it is empty), with order key 0;
+    /// set the other fields as needed.
+    pub fn new(
+        user_id: impl Into<String>,
+        name: impl Into<String>,
+        sessions: Vec<SessionPresence>,
+    ) -> Self {
+        UserPresence {
+            user_id: user_id.into(),
+            name: name.into(),
+            online: !sessions.is_empty(),
+            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
+            online_since: 0,
+            last_seen: None,
+            sessions,
+        }
+    }
+
     /// `online`, `away` or `offline`: the value of the `data-presence-status` attribute.
     pub fn status_label(&self) -> &'static str {
         match (self.online, self.away) {
@@ -87,6 +122,7 @@ impl UserPresence {
 /// Everyone in a room at one moment, in the room's stable order: online users by when they came
 /// online, then offline users by most recent `last_seen`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RoomSnapshot {
     /// The room id.
     pub room: String,
@@ -94,6 +130,17 @@ pub struct RoomSnapshot {
     pub seq: u64,
     /// The users, in order.
     pub users: Vec<UserPresence>,
+}
+
+impl RoomSnapshot {
+    /// The room `room` at sequence number `seq`, listing `users` in order.
+    pub fn new(room: impl Into<String>, seq: u64, users: Vec<UserPresence>) -> Self {
+        RoomSnapshot {
+            room: room.into(),
+            seq,
+            users,
+        }
+    }
 }
 
 /// Why a session left.
@@ -169,7 +216,14 @@ impl RoomMessage {
 }
 
 /// Arguments of a heartbeat: join a room, or keep a session in it alive.
+///
+/// ```
+/// use presence_core::wire::HeartbeatRequest;
+/// let join = HeartbeatRequest::new("design-review", "user-1", "tab-1", "Ada").interval_ms(5_000);
+/// assert_eq!(join.interval_ms, Some(5_000));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HeartbeatRequest {
     /// Room id.
     pub room: String,
@@ -193,8 +247,55 @@ pub struct HeartbeatRequest {
     pub session_token: Option<String>,
 }
 
+impl HeartbeatRequest {
+    /// A first heartbeat (a join) of session `session` of `user` in `room` as `name`: default
+    /// interval, no state, not away, no token. Chain the setters for the rest.
+    pub fn new(
+        room: impl Into<String>,
+        user: impl Into<String>,
+        session: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        HeartbeatRequest {
+            room: room.into(),
+            user: user.into(),
+            session: session.into(),
+            name: name.into(),
+            interval_ms: None,
+            state: None,
+            away: false,
+            session_token: None,
+        }
+    }
+
+    /// Sets [`HeartbeatRequest::interval_ms`].
+    pub fn interval_ms(mut self, ms: u64) -> Self {
+        self.interval_ms = Some(ms);
+        self
+    }
+
+    /// Sets [`HeartbeatRequest::state`].
+    pub fn state(mut self, state: Value) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Sets [`HeartbeatRequest::away`].
+    pub fn away(mut self, away: bool) -> Self {
+        self.away = away;
+        self
+    }
+
+    /// Sets [`HeartbeatRequest::session_token`].
+    pub fn session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(token.into());
+        self
+    }
+}
+
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HeartbeatResponse {
     /// The user this session belongs to: the request's `user`, or, on a server with an auth hook,
     /// the identity the server stamped from the request.
@@ -210,4 +311,26 @@ pub struct HeartbeatResponse {
     pub interval_ms: u64,
     /// When the session expires without another heartbeat, in ms since the Unix epoch.
     pub expires_at: u64,
+}
+
+impl HeartbeatResponse {
+    /// An answer granting `session_token` and `room_token` to `user_id`; `joined` if the
+    /// heartbeat created the session; the applied interval and the expiry (ms since the epoch).
+    pub fn new(
+        user_id: impl Into<String>,
+        session_token: impl Into<String>,
+        room_token: impl Into<String>,
+        joined: bool,
+        interval_ms: u64,
+        expires_at: u64,
+    ) -> Self {
+        HeartbeatResponse {
+            user_id: user_id.into(),
+            session_token: session_token.into(),
+            room_token: room_token.into(),
+            joined,
+            interval_ms,
+            expires_at,
+        }
+    }
 }

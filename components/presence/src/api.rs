@@ -56,20 +56,11 @@ pub async fn heartbeat(
         }
         None => (user, name),
     };
-    crate::ssr::respond(
-        presence
-            .heartbeat(&HeartbeatRequest {
-                room,
-                user,
-                session,
-                name,
-                interval_ms,
-                state,
-                away: away.unwrap_or(false),
-                session_token,
-            })
-            .await,
-    )
+    let mut request = HeartbeatRequest::new(room, user, session, name).away(away.unwrap_or(false));
+    request.interval_ms = interval_ms;
+    request.state = state;
+    request.session_token = session_token;
+    crate::ssr::respond(presence.heartbeat(&request).await)
 }
 
 /// Replaces a session's app-defined state (`null` clears it). Subscribers get one `updated`

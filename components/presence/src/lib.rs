@@ -58,17 +58,17 @@
 //! | feature | what |
 //! |---|---|
 //! | `hydrate` | the browser side: heartbeats, the live stream, leaving on unload (the app's `hydrate` feature turns it on) |
+//! | `csr` | the same browser side for a client-side-rendered app (no SSR), talking to a presence server that may be on another origin ([`UsePresenceOptions::server_url`]) |
 //! | `ssr` | the server side: `ssr::PresenceRouterExt::with_presence`, the server functions, the subscription |
 //! | `redis` | the Redis store, so several app servers share rooms; implies `ssr` |
 //!
-//! With neither `hydrate` nor `ssr` the crate still compiles (the hook is inert), so shared
+//! With none of `hydrate`, `csr` and `ssr` the crate still compiles (the hook is inert), so shared
 //! component code needs no `cfg`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
-#[cfg(feature = "hydrate")]
 mod client;
 mod error;
 mod face_pile;

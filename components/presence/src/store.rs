@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 /// Key a `<For/>` by `user_id` and read the user inside reactive closures:
 /// `{move || entry.get().name}`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct UserEntry {
     /// The user id (use it as the key of a `<For/>`).
     pub user_id: Arc<str>,
@@ -43,6 +44,7 @@ impl PartialEq for UserEntry {
 
 /// One live session (tab) in the room and whose it is.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct OtherSession {
     /// Whose session it is.
     pub user_id: String,
@@ -77,6 +79,7 @@ pub struct OtherSession {
 /// }
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SessionEntry {
     /// The session id (use it as the key of a `<For/>`).
     pub session_id: Arc<str>,
@@ -172,7 +175,7 @@ impl PresenceStore {
     }
 
     /// Forgets everything (the room changed).
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "hydrate", feature = "csr")), allow(dead_code))]
     pub fn clear(&self) {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = RoomView::default();
         self.reconcile();
@@ -274,35 +277,25 @@ fn set_if_changed<T: PartialEq + Send + Sync + 'static>(list: &ArcRwSignal<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use presence_core::wire::{LeaveReason, SessionPresence, SessionStatus};
+    use presence_core::wire::{LeaveReason, SessionPresence};
 
     fn user(id: &str, online_since: u64, state: Option<serde_json::Value>) -> UserPresence {
-        UserPresence {
-            user_id: id.into(),
-            name: id.into(),
-            online: true,
-            away: false,
-            online_since,
-            last_seen: None,
-            sessions: vec![SessionPresence {
-                session_id: format!("s-{id}"),
-                name: id.into(),
-                status: SessionStatus::Active,
-                state,
-                joined_at: 0,
-                joined_seq: online_since,
-            }],
-        }
+        let mut session = SessionPresence::new(format!("s-{id}"), id);
+        session.state = state;
+        session.joined_seq = online_since;
+        let mut user = UserPresence::new(id, id, vec![session]);
+        user.online_since = online_since;
+        user
     }
 
     #[test]
     fn an_update_changes_one_user_signal_and_not_the_list() {
         let _owner = Owner::new();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 2,
-            users: vec![user("a", 1, None), user("b", 2, None)],
-        }));
+        let store = PresenceStore::new(Some(RoomSnapshot::new(
+            "r",
+            2,
+            vec![user("a", 1, None), user("b", 2, None)],
+        )));
         let before = store.entries().get_untracked();
         assert_eq!(before.len(), 2);
 
@@ -323,11 +316,11 @@ mod tests {
     #[test]
     fn a_session_update_changes_its_own_signal_and_not_the_session_list() {
         let _owner = Owner::new();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 2,
-            users: vec![user("a", 1, None), user("b", 2, None)],
-        }));
+        let store = PresenceStore::new(Some(RoomSnapshot::new(
+            "r",
+            2,
+            vec![user("a", 1, None), user("b", 2, None)],
+        )));
         let before = store.sessions().get_untracked();
         let ids: Vec<&str> = before.iter().map(|e| &*e.session_id).collect();
         assert_eq!(ids, ["s-a", "s-b"]);
@@ -353,18 +346,10 @@ mod tests {
     #[test]
     fn a_session_id_that_comes_back_under_another_user_gets_a_fresh_entry() {
         let _owner = Owner::new();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 1,
-            users: vec![user("a", 1, None)],
-        }));
+        let store = PresenceStore::new(Some(RoomSnapshot::new("r", 1, vec![user("a", 1, None)])));
         let mut b = user("b", 2, None);
         b.sessions[0].session_id = "s-a".into(); // the same session id, now b's
-        store.apply(RoomMessage::Snapshot(RoomSnapshot {
-            room: "r".into(),
-            seq: 5,
-            users: vec![b],
-        }));
+        store.apply(RoomMessage::Snapshot(RoomSnapshot::new("r", 5, vec![b])));
         let sessions = store.sessions().get_untracked();
         assert_eq!(sessions.len(), 1);
         assert_eq!(&*sessions[0].user_id, "b");
@@ -378,11 +363,7 @@ mod tests {
     #[test]
     fn joins_and_leaves_change_the_list_but_keep_other_handles() {
         let _owner = Owner::new();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 1,
-            users: vec![user("a", 1, None)],
-        }));
+        let store = PresenceStore::new(Some(RoomSnapshot::new("r", 1, vec![user("a", 1, None)])));
         let a = store.entries().get_untracked()[0].clone();
         store.apply(RoomMessage::Joined {
             seq: 2,

@@ -36,7 +36,16 @@ impl ConnectionStatus {
 }
 
 /// Options of [`use_presence_with_options`]. Every field has a default; chain the setters.
+///
+/// ```
+/// use leptos_presence::UsePresenceOptions;
+/// let options = UsePresenceOptions::default()
+///     .interval_ms(5_000)
+///     .server_url("https://presence.example.com");
+/// assert_eq!(options.interval_ms, 5_000);
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct UsePresenceOptions {
     /// The user id. Default: a random id kept in `localStorage` (key `leptos-presence:user`),
     /// so this browser's tabs are one user.
@@ -60,6 +69,13 @@ pub struct UsePresenceOptions {
     pub max_backoff_ms: u64,
     /// Leave with `navigator.sendBeacon` on `pagehide` and `beforeunload`. Default true.
     pub leave_on_unload: bool,
+    /// The presence server's URL (scheme, host and port, e.g. `https://presence.example.com`)
+    /// when it is not this page's origin: a client-side-rendered app (feature `csr`) served
+    /// from elsewhere. Heartbeats, updates, the leave beacon and the WebSocket (`wss://` for
+    /// `https://`) all go there, with the page's cookies; the server must list this page's
+    /// origin in `allowed_origins` (`PRESENCE_ALLOWED_ORIGINS`). Default: none, this page's
+    /// origin.
+    pub server_url: Option<String>,
 }
 
 impl Default for UsePresenceOptions {
@@ -73,6 +89,7 @@ impl Default for UsePresenceOptions {
             min_backoff_ms: 250,
             max_backoff_ms: 10_000,
             leave_on_unload: true,
+            server_url: None,
         }
     }
 }
@@ -114,10 +131,17 @@ impl UsePresenceOptions {
         self.leave_on_unload = leave;
         self
     }
+    /// Sets [`UsePresenceOptions::server_url`] (a trailing `/` is ignored).
+    pub fn server_url(mut self, url: impl Into<String>) -> Self {
+        let url: String = url.into();
+        self.server_url = Some(url.trim_end_matches('/').to_string());
+        self
+    }
 }
 
 /// What [`use_presence`] returns. Cheap to clone.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct UsePresenceReturn {
     /// One entry per user (online first by join order, then offline by last seen), this user
     /// included. The list changes only when someone joins, leaves the list or moves; a user's
@@ -259,7 +283,7 @@ pub fn use_presence_with_options(
         .into()
     };
 
-    #[cfg(feature = "hydrate")]
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
     let control: Arc<dyn PresenceControl> = crate::client::start(crate::client::Setup {
         room,
         name,
@@ -270,12 +294,12 @@ pub fn use_presence_with_options(
         session_id: session_id.clone(),
         error: error.clone(),
     });
-    #[cfg(not(feature = "hydrate"))]
+    #[cfg(not(any(feature = "hydrate", feature = "csr")))]
     let control: Arc<dyn PresenceControl> = {
         let _ = (options, store, name, &error);
         Arc::new(Inert)
     };
-    #[cfg(feature = "hydrate")]
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
     let _ = Inert;
 
     UsePresenceReturn {

@@ -242,10 +242,7 @@ async fn after_one_join(config: PresenceConfig, second: Value) -> (StatusCode, V
 #[tokio::test]
 async fn a_full_room_is_a_409() {
     let (status, body) = after_one_join(
-        PresenceConfig {
-            max_sessions_per_room: 1,
-            ..PresenceConfig::default()
-        },
+        PresenceConfig::default().max_sessions_per_room(1),
         json!({"room": "r1", "user": "bob", "session": "tab-2", "name": "Bob"}),
     )
     .await;
@@ -370,10 +367,7 @@ async fn the_subscription_gets_one_event_per_change_and_none_for_a_heartbeat() {
 
 #[tokio::test]
 async fn a_closed_session_socket_ends_the_session_after_the_grace() {
-    let presence = Presence::start(PresenceConfig {
-        subscription_grace_ms: 300,
-        ..PresenceConfig::default()
-    });
+    let presence = Presence::start(PresenceConfig::default().subscription_grace_ms(300));
     let app = app(presence.clone());
     let addr = serve(app.clone()).await;
     let joined = join(&app, "r1", "ann", "tab-1").await;
@@ -435,13 +429,12 @@ async fn subscribe_rejects_bad_requests_with_typed_errors() {
 
 /// An engine whose per-address rate is 1/s with bursts of `burst`.
 fn rate_limited(burst: u32) -> Presence {
-    Presence::start(PresenceConfig {
-        address_rate: leptos_presence::ssr::RateLimit {
+    Presence::start(
+        PresenceConfig::default().address_rate(leptos_presence::ssr::RateLimit {
             per_second: 1.0,
             burst,
-        },
-        ..PresenceConfig::default()
-    })
+        }),
+    )
 }
 
 /// The request as if it came over a connection from `address`.
@@ -517,10 +510,7 @@ fn bytes_of(s: &str) -> axum::body::Bytes {
 #[tokio::test]
 async fn per_user_caps_are_409s() {
     let (status, body) = after_one_join(
-        PresenceConfig {
-            max_rooms_per_user: 1,
-            ..PresenceConfig::default()
-        },
+        PresenceConfig::default().max_rooms_per_user(1),
         json!({"room": "r2", "user": "ann", "session": "tab-2", "name": "Ann"}),
     )
     .await;
@@ -535,10 +525,7 @@ fn auth_app(presence: Presence) -> Router {
     // The app's own sign-in, here a header (in the demo, a signed cookie).
     let auth = PresenceAuth::new(|parts| {
         let user = parts.headers.get("x-user")?.to_str().ok()?;
-        Some(Identity {
-            user_id: format!("id:{user}"),
-            name: Some(user.to_string()),
-        })
+        Some(Identity::new(format!("id:{user}")).name(user))
     });
     Router::new()
         .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
@@ -692,14 +679,14 @@ async fn json_endpoints_refuse_simple_cross_site_bodies() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_address_is_rate_limited_and_a_forged_one_is_not() {
-    let app = app(Presence::start(PresenceConfig {
-        address_rate: leptos_presence::ssr::RateLimit {
-            per_second: 1.0,
-            burst: 1,
-        },
-        trusted_proxies: vec!["10.0.0.1".parse().unwrap()],
-        ..PresenceConfig::default()
-    }));
+    let app = app(Presence::start(
+        PresenceConfig::default()
+            .address_rate(leptos_presence::ssr::RateLimit {
+                per_second: 1.0,
+                burst: 1,
+            })
+            .trusted_proxies(["10.0.0.1".parse().unwrap()]),
+    ));
     let join =
         |user: &str, peer: [u8; 4], forwarded: &str| {
             let mut request = post_json(
@@ -900,10 +887,7 @@ async fn names_ids_and_state_that_cannot_be_shown_honestly_are_typed_400s() {
 
 #[tokio::test]
 async fn one_address_holds_at_most_its_share_of_sockets() {
-    let presence = Presence::start(PresenceConfig {
-        max_sockets_per_address: 2,
-        ..PresenceConfig::default()
-    });
+    let presence = Presence::start(PresenceConfig::default().max_sockets_per_address(2));
     let app = app(presence.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -977,10 +961,7 @@ async fn an_auth_hooks_room_rule_keeps_callers_out_of_other_rooms() {
     use leptos_presence::ssr::{Identity, PresenceAuth};
     let auth = PresenceAuth::new(|parts| {
         let user = parts.headers.get("x-user")?.to_str().ok()?;
-        Some(Identity {
-            user_id: user.to_string(),
-            name: None,
-        })
+        Some(Identity::new(user))
     })
     .rooms(|caller, room| room.starts_with(&format!("{}-", caller.user_id)));
     let app = Router::new()
@@ -1045,10 +1026,9 @@ async fn pages_of_other_origins_are_refused_unless_listed() {
 
 #[tokio::test]
 async fn a_listed_origin_gets_cors_headers_and_its_preflight_answered() {
-    let app = app(Presence::start(PresenceConfig {
-        allowed_origins: vec!["https://app.example.com".into()],
-        ..PresenceConfig::default()
-    }));
+    let app = app(Presence::start(
+        PresenceConfig::default().allowed_origins(["https://app.example.com".to_string()]),
+    ));
     let preflight = Request::builder()
         .method("OPTIONS")
         .uri("/api/presence/heartbeat")

@@ -3,8 +3,17 @@
 pub use super::rate::RateLimit;
 
 /// Settings of a [`Presence`](super::Presence) engine. Every field has a default
-/// (see [`PresenceConfig::default`]).
+/// (see [`PresenceConfig::default`]); change them with the setters:
+///
+/// ```
+/// use presence_core::server::PresenceConfig;
+/// let config = PresenceConfig::default()
+///     .max_sessions_per_room(500)
+///     .allowed_origins(["https://app.example.com".to_string()]);
+/// assert_eq!(config.max_sessions_per_room, 500);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PresenceConfig {
     /// Most live sessions one room may hold; one more heartbeat gets `RoomFull`. Default 10,000.
     pub max_sessions_per_room: usize,
@@ -92,8 +101,113 @@ impl Default for PresenceConfig {
     }
 }
 
+impl PresenceConfig {
+    /// Sets [`PresenceConfig::max_sessions_per_room`].
+    pub fn max_sessions_per_room(mut self, value: usize) -> Self {
+        self.max_sessions_per_room = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::offline_retention_ms`].
+    pub fn offline_retention_ms(mut self, value: u64) -> Self {
+        self.offline_retention_ms = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::max_offline_users_per_room`].
+    pub fn max_offline_users_per_room(mut self, value: usize) -> Self {
+        self.max_offline_users_per_room = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::subscription_grace_ms`].
+    pub fn subscription_grace_ms(mut self, value: u64) -> Self {
+        self.subscription_grace_ms = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::stall_grace_ms`].
+    pub fn stall_grace_ms(mut self, value: u64) -> Self {
+        self.stall_grace_ms = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::subscriber_buffer`].
+    pub fn subscriber_buffer(mut self, value: usize) -> Self {
+        self.subscriber_buffer = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::max_sessions_per_user`].
+    pub fn max_sessions_per_user(mut self, value: usize) -> Self {
+        self.max_sessions_per_user = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::max_rooms_per_user`].
+    pub fn max_rooms_per_user(mut self, value: usize) -> Self {
+        self.max_rooms_per_user = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::session_rate`].
+    pub fn session_rate(mut self, value: RateLimit) -> Self {
+        self.session_rate = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::address_rate`].
+    pub fn address_rate(mut self, value: RateLimit) -> Self {
+        self.address_rate = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::max_sockets_per_address`].
+    pub fn max_sockets_per_address(mut self, value: usize) -> Self {
+        self.max_sockets_per_address = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::max_tracked_addresses`].
+    pub fn max_tracked_addresses(mut self, value: usize) -> Self {
+        self.max_tracked_addresses = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::room_token_secret`].
+    pub fn room_token_secret(mut self, value: impl Into<Vec<u8>>) -> Self {
+        self.room_token_secret = Some(value.into());
+        self
+    }
+
+    /// Sets [`PresenceConfig::allowed_origins`].
+    pub fn allowed_origins(mut self, values: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_origins = values.into_iter().collect();
+        self
+    }
+
+    /// Sets [`PresenceConfig::trusted_proxies`].
+    pub fn trusted_proxies(mut self, values: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.trusted_proxies = values.into_iter().collect();
+        self
+    }
+
+    /// Sets [`PresenceConfig::redis_url`].
+    pub fn redis_url(mut self, value: impl Into<String>) -> Self {
+        self.redis_url = Some(value.into());
+        self
+    }
+
+    /// Sets [`PresenceConfig::redis_prefix`].
+    pub fn redis_prefix(mut self, value: impl Into<String>) -> Self {
+        self.redis_prefix = value.into();
+        self
+    }
+}
+
 /// A `PRESENCE_*` environment variable that is set but not a valid value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("environment variable {name}={value:?} is not valid: {expected}")]
 pub struct ConfigError {
     /// The variable.

@@ -9,10 +9,7 @@
 //!
 //! // In memory unless `redis_url` is set (PRESENCE_REDIS_URL with `PresenceConfig::from_env`).
 //! let presence = Presence::open(PresenceConfig::default()).await.unwrap();
-//! let joined = presence.heartbeat(&HeartbeatRequest {
-//!     room: "lobby".into(), user: "ada".into(), session: "tab-1".into(), name: "Ada".into(),
-//!     interval_ms: None, state: None, away: false, session_token: None,
-//! }).await.unwrap();
+//! let joined = presence.heartbeat(&HeartbeatRequest::new("lobby", "ada", "tab-1", "Ada")).await.unwrap();
 //! assert!(joined.joined);
 //! let snapshot = presence.list(&joined.room_token).await.unwrap();
 //! assert_eq!(snapshot.users[0].name, "Ada");

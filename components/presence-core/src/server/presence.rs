@@ -329,10 +329,7 @@ impl Presence {
     ///
     /// let presence = Presence::start(PresenceConfig::default());
     /// let mut changes = presence.changes();
-    /// presence.heartbeat(&HeartbeatRequest {
-    ///     room: "lobby".into(), user: "ada".into(), session: "tab-1".into(), name: "Ada".into(),
-    ///     interval_ms: None, state: None, away: false, session_token: None,
-    /// }).await.unwrap();
+    /// presence.heartbeat(&HeartbeatRequest::new("lobby", "ada", "tab-1", "Ada")).await.unwrap();
     /// let change = changes.next().await.unwrap();
     /// assert_eq!(&*change.room, "lobby");
     /// assert!(matches!(change.message.message(), RoomMessage::Joined { .. }));

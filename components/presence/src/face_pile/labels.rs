@@ -23,6 +23,7 @@ pub type LabelFormat = Arc<dyn Fn(u64) -> String + Send + Sync>;
 /// assert_eq!((french.last_seen)(180_000), "Vu il y a 3 min");
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct FacePileLabels {
     /// Accessible name of the list of faces. Default "People in this room".
     pub list: String,

@@ -2,6 +2,7 @@
 
 pub mod avatar;
 mod labels;
+mod stylesheet;
 
 pub use labels::{FacePileLabels, LabelFormat};
 
@@ -10,10 +11,6 @@ use crate::use_presence::{use_presence, UsePresenceReturn};
 use leptos::prelude::*;
 use presence_core::wire::UserPresence;
 use std::sync::Arc;
-
-/// The component's stylesheet, rendered with it (no setup step). Theme it with the
-/// `--lp-*` custom properties listed at its top.
-pub const FACE_PILE_CSS: &str = include_str!("face_pile.css");
 
 /// Faces of the people in a room: online first (in join order), then offline ones dimmed with
 /// "last seen". Each face has a tooltip (hover and keyboard focus) with name and status; past
@@ -72,6 +69,7 @@ pub fn FacePile(
         Memo::new(move |_| shown.with(|s| s.len().saturating_sub(max_visible.get())));
     let open = RwSignal::new(false);
     let pile_id = unique_pile_id();
+    let holds_css = stylesheet::claim();
     let popover_id = format!("{pile_id}-all");
     let self_id = presence.user_id;
 
@@ -115,8 +113,8 @@ pub fn FacePile(
             }
             style=move || format!("--lp-face-size: {}px", size.get())
         >
-            // Carries the page's CSP nonce when the app uses one (leptos' `nonce` feature).
-            <style nonce=use_nonce()>{FACE_PILE_CSS}</style>
+            // The first pile on the page renders the stylesheet (no setup step).
+            {stylesheet::style(holds_css)}
             <ul class="lp-facepile__list" role="list" aria-label=label>
                 <For each=move || visible.get() key=|e| e.user_id.clone() children=face_for/>
             </ul>
@@ -334,7 +332,7 @@ fn Row(
 /// It starts at the time the list was rendered, so SSR and hydration print the same words.
 fn use_server_now(rendered_at_ms: u64) -> Signal<u64> {
     let now = RwSignal::new(rendered_at_ms);
-    #[cfg(feature = "hydrate")]
+    #[cfg(any(feature = "hydrate", feature = "csr"))]
     {
         use send_wrapper::SendWrapper;
         let offset = if rendered_at_ms == 0 {
@@ -365,15 +363,9 @@ mod tests {
     use super::*;
 
     fn user(online: bool, away: bool, last_seen: Option<u64>) -> UserPresence {
-        UserPresence {
-            user_id: "u".into(),
-            name: "U".into(),
-            online,
-            away,
-            online_since: 1,
-            last_seen,
-            sessions: vec![],
-        }
+        let mut user = UserPresence::new("u", "U", vec![]);
+        (user.online, user.away, user.online_since, user.last_seen) = (online, away, 1, last_seen);
+        user
     }
 
     #[test]
@@ -405,11 +397,7 @@ mod tests {
         let mut gone = user(false, false, Some(1_000));
         gone.user_id = "bob".into();
         gone.name = "Bob".into();
-        let store = PresenceStore::new(Some(RoomSnapshot {
-            room: "r".into(),
-            seq: 2,
-            users: vec![online, gone],
-        }));
+        let store = PresenceStore::new(Some(RoomSnapshot::new("r", 2, vec![online, gone])));
         let presence = crate::use_presence::test_return(store, 181_000);
         let french = FacePileLabels::default()
             .list("Personnes ici")
@@ -435,6 +423,22 @@ mod tests {
     }
 
     #[test]
+    fn two_piles_on_a_page_carry_the_stylesheet_once() {
+        use crate::store::PresenceStore;
+        let owner = Owner::new();
+        owner.set();
+        let presence = || crate::use_presence::test_return(PresenceStore::new(None), 0);
+        let (one, two) = (presence(), presence());
+        let html = view! {
+            <FacePile presence=one/>
+            <FacePile presence=two/>
+        }
+        .to_html();
+        assert_eq!(html.matches("<style").count(), 1, "{html}");
+        assert_eq!(html.matches("class=\"lp-facepile\"").count(), 2, "{html}");
+    }
+
+    #[test]
     fn the_pile_renders_on_the_server_with_the_room_list() {
         use crate::store::PresenceStore;
         use presence_core::wire::RoomSnapshot;
@@ -447,11 +451,11 @@ mod tests {
         gone.user_id = "bob".into();
         gone.name = "<img src=x onerror=alert(1)>".into();
         let render = |max_visible: usize| {
-            let store = PresenceStore::new(Some(RoomSnapshot {
-                room: "r".into(),
-                seq: 2,
-                users: vec![online.clone(), gone.clone()],
-            }));
+            let store = PresenceStore::new(Some(RoomSnapshot::new(
+                "r",
+                2,
+                vec![online.clone(), gone.clone()],
+            )));
             let presence = crate::use_presence::test_return(store, 181_000);
             view! { <FacePile presence=presence max_visible=max_visible/> }.to_html()
         };
@@ -486,11 +490,11 @@ mod tests {
         // button controls its own list.
         let two = {
             let store = || {
-                PresenceStore::new(Some(RoomSnapshot {
-                    room: "r".into(),
-                    seq: 2,
-                    users: vec![online.clone(), gone.clone()],
-                }))
+                PresenceStore::new(Some(RoomSnapshot::new(
+                    "r",
+                    2,
+                    vec![online.clone(), gone.clone()],
+                )))
             };
             let a = crate::use_presence::test_return(store(), 181_000);
             let b = crate::use_presence::test_return(store(), 181_000);

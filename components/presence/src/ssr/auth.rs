@@ -5,13 +5,31 @@ use axum::http::request::Parts;
 use presence_core::PresenceError;
 use std::sync::Arc;
 
-/// Who is calling, as the app decides it.
+/// Who is calling, as the app decides it: [`Identity::new`], and [`Identity::name`] to stamp
+/// a display name too.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Identity {
     /// The user id the server stamps on this caller's sessions (whatever the client claims).
     pub user_id: String,
-    /// The display name to stamp, or `None` to let the client choose its name.
+    /// The display name to stamp, or `None` (the default) to let the client choose its name.
     pub name: Option<String>,
+}
+
+impl Identity {
+    /// The caller `user_id`, naming itself.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        Identity {
+            user_id: user_id.into(),
+            name: None,
+        }
+    }
+
+    /// Stamps `name` as the caller's display name, whatever the client reports.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
 }
 
 /// Decides the caller from the request (cookie, header, the app's own session).
@@ -35,7 +53,7 @@ pub struct Identity {
 /// # async fn mount() {
 /// let auth = PresenceAuth::new(|parts| {
 ///     let (id, display_name) = signed_in_user(&parts.headers)?; // None: not signed in
-///     Some(Identity { user_id: id, name: Some(display_name) })
+///     Some(Identity::new(id).name(display_name))
 /// });
 /// let app: Router = Router::new()
 ///     // .leptos_routes(…) first, as with `with_presence`

@@ -1,0 +1,464 @@
+//! Carries the [`Machine`]'s commands out in the browser: the heartbeat loop, timers, the
+//! WebSocket, page events. Single-threaded: shared state lives in `Rc`/`RefCell`, wrapped in
+//! `SendWrapper` where Leptos asks for `Send`. No decisions here: each event goes to the machine.
+
+use super::http;
+use super::machine::{Command, Ids, Machine, Next};
+use crate::store::PresenceStore;
+use crate::use_presence::{ConnectionStatus, PresenceControl, UsePresenceOptions};
+use crate::RoomMessage;
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use presence_core::PresenceError;
+use send_wrapper::SendWrapper;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+const USER_KEY: &str = "leptos-presence:user";
+
+/// A page event's handler, kept alive while it is registered.
+type EventCallback = Closure<dyn FnMut(web_sys::Event)>;
+
+pub(crate) struct Setup {
+    pub room: Signal<String>,
+    pub name: Signal<String>,
+    pub options: UsePresenceOptions,
+    pub store: PresenceStore,
+    pub status: ArcRwSignal<ConnectionStatus>,
+    pub user_id: ArcRwSignal<Option<String>>,
+    pub session_id: ArcRwSignal<Option<String>>,
+    pub error: ArcRwSignal<Option<PresenceError>>,
+}
+
+/// Starts the hook in the browser: everything begins in an effect, i.e. after hydration.
+pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
+    let slot: Rc<RefCell<Option<Rc<Driver>>>> = Rc::default();
+    let pending_state: Rc<RefCell<Option<Value>>> =
+        Rc::new(RefCell::new(setup.options.initial_state.clone()));
+    let control = Arc::new(Control {
+        slot: SendWrapper::new(slot.clone()),
+        pending_state: SendWrapper::new(pending_state.clone()),
+    });
+    let Setup {
+        room,
+        name,
+        options,
+        store,
+        status,
+        user_id,
+        session_id,
+        error,
+    } = setup;
+    let effect_slot = slot.clone();
+    Effect::new(move |_| {
+        let room = room.get();
+        let name = name.get();
+        let existing = effect_slot.borrow().clone();
+        match existing {
+            Some(driver) => {
+                driver.event(|m| m.set_name(name));
+                driver.event(|m| m.set_room(room));
+            }
+            None => {
+                let user = options
+                    .user_id
+                    .map(|u| u.get_untracked())
+                    .unwrap_or_else(stored_user_id);
+                let machine = Machine::new(
+                    options.clone(),
+                    Box::new(BrowserIds),
+                    room,
+                    user.clone(),
+                    name,
+                    pending_state.borrow_mut().take(),
+                    is_hidden(),
+                );
+                user_id.set(Some(user));
+                session_id.set(Some(machine.session().to_string()));
+                let driver = Driver::start(
+                    machine,
+                    options.server_url.clone().unwrap_or_default(),
+                    store.clone(),
+                    status.clone(),
+                    error.clone(),
+                    user_id.clone(),
+                    session_id.clone(),
+                );
+                *effect_slot.borrow_mut() = Some(driver);
+            }
+        }
+    });
+    let cleanup_slot = SendWrapper::new(slot);
+    on_cleanup(move || {
+        if let Some(driver) = cleanup_slot.borrow_mut().take() {
+            driver.shut_down();
+        }
+    });
+    control
+}
+
+struct Control {
+    slot: SendWrapper<Rc<RefCell<Option<Rc<Driver>>>>>,
+    pending_state: SendWrapper<Rc<RefCell<Option<Value>>>>,
+}
+
+impl PresenceControl for Control {
+    fn set_state(&self, state: Value) {
+        let driver = self.slot.borrow().clone();
+        match driver {
+            Some(driver) => driver.event(|m| m.set_state(state)),
+            None => *self.pending_state.borrow_mut() = Some(state),
+        }
+    }
+
+    fn leave(&self) {
+        let driver = self.slot.borrow().clone();
+        if let Some(driver) = driver {
+            driver.event(Machine::leave);
+        }
+    }
+}
+
+/// Ids from the browser's cryptographic random source.
+struct BrowserIds;
+
+impl Ids for BrowserIds {
+    fn session_id(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    /// 64 hex digits (two v4 UUIDs: 244 random bits).
+    fn token(&mut self) -> String {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+}
+
+struct Socket {
+    ws: WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+impl Socket {
+    fn close(self) {
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}
+
+struct Driver {
+    machine: RefCell<Machine>,
+    /// The server URL (no trailing slash), or empty for this page's origin.
+    base: String,
+    store: PresenceStore,
+    status: ArcRwSignal<ConnectionStatus>,
+    error: ArcRwSignal<Option<PresenceError>>,
+    user_signal: ArcRwSignal<Option<String>>,
+    session_signal: ArcRwSignal<Option<String>>,
+    socket: RefCell<Option<Socket>>,
+    listeners: RefCell<Vec<WindowListenerHandle>>,
+    /// `visibilitychange`, on the document where it is fired.
+    visibility: RefCell<Option<EventCallback>>,
+    kick: mpsc::UnboundedSender<()>,
+    this: Weak<Driver>,
+}
+
+impl Driver {
+    fn start(
+        machine: Machine,
+        base: String,
+        store: PresenceStore,
+        status: ArcRwSignal<ConnectionStatus>,
+        error: ArcRwSignal<Option<PresenceError>>,
+        user_signal: ArcRwSignal<Option<String>>,
+        session_signal: ArcRwSignal<Option<String>>,
+    ) -> Rc<Driver> {
+        let (kick, kicks) = mpsc::unbounded();
+        let driver = Rc::new_cyclic(|this| Driver {
+            machine: RefCell::new(machine),
+            base: base.trim_end_matches('/').to_string(),
+            store,
+            status,
+            error,
+            user_signal,
+            session_signal,
+            socket: RefCell::new(None),
+            listeners: RefCell::new(Vec::new()),
+            visibility: RefCell::new(None),
+            kick,
+            this: this.clone(),
+        });
+        driver.listen();
+        spawn_local(heartbeat_loop(driver.clone(), kicks));
+        driver
+    }
+
+    /// Feeds one event to the machine and carries out what it decides.
+    fn event(&self, event: impl FnOnce(&mut Machine) -> Vec<Command>) {
+        let commands = event(&mut self.machine.borrow_mut());
+        self.run(commands);
+    }
+
+    fn run(&self, commands: Vec<Command>) {
+        for command in commands {
+            match command {
+                Command::OpenSocket {
+                    generation,
+                    room_token,
+                    session_token,
+                } => self.open_socket(generation, &room_token, &session_token),
+                Command::CloseSocket => {
+                    if let Some(socket) = self.socket.borrow_mut().take() {
+                        socket.close();
+                    }
+                }
+                Command::Disconnect(token) => {
+                    let base = self.base.clone();
+                    spawn_local(async move {
+                        let _ = http::disconnect(&base, &token).await;
+                    });
+                }
+                Command::Beacon(token) => http::beacon(&self.base, &token),
+                Command::FlushStateAfter(delay) => self.after(delay, |driver| driver.flush_state()),
+                Command::RetrySocketAfter {
+                    generation,
+                    delay_ms,
+                } => self.after(delay_ms, move |driver| {
+                    driver.event(|m| m.socket_retry_due(generation))
+                }),
+                Command::SetUser(user) => self.user_signal.set(Some(user)),
+                Command::SetSession(session) => self.session_signal.set(Some(session)),
+                Command::SetError(error) => {
+                    if self.error.with_untracked(|e| *e != error) {
+                        self.error.set(error);
+                    }
+                }
+                Command::ClearList => self.store.clear(),
+                Command::Wake => {
+                    let _ = self.kick.unbounded_send(());
+                }
+            }
+        }
+        let status = self.machine.borrow().status();
+        if self.status.get_untracked() != status {
+            self.status.set(status);
+        }
+    }
+
+    /// Runs `then` after `delay` ms, if this driver still exists.
+    fn after(&self, delay: u64, then: impl FnOnce(&Driver) + 'static) {
+        let this = self.this.clone();
+        spawn_local(async move {
+            TimeoutFuture::new(delay.min(u32::MAX as u64) as u32).await;
+            if let Some(driver) = this.upgrade() {
+                then(&driver);
+            }
+        });
+    }
+
+    fn flush_state(&self) {
+        let Some((token, state)) = self.machine.borrow_mut().flush_due() else {
+            return;
+        };
+        let (this, base) = (self.this.clone(), self.base.clone());
+        spawn_local(async move {
+            if let Err(e) = http::update_state(&base, &token, state).await {
+                warn(&format!("presence update failed: {e}"));
+                if let Some(driver) = this.upgrade() {
+                    driver.event(|m| m.update_failed(&e.0));
+                }
+            }
+        });
+    }
+
+    fn open_socket(&self, generation: u64, room_token: &str, session_token: &str) {
+        if let Some(old) = self.socket.borrow_mut().take() {
+            old.close();
+        }
+        let url = http::socket_url(&self.base, room_token, session_token);
+        let Ok(ws) = WebSocket::new(&url) else {
+            self.event(|m| m.socket_closed(generation, js_sys::Math::random()));
+            return;
+        };
+        let this = self.this.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(driver) = this.upgrade() {
+                driver.socket_message(generation, event);
+            }
+        });
+        let this = self.this.clone();
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            if let Some(driver) = this.upgrade() {
+                driver.event(|m| m.socket_closed(generation, js_sys::Math::random()));
+            }
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        *self.socket.borrow_mut() = Some(Socket {
+            ws,
+            _on_message: on_message,
+            _on_close: on_close,
+        });
+    }
+
+    fn socket_message(&self, generation: u64, event: MessageEvent) {
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        match serde_json::from_str::<RoomMessage>(&text) {
+            Ok(message) => {
+                self.event(|m| m.message(generation, message, |message| self.store.apply(message)))
+            }
+            Err(e) => warn(&format!("presence: unreadable message: {e}")),
+        }
+    }
+
+    fn shut_down(&self) {
+        self.event(Machine::shut_down);
+        for handle in self.listeners.borrow_mut().drain(..) {
+            handle.remove();
+        }
+        if let (Some(callback), Some(document)) = (
+            self.visibility.borrow_mut().take(),
+            web_sys::window().and_then(|w| w.document()),
+        ) {
+            let _ = document.remove_event_listener_with_callback(
+                "visibilitychange",
+                callback.as_ref().unchecked_ref(),
+            );
+        }
+        self.kick.close_channel();
+    }
+
+    /// Page events: the window's through Leptos' window listeners, `visibilitychange` on the
+    /// document (where it is fired; it reaches the window only when it bubbles).
+    fn listen(&self) {
+        let on = |this: Weak<Driver>, event: fn(&mut Machine, web_sys::Event) -> Vec<Command>| {
+            move |e: web_sys::Event| {
+                if let Some(driver) = this.upgrade() {
+                    driver.event(|m| event(m, e));
+                }
+            }
+        };
+        let handles = vec![
+            window_event_listener_untyped(
+                "pagehide",
+                on(self.this.clone(), |m, _| m.unloading(js_sys::Date::now())),
+            ),
+            window_event_listener_untyped(
+                "beforeunload",
+                on(self.this.clone(), |m, _| m.unloading(js_sys::Date::now())),
+            ),
+            window_event_listener_untyped(
+                "pageshow",
+                on(self.this.clone(), |m, e| {
+                    let restored = e
+                        .dyn_ref::<web_sys::PageTransitionEvent>()
+                        .is_some_and(|e| e.persisted());
+                    if restored {
+                        m.shown_again()
+                    } else {
+                        Vec::new()
+                    }
+                }),
+            ),
+            window_event_listener_untyped("online", on(self.this.clone(), |m, _| m.network(true))),
+            window_event_listener_untyped(
+                "offline",
+                on(self.this.clone(), |m, _| m.network(false)),
+            ),
+        ];
+        *self.listeners.borrow_mut() = handles;
+        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+            let callback =
+                Closure::<dyn FnMut(web_sys::Event)>::new(on(self.this.clone(), |m, _| {
+                    m.visibility(is_hidden())
+                }));
+            let _ = document.add_event_listener_with_callback(
+                "visibilitychange",
+                callback.as_ref().unchecked_ref(),
+            );
+            *self.visibility.borrow_mut() = Some(callback);
+        }
+    }
+}
+
+async fn heartbeat_loop(driver: Rc<Driver>, mut kicks: mpsc::UnboundedReceiver<()>) {
+    loop {
+        let next = driver.machine.borrow().next_heartbeat(js_sys::Date::now());
+        let wait = match next {
+            Next::Send(args) => {
+                let result = http::heartbeat(&driver.base, &args).await;
+                if let Err(e) = &result {
+                    warn(&format!("presence heartbeat failed: {e}"));
+                }
+                let (wait, commands) = driver.machine.borrow_mut().heartbeat_answered(
+                    &args,
+                    result.map_err(|e| e.0),
+                    js_sys::Math::random(),
+                );
+                driver.run(commands);
+                Some(wait)
+            }
+            Next::Wait(ms) => Some(ms),
+            Next::Idle => None,
+        };
+        let kicked = match wait {
+            Some(0) => continue,
+            Some(ms) => {
+                let mut sleep = TimeoutFuture::new(ms.min(u32::MAX as u64) as u32).fuse();
+                futures::select! {
+                    _ = sleep => true,
+                    k = kicks.next() => k.is_some(),
+                }
+            }
+            None => kicks.next().await.is_some(),
+        };
+        if !kicked {
+            return; // the channel closed: shut down
+        }
+        // Several kicks while waiting make one heartbeat.
+        while kicks.try_recv().is_ok() {}
+    }
+}
+
+fn is_hidden() -> bool {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden)
+}
+
+/// This browser's user id: random once, then kept in localStorage so tabs share it.
+fn stored_user_id() -> String {
+    let storage = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    if let Some(id) = storage
+        .as_ref()
+        .and_then(|s| s.get_item(USER_KEY).ok().flatten())
+    {
+        if presence_core::validate::id(presence_core::error::Field::User, &id).is_ok() {
+            return id;
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Some(s) = storage {
+        let _ = s.set_item(USER_KEY, &id);
+    }
+    id
+}
+
+fn warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}

@@ -1,0 +1,502 @@
+//! The client's decisions, driven natively: no browser, no server, no clock.
+
+use super::*;
+use presence_core::wire::{RoomSnapshot, SessionPresence, UserPresence};
+use serde_json::json;
+
+/// Ids `s1`, `s2`, … and tokens `t1`, `t2`, …
+#[derive(Default)]
+struct Counting {
+    sessions: u32,
+    tokens: u32,
+}
+
+impl Ids for Counting {
+    fn session_id(&mut self) -> String {
+        self.sessions += 1;
+        format!("s{}", self.sessions)
+    }
+    fn token(&mut self) -> String {
+        self.tokens += 1;
+        format!("t{}", self.tokens)
+    }
+}
+
+fn machine(state: Option<Value>) -> Machine {
+    // The defaults: 10 s visible, 60 s hidden, 100 ms throttle, backoff 250 ms … 10 s.
+    Machine::new(
+        UsePresenceOptions::default(),
+        Box::new(Counting::default()),
+        "room".into(),
+        "u1".into(),
+        "Ada".into(),
+        state,
+        false,
+    )
+}
+
+fn send(m: &Machine) -> HeartbeatArgs {
+    match m.next_heartbeat(0.0) {
+        Next::Send(args) => args,
+        other => panic!("expected a heartbeat, got {other:?}"),
+    }
+}
+
+fn ok(
+    session_token: &str,
+    room_token: &str,
+    joined: bool,
+) -> Result<HeartbeatResponse, PresenceError> {
+    Ok(HeartbeatResponse::new(
+        "u1",
+        session_token,
+        room_token,
+        joined,
+        10_000,
+        25_000,
+    ))
+}
+
+fn snapshot_with(session: Option<&str>) -> RoomMessage {
+    let sessions = session
+        .map(|id| vec![SessionPresence::new(id, "Ada")])
+        .unwrap_or_default();
+    RoomMessage::Snapshot(RoomSnapshot::new(
+        "room",
+        1,
+        vec![UserPresence::new("u1", "Ada", sessions)],
+    ))
+}
+
+/// Joins and syncs: heartbeat answered, socket 1's snapshot applied.
+fn joined() -> Machine {
+    let mut m = machine(None);
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    m.message(1, snapshot_with(Some("s1")), |_| Applied::Changed);
+    assert_eq!(m.status(), ConnectionStatus::Connected);
+    m
+}
+
+#[test]
+fn a_join_carries_the_proposed_token_and_the_state_then_opens_the_socket() {
+    let mut m = machine(Some(json!({"typing": true})));
+    assert_eq!(m.status(), ConnectionStatus::Connecting);
+    let args = send(&m);
+    assert_eq!(args.token, "t1");
+    assert_eq!(args.session, "s1");
+    assert_eq!(args.state, Some(json!({"typing": true})));
+    assert_eq!(args.interval_ms, 10_000);
+    let (wait, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert_eq!(wait, 10_000);
+    assert_eq!(
+        commands,
+        vec![
+            Command::SetError(None),
+            Command::OpenSocket {
+                generation: 1,
+                room_token: "R".into(),
+                session_token: "T".into()
+            }
+        ]
+    );
+    // Joined, but the list is not live until the snapshot arrives.
+    assert_eq!(m.status(), ConnectionStatus::Connecting);
+    assert!(m
+        .message(1, snapshot_with(Some("s1")), |_| Applied::Changed)
+        .is_empty());
+    assert_eq!(m.status(), ConnectionStatus::Connected);
+    // Later heartbeats carry the server's token and no state.
+    let args = send(&m);
+    assert_eq!((args.token.as_str(), args.state), ("T", None));
+}
+
+#[test]
+fn a_heartbeat_that_changes_nothing_opens_no_socket() {
+    let mut m = joined();
+    let args = send(&m);
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", false), 0.0);
+    assert_eq!(commands, vec![Command::SetError(None)]);
+}
+
+#[test]
+fn a_new_room_token_reopens_the_socket() {
+    let mut m = joined();
+    let args = send(&m);
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R2", false), 0.0);
+    assert!(commands.contains(&Command::OpenSocket {
+        generation: 2,
+        room_token: "R2".into(),
+        session_token: "T".into()
+    }));
+}
+
+#[test]
+fn failures_back_off_doubling_with_jitter_up_to_the_maximum_and_keep_the_tokens() {
+    let mut m = joined();
+    let waits: Vec<u64> = (0..8)
+        .map(|_| {
+            let args = send(&m);
+            let unavailable = PresenceError::Unavailable {
+                message: "down".into(),
+            };
+            m.heartbeat_answered(&args, Err(unavailable), 1.0).0
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]
+    );
+    // Jitter takes the delay down to half, never below.
+    assert_eq!(m.backoff_ms(3, 0.0), 500);
+    // Known before: reconnecting, with the last good token still sent.
+    assert_eq!(m.status(), ConnectionStatus::Reconnecting);
+    assert_eq!(send(&m).token, "T");
+    // One success resets the count.
+    let args = send(&m);
+    let (wait, commands) = m.heartbeat_answered(&args, ok("T", "R", false), 1.0);
+    assert_eq!(wait, 10_000);
+    assert_eq!(commands, vec![Command::SetError(None)]);
+    assert_eq!(m.status(), ConnectionStatus::Connected);
+}
+
+#[test]
+fn a_first_join_that_fails_is_connecting_not_reconnecting_and_shows_the_error() {
+    let mut m = machine(None);
+    let args = send(&m);
+    let full = PresenceError::RoomFull {
+        room: "room".into(),
+        limit: 1,
+    };
+    let (_, commands) = m.heartbeat_answered(&args, Err(full.clone()), 0.0);
+    assert_eq!(commands, vec![Command::SetError(Some(full))]);
+    assert_eq!(m.status(), ConnectionStatus::Connecting);
+    // The retry proposes the same token: a join the server applied is found, not doubled.
+    assert_eq!(send(&m).token, "t1");
+}
+
+#[test]
+fn too_many_requests_waits_as_long_as_the_server_says() {
+    let mut m = joined();
+    let args = send(&m);
+    let (wait, commands) = m.heartbeat_answered(
+        &args,
+        Err(PresenceError::TooManyRequests {
+            retry_after_ms: 1_700,
+        }),
+        0.0,
+    );
+    assert_eq!((wait, commands), (1_700, vec![]));
+    let args = send(&m);
+    let (wait, _) = m.heartbeat_answered(
+        &args,
+        Err(PresenceError::TooManyRequests { retry_after_ms: 3 }),
+        0.0,
+    );
+    assert_eq!(wait, 250, "never sooner than the minimum backoff");
+}
+
+#[test]
+fn a_session_id_held_by_another_tab_starts_a_fresh_session() {
+    let mut m = machine(None);
+    let args = send(&m);
+    let (wait, commands) = m.heartbeat_answered(
+        &args,
+        Err(PresenceError::SessionTokenMismatch {
+            session: "s1".into(),
+        }),
+        0.0,
+    );
+    assert_eq!(
+        (wait, commands),
+        (0, vec![Command::SetSession("s2".into())])
+    );
+    let args = send(&m);
+    assert_eq!((args.session.as_str(), args.token.as_str()), ("s2", "t2"));
+}
+
+#[test]
+fn an_identity_stamped_by_the_server_becomes_the_user() {
+    let mut m = machine(None);
+    let args = send(&m);
+    let mut answer = ok("T", "R", true).unwrap();
+    answer.user_id = "id:ada".into();
+    let (_, commands) = m.heartbeat_answered(&args, Ok(answer), 0.0);
+    assert_eq!(commands[0], Command::SetUser("id:ada".into()));
+    assert_eq!(send(&m).user, "id:ada");
+}
+
+#[test]
+fn a_rejoin_after_the_server_lost_the_session_resends_the_state() {
+    let mut m = joined();
+    m.set_state(json!({"x": 1}));
+    m.flush_due();
+    let args = send(&m);
+    let (_, commands) = m.heartbeat_answered(&args, ok("T2", "R", true), 0.0);
+    assert!(
+        commands.contains(&Command::FlushStateAfter(0)),
+        "{commands:?}"
+    );
+    assert!(commands
+        .iter()
+        .any(|e| matches!(e, Command::OpenSocket { .. })));
+    assert_eq!(m.flush_due(), Some(("T2".into(), json!({"x": 1}))));
+}
+
+#[test]
+fn a_snapshot_without_this_tab_or_its_expiry_wakes_the_heartbeat() {
+    let mut m = joined();
+    assert_eq!(
+        m.message(1, snapshot_with(None), |_| Applied::Changed),
+        vec![Command::Wake]
+    );
+    let expired = RoomMessage::Left {
+        seq: 2,
+        session_id: "s1".into(),
+        reason: LeaveReason::Expired,
+        user: UserPresence::new("u1", "Ada", vec![]),
+    };
+    assert_eq!(
+        m.message(1, expired.clone(), |_| Applied::Changed),
+        vec![Command::Wake]
+    );
+    // Someone else's expiry is not ours.
+    let RoomMessage::Left { .. } = &expired else {
+        unreachable!()
+    };
+    let mut other = expired;
+    if let RoomMessage::Left { session_id, .. } = &mut other {
+        *session_id = "s9".into();
+    }
+    assert!(m.message(1, other, |_| Applied::Changed).is_empty());
+}
+
+#[test]
+fn a_gap_in_the_stream_reopens_the_socket_for_a_snapshot() {
+    let mut m = joined();
+    let commands = m.message(1, snapshot_with(Some("s1")), |_| Applied::NeedsSnapshot);
+    assert_eq!(
+        commands,
+        vec![Command::OpenSocket {
+            generation: 2,
+            room_token: "R".into(),
+            session_token: "T".into()
+        }]
+    );
+    assert_eq!(m.status(), ConnectionStatus::Reconnecting);
+}
+
+#[test]
+fn messages_and_closes_of_an_old_socket_are_ignored() {
+    let mut m = joined();
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R2", false), 0.0); // socket 2 opens
+    let mut applied = false;
+    assert!(m
+        .message(1, snapshot_with(None), |_| {
+            applied = true;
+            Applied::Changed
+        })
+        .is_empty());
+    assert!(!applied, "an old socket's message is not applied");
+    assert!(m.socket_closed(1, 0.0).is_empty());
+}
+
+#[test]
+fn a_closed_socket_retries_after_backoff_heartbeat_first() {
+    let mut m = joined();
+    assert_eq!(
+        m.socket_closed(1, 1.0),
+        vec![Command::RetrySocketAfter {
+            generation: 1,
+            delay_ms: 250
+        }]
+    );
+    assert_eq!(m.status(), ConnectionStatus::Reconnecting);
+    assert_eq!(
+        m.socket_retry_due(1),
+        vec![
+            Command::Wake,
+            Command::OpenSocket {
+                generation: 2,
+                room_token: "R".into(),
+                session_token: "T".into()
+            }
+        ]
+    );
+    // The second failure in a row waits twice as long; a snapshot resets the count.
+    assert_eq!(
+        m.socket_closed(2, 1.0),
+        vec![Command::RetrySocketAfter {
+            generation: 2,
+            delay_ms: 500
+        }]
+    );
+    m.socket_retry_due(2);
+    m.message(3, snapshot_with(Some("s1")), |_| Applied::Changed);
+    assert_eq!(m.status(), ConnectionStatus::Connected);
+    assert_eq!(
+        m.socket_closed(3, 1.0),
+        vec![Command::RetrySocketAfter {
+            generation: 3,
+            delay_ms: 250
+        }]
+    );
+    // A retry whose socket was replaced meanwhile does nothing.
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R", true), 0.0); // opens socket 4
+    assert!(m.socket_retry_due(3).is_empty());
+}
+
+#[test]
+fn state_is_throttled_to_one_update_per_window_with_the_latest_value() {
+    let mut m = machine(None);
+    // Before the join: the join carries it.
+    assert!(m.set_state(json!(1)).is_empty());
+    assert_eq!(send(&m).state, Some(json!(1)));
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert_eq!(m.set_state(json!(2)), vec![Command::FlushStateAfter(100)]);
+    assert!(m.set_state(json!(3)).is_empty(), "one timer per window");
+    assert_eq!(m.flush_due(), Some(("T".into(), json!(3))));
+    assert_eq!(
+        m.set_state(Value::Null),
+        vec![Command::FlushStateAfter(100)]
+    );
+    assert_eq!(m.flush_due(), Some(("T".into(), Value::Null)));
+    assert_eq!(
+        m.update_failed(&PresenceError::InvalidSessionToken),
+        vec![Command::Wake]
+    );
+    assert!(m
+        .update_failed(&PresenceError::Unavailable {
+            message: "x".into()
+        })
+        .is_empty());
+}
+
+#[test]
+fn a_room_change_leaves_the_old_room_and_joins_the_new_one_with_a_new_proposal() {
+    let mut m = joined();
+    assert!(
+        m.set_room("room".into()).is_empty(),
+        "the same room is no change"
+    );
+    let commands = m.set_room("other".into());
+    assert_eq!(
+        commands,
+        vec![
+            Command::CloseSocket,
+            Command::Disconnect("T".into()),
+            Command::ClearList,
+            Command::Wake
+        ]
+    );
+    assert_eq!(m.status(), ConnectionStatus::Connecting);
+    let args = send(&m);
+    assert_eq!((args.room.as_str(), args.token.as_str()), ("other", "t2"));
+}
+
+#[test]
+fn an_answer_for_a_room_already_left_ends_its_session() {
+    let mut m = machine(None);
+    let args = send(&m);
+    m.set_room("other".into());
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert_eq!(commands, vec![Command::Disconnect("T".into())]);
+    assert_eq!(send(&m).room, "other");
+}
+
+#[test]
+fn leave_stops_everything_until_the_room_is_set_again() {
+    let mut m = joined();
+    assert_eq!(
+        m.leave(),
+        vec![Command::CloseSocket, Command::Disconnect("T".into())]
+    );
+    assert_eq!(m.status(), ConnectionStatus::Offline);
+    assert_eq!(m.next_heartbeat(0.0), Next::Idle);
+    assert!(m.set_state(json!(1)).is_empty());
+    // An answer to a heartbeat sent before leaving.
+    let args = send(&machine(None));
+    let (_, commands) = m.heartbeat_answered(&args, ok("T9", "R", true), 0.0);
+    assert_eq!(commands, vec![Command::Disconnect("T9".into())]);
+    // Setting the same room again rejoins.
+    assert_eq!(
+        m.set_room("room".into()),
+        vec![Command::ClearList, Command::Wake]
+    );
+    assert!(matches!(m.next_heartbeat(0.0), Next::Send(_)));
+    // After shut-down nothing comes back.
+    m.shut_down();
+    assert!(m.set_room("third".into()).is_empty());
+    assert_eq!(m.next_heartbeat(0.0), Next::Idle);
+}
+
+#[test]
+fn unloading_sends_a_beacon_and_pauses_heartbeats_until_shown_again() {
+    let mut m = joined();
+    assert_eq!(
+        m.unloading(1_000.0),
+        vec![Command::CloseSocket, Command::Beacon("T".into())]
+    );
+    assert_eq!(m.next_heartbeat(2_000.0), Next::Wait(2_001));
+    // Still there 3 s later (a cancelled unload): rejoins, with a fresh join.
+    let args = match m.next_heartbeat(4_000.0) {
+        Next::Send(args) => args,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(args.token, "t1", "the tokens went with the beacon");
+    // From the back/forward cache: at once.
+    m.unloading(10_000.0);
+    assert_eq!(m.shown_again(), vec![Command::Wake]);
+    assert!(matches!(m.next_heartbeat(10_001.0), Next::Send(_)));
+}
+
+#[test]
+fn unloading_does_nothing_when_leave_on_unload_is_off() {
+    let mut m = Machine::new(
+        UsePresenceOptions::default().leave_on_unload(false),
+        Box::new(Counting::default()),
+        "room".into(),
+        "u1".into(),
+        "Ada".into(),
+        None,
+        false,
+    );
+    assert!(m.unloading(0.0).is_empty());
+    assert!(matches!(m.next_heartbeat(1.0), Next::Send(_)));
+}
+
+#[test]
+fn a_hidden_tab_heartbeats_away_at_the_hidden_interval() {
+    let mut m = joined();
+    assert_eq!(m.visibility(true), vec![Command::Wake]);
+    let args = send(&m);
+    assert!(args.away);
+    assert_eq!(args.interval_ms, 60_000);
+    assert_eq!(
+        m.heartbeat_answered(&args, ok("T", "R", false), 0.0).0,
+        60_000
+    );
+    m.visibility(false);
+    let args = send(&m);
+    assert_eq!((args.away, args.interval_ms), (false, 10_000));
+}
+
+#[test]
+fn no_network_is_offline_and_its_return_wakes_the_heartbeat() {
+    let mut m = joined();
+    assert!(m.network(false).is_empty());
+    assert_eq!(m.status(), ConnectionStatus::Offline);
+    assert_eq!(m.network(true), vec![Command::Wake]);
+    assert_eq!(m.status(), ConnectionStatus::Connected);
+}
+
+#[test]
+fn a_name_change_is_sent_at_once_and_only_if_it_changed() {
+    let mut m = joined();
+    assert!(m.set_name("Ada".into()).is_empty());
+    assert_eq!(m.set_name("Ada L.".into()), vec![Command::Wake]);
+    assert_eq!(send(&m).name, "Ada L.");
+}
