@@ -222,7 +222,9 @@ pub fn use_presence(
 /// leaves the old room and joins the new one; changing `name` is reported on the next heartbeat.
 ///
 /// During SSR nothing starts: the returned signals hold the room's current list (so the first
-/// paint is not empty), handed to the browser for hydration.
+/// paint is not empty), handed to the browser for hydration. Reading it never waits on I/O: with
+/// the Redis store it is the room as this server last relayed it to its subscribers, or nothing
+/// if nobody here watches the room (the browser fills the list in once it joins).
 pub fn use_presence_with_options(
     room: impl Into<Signal<String>>,
     name: impl Into<Signal<String>>,

@@ -253,14 +253,15 @@ impl Presence {
         }
     }
 
-    /// [`Presence::list_room`] for synchronous callers (server-side rendering). With Redis this
-    /// blocks the calling thread for one round trip (at most half a second; an empty room if
-    /// Redis does not answer in time).
-    pub fn list_room_blocking(&self, room: &str) -> RoomSnapshot {
+    /// A room's snapshot for synchronous callers (server-side rendering), without waiting on
+    /// I/O: the memory store's room; with Redis, the room as this server last relayed it to its
+    /// subscribers, or `None` if nobody here watches it (render without it; the browser fills
+    /// the list in once it joins).
+    pub fn list_room_now(&self, room: &str) -> Option<RoomSnapshot> {
         match &self.store {
-            Store::Memory(m) => m.list_room(room),
+            Store::Memory(m) => Some(m.list_room(room)),
             #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list_room_blocking(room),
+            Store::Redis(r) => r.list_room_now(room),
         }
     }
 

@@ -101,5 +101,5 @@ pub(crate) fn first_paint(room: &str) -> Option<(presence_core::wire::RoomSnapsh
     if let Some(address) = client_address(&presence) {
         presence.check_address(address).ok()?;
     }
-    Some((presence.list_room_blocking(room), presence.now_ms()))
+    Some((presence.list_room_now(room)?, presence.now_ms()))
 }

@@ -417,3 +417,36 @@ async fn changes_made_through_one_server_reach_server_side_readers_on_another() 
         assert_eq!(kind_of(change.message.message()), expected);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_room_is_read_for_a_page_render_without_a_round_trip() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let b = a.peer().await;
+    // Nobody on B watches r1: a render there gets nothing (and does not wait for Redis).
+    a.join("r1", "ann", "s1").await;
+    assert_eq!(b.list_room_now("r1"), None);
+    // Someone on B watches it: B's renders see every change relayed since, made on A.
+    let token = b.room_token("r1").unwrap();
+    let mut on_b = b.subscribe(&token, None).await.unwrap();
+    let mut view = RoomView::default();
+    view.apply(next(&mut on_b).await);
+    let bea = a.join("r1", "bea", "s2").await;
+    a.presence
+        .update_state(&bea.session_token, json!({"typing": true}))
+        .await
+        .unwrap();
+    a.presence.disconnect(&bea.session_token).await.unwrap();
+    view_until(&mut on_b, &mut view, |v| {
+        v.users().iter().any(|u| !u.online)
+    })
+    .await;
+    let now = b.list_room_now("r1").expect("watched here");
+    assert_eq!(now, a.presence.list_room("r1").await.unwrap());
+    assert_eq!(now.users, view.users());
+    // The last watcher gone: nothing again.
+    drop(on_b);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(b.list_room_now("r1"), None);
+}

@@ -7,7 +7,9 @@
 //! reconnect every watched room is resynced the same way.
 
 use super::{Inner, RedisPresence};
+use crate::room_view::{Applied, RoomView};
 use crate::server::subscription::{RoomChange, SharedMessage};
+use crate::wire::{RoomMessage, RoomSnapshot};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,6 +26,41 @@ struct Watched {
     snapshot: Option<Arc<SharedMessage>>,
     /// Set while a resync is in flight: messages that arrive meanwhile wait here.
     held: Option<Vec<Arc<SharedMessage>>>,
+    /// The room for server-side rendering, read without a round trip to Redis.
+    paint: Option<Paint>,
+}
+
+/// Most messages kept for a [`Paint`] between reads; past it the paint waits for a snapshot.
+const PAINT_BACKLOG: usize = 1_024;
+
+/// A watched room's last snapshot and the messages sent since, applied when a page is rendered
+/// (not on every change: most changes are never painted).
+struct Paint {
+    view: RoomView,
+    since: Vec<Arc<SharedMessage>>,
+}
+
+impl Paint {
+    fn new(snapshot: &SharedMessage) -> Option<Paint> {
+        match snapshot.message() {
+            RoomMessage::Snapshot(s) => Some(Paint {
+                view: RoomView::from_snapshot(s.clone()),
+                since: Vec::new(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Adds a message sent in order to the paint; drops the paint past the backlog.
+fn paint_after(paint: &mut Option<Paint>, message: &Arc<SharedMessage>) {
+    if let Some(p) = paint {
+        if p.since.len() >= PAINT_BACKLOG {
+            *paint = None;
+        } else {
+            p.since.push(message.clone());
+        }
+    }
 }
 
 pub(crate) struct Hub {
@@ -43,6 +80,29 @@ impl Hub {
         super::lock(&self.rooms)
     }
 
+    /// A watched room as of the last message this server relayed, with no round trip to Redis
+    /// (for server-side rendering). `None` if nobody here watches it, or a resync is in flight.
+    pub fn paint(&self, room: &str) -> Option<RoomSnapshot> {
+        let mut rooms = self.rooms();
+        let watched = rooms.get_mut(room)?;
+        if watched.held.is_some() {
+            return None;
+        }
+        let paint = watched.paint.as_mut()?;
+        let since = std::mem::take(&mut paint.since);
+        for message in since {
+            if paint.view.apply(message.message().clone()) == Applied::NeedsSnapshot {
+                watched.paint = None;
+                return None;
+            }
+        }
+        Some(RoomSnapshot::new(
+            paint.view.room(),
+            paint.view.seq(),
+            paint.view.users().to_vec(),
+        ))
+    }
+
     /// Starts (or adds) a watch on `room`: a receiver for what follows, and the cached snapshot
     /// if it is still current.
     pub fn watch(
@@ -60,6 +120,7 @@ impl Hub {
             last: None,
             snapshot: None,
             held: None,
+            paint: None,
         });
         watched.watchers += 1;
         let cached = watched.snapshot.clone().filter(|_| watched.held.is_none());
@@ -84,6 +145,7 @@ impl Hub {
                 last: None,
                 snapshot: None,
                 held: None,
+                paint: None,
             })
             .tx
             .subscribe()
@@ -107,6 +169,7 @@ impl Hub {
             if watched.held.is_none() && watched.last.is_none_or(|last| seq >= last) {
                 watched.last = Some(seq);
                 watched.snapshot = Some(snapshot.clone());
+                watched.paint = Paint::new(snapshot);
             }
         }
     }
@@ -135,6 +198,7 @@ impl Hub {
             _ => {
                 watched.last = Some(seq);
                 watched.snapshot = None;
+                paint_after(&mut watched.paint, &message);
                 let _ = watched.tx.send(message);
                 false
             }
@@ -172,6 +236,7 @@ impl Hub {
         let held = watched.held.take().unwrap_or_default();
         let mut last = snapshot.message().seq();
         watched.snapshot = Some(snapshot.clone());
+        watched.paint = Paint::new(&snapshot);
         let _ = watched.tx.send(snapshot);
         for message in held {
             let seq = message.message().seq();
@@ -185,6 +250,7 @@ impl Hub {
             }
             last = seq;
             watched.snapshot = None;
+            paint_after(&mut watched.paint, &message);
             let _ = watched.tx.send(message);
         }
         watched.last = Some(last);
@@ -304,4 +370,63 @@ fn jittered(delay: Duration) -> Duration {
     let _ = getrandom::fill(&mut byte);
     let factor = 0.75 + f64::from(byte[0]) / 255.0 * 0.5;
     delay.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{SessionPresence, UserPresence};
+
+    fn user(id: &str, since: u64) -> UserPresence {
+        let mut user = UserPresence::new(id, id, vec![SessionPresence::new(format!("s-{id}"), id)]);
+        user.online_since = since;
+        user
+    }
+
+    fn shared(message: RoomMessage) -> Arc<SharedMessage> {
+        Arc::new(SharedMessage::new(message))
+    }
+
+    fn joined(seq: u64, id: &str) -> Arc<SharedMessage> {
+        shared(RoomMessage::Joined {
+            seq,
+            session_id: format!("s-{id}"),
+            user: user(id, seq),
+        })
+    }
+
+    fn names(snapshot: &RoomSnapshot) -> Vec<&str> {
+        snapshot.users.iter().map(|u| u.user_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_watched_room_paints_its_snapshot_and_every_message_relayed_since() {
+        let hub = Hub::new(16);
+        let room: Arc<str> = Arc::from("r");
+        assert!(hub.paint("r").is_none(), "not watched");
+        let (_rx, _) = hub.watch(&room);
+        assert!(hub.paint("r").is_none(), "no snapshot yet");
+        hub.offer_snapshot(
+            "r",
+            &shared(RoomMessage::Snapshot(RoomSnapshot::new(
+                "r",
+                1,
+                vec![user("a", 1)],
+            ))),
+        );
+        assert!(!hub.deliver("r", joined(2, "b")));
+        assert!(!hub.deliver("r", joined(3, "c")));
+        let painted = hub.paint("r").unwrap();
+        assert_eq!((painted.seq, names(&painted)), (3, vec!["a", "b", "c"]));
+        // A gap: no paint until the resync lands, then the snapshot and what was held after it.
+        assert!(hub.deliver("r", joined(5, "e")));
+        assert!(hub.paint("r").is_none());
+        let resync = RoomSnapshot::new("r", 4, vec![user("a", 1), user("d", 4)]);
+        assert!(!hub.finish_resync("r", shared(RoomMessage::Snapshot(resync))));
+        let painted = hub.paint("r").unwrap();
+        assert_eq!((painted.seq, names(&painted)), (5, vec!["a", "d", "e"]));
+        // Unwatched: gone.
+        hub.unwatch("r");
+        assert!(hub.paint("r").is_none());
+    }
 }

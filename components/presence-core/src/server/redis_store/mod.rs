@@ -31,8 +31,6 @@ use tokio::sync::{broadcast, Notify};
 const SCRIPT: &str = include_str!("presence.lua");
 /// Due deadlines claimed per script call; more are taken by calling again at once.
 const EXPIRE_BATCH: usize = 256;
-/// How long a blocking snapshot (for server-side rendering) waits for Redis.
-const BLOCKING_TIMEOUT: Duration = Duration::from_millis(500);
 /// While Redis is unreachable, the scheduler tries again this often.
 const RETRY_WHILE_DOWN: Duration = Duration::from_millis(500);
 
@@ -46,8 +44,6 @@ pub struct RedisPresence {
 struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
-    /// For [`RedisPresence::list_room_blocking`] (server-side rendering is synchronous).
-    blocking: Mutex<Option<redis::Connection>>,
     script: redis::Script,
     prefix: String,
     config: PresenceConfig,
@@ -130,7 +126,6 @@ impl RedisPresence {
         let inner = Arc::new(Inner {
             client,
             conn,
-            blocking: Mutex::new(None),
             script: redis::Script::new(SCRIPT),
             prefix: config.redis_prefix.clone(),
             sessions: Mutex::new(KeyedLimiter::new(
@@ -409,42 +404,10 @@ impl RedisPresence {
         snapshot_of(room, reply)
     }
 
-    /// [`RedisPresence::list_room`] on a blocking connection, for synchronous callers
-    /// (server-side rendering). Waits at most half a second; on any error, an empty room.
-    pub fn list_room_blocking(&self, room: &str) -> RoomSnapshot {
-        let empty = || RoomSnapshot {
-            room: room.to_string(),
-            seq: 0,
-            users: Vec::new(),
-        };
-        let mut slot = lock(&self.inner.blocking);
-        if slot.is_none() {
-            let Ok(conn) = self
-                .inner
-                .client
-                .get_connection_with_timeout(BLOCKING_TIMEOUT)
-            else {
-                return empty();
-            };
-            let _ = conn.set_read_timeout(Some(BLOCKING_TIMEOUT));
-            let _ = conn.set_write_timeout(Some(BLOCKING_TIMEOUT));
-            *slot = Some(conn);
-        }
-        let conn = slot.as_mut().expect("just set");
-        let mut invocation = self.inner.script.arg("snapshot");
-        self.add_common_args(&mut invocation, self.now_ms(), &[room]);
-        match invocation
-            .invoke::<Vec<String>>(conn)
-            .map_err(unavailable)
-            .and_then(reply_of)
-            .and_then(|reply| snapshot_of(room, reply))
-        {
-            Ok(snapshot) => snapshot,
-            Err(_) => {
-                *slot = None; // reconnect next time
-                empty()
-            }
-        }
+    /// A room as this server last relayed it, with no round trip to Redis (for server-side
+    /// rendering, which is synchronous): `Some` while a subscriber here watches the room.
+    pub fn list_room_now(&self, room: &str) -> Option<RoomSnapshot> {
+        self.inner.hub.paint(room)
     }
 
     /// The rooms where `user` is online, sorted.
