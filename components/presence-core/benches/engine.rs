@@ -41,10 +41,8 @@ fn engine(c: &mut Criterion) {
         .unwrap();
     let _guard = runtime.enter();
     // A finite rate far above what the loop sends: the limiter's bookkeeping stays in the path.
-    let presence = Presence::start(PresenceConfig::default().session_rate(RateLimit {
-        per_second: 1e12,
-        burst: u32::MAX,
-    }));
+    let presence =
+        Presence::start(PresenceConfig::default().session_rate(RateLimit::new(1e12, u32::MAX)));
     let (heartbeats, tokens) = room_of(&presence, "bench", 1_000);
 
     let mut group = c.benchmark_group("engine");

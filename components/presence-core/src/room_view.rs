@@ -18,6 +18,7 @@ pub struct RoomView {
 
 /// What [`RoomView::apply`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Applied {
     /// The view changed.
     Changed,

@@ -47,8 +47,9 @@ impl ConnectionStatus {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct UsePresenceOptions {
-    /// The user id. Default: a random id kept in `localStorage` (key `leptos-presence:user`),
-    /// so this browser's tabs are one user.
+    /// The user id (a signal: when it changes, the tab leaves as the old user and joins as the
+    /// new one). Default: a random id kept in `localStorage` (key `leptos-presence:user`), so
+    /// this browser's tabs are one user.
     pub user_id: Option<Signal<String>>,
     /// State to report on join. Default: none.
     pub initial_state: Option<Value>,

@@ -430,10 +430,7 @@ async fn subscribe_rejects_bad_requests_with_typed_errors() {
 /// An engine whose per-address rate is 1/s with bursts of `burst`.
 fn rate_limited(burst: u32) -> Presence {
     Presence::start(
-        PresenceConfig::default().address_rate(leptos_presence::ssr::RateLimit {
-            per_second: 1.0,
-            burst,
-        }),
+        PresenceConfig::default().address_rate(leptos_presence::ssr::RateLimit::new(1.0, burst)),
     )
 }
 
@@ -681,10 +678,7 @@ async fn json_endpoints_refuse_simple_cross_site_bodies() {
 async fn behind_a_trusted_proxy_the_forwarded_address_is_rate_limited_and_a_forged_one_is_not() {
     let app = app(Presence::start(
         PresenceConfig::default()
-            .address_rate(leptos_presence::ssr::RateLimit {
-                per_second: 1.0,
-                burst: 1,
-            })
+            .address_rate(leptos_presence::ssr::RateLimit::new(1.0, 1))
             .trusted_proxies(["10.0.0.1".parse().unwrap()]),
     ));
     let join =

@@ -180,9 +180,10 @@ impl PresenceConfig {
         self
     }
 
-    /// Sets [`PresenceConfig::allowed_origins`].
+    /// Sets [`PresenceConfig::allowed_origins`] (each as `PRESENCE_ALLOWED_ORIGINS` reads it:
+    /// trimmed, without a trailing `/`, in lower case).
     pub fn allowed_origins(mut self, values: impl IntoIterator<Item = String>) -> Self {
-        self.allowed_origins = values.into_iter().collect();
+        self.allowed_origins = values.into_iter().map(|o| normalise_origin(&o)).collect();
         self
     }
 
@@ -327,7 +328,7 @@ impl PresenceConfig {
                 .map(str::trim)
                 .filter(|o| !o.is_empty())
                 .map(|o| {
-                    let origin = o.trim_end_matches('/').to_ascii_lowercase();
+                    let origin = normalise_origin(o);
                     let well_formed = origin == "null"
                         || origin.split_once("://").is_some_and(|(scheme, host)| {
                             matches!(scheme, "http" | "https")
@@ -373,9 +374,22 @@ fn read<T: std::str::FromStr>(
     Ok(())
 }
 
+/// An origin as requests' `Origin` headers are compared with it: trimmed, no trailing `/`, lower
+/// case.
+fn normalise_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_setter_normalises_as_the_environment_does() {
+        let config =
+            PresenceConfig::default().allowed_origins([" https://App.Example.com/ ".to_string()]);
+        assert_eq!(config.allowed_origins, ["https://app.example.com"]);
+    }
 
     #[test]
     fn env_overrides_defaults_and_rejects_nonsense() {

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, Notify};
 
 /// What [`MemoryPresence::heartbeat_ack`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeartbeatAck {
     /// True when this heartbeat created the session.
     pub joined: bool,

@@ -4,8 +4,9 @@ use super::room::Map;
 use crate::error::PresenceError;
 use std::hash::Hash;
 
-/// A rate: `per_second` on average, up to `burst` at once.
+/// A rate: `per_second` on average, up to `burst` at once ([`RateLimit::new`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Sustained requests per second.
     pub per_second: f64,
@@ -14,6 +15,11 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// `per_second` on average, up to `burst` at once.
+    pub fn new(per_second: f64, burst: u32) -> Self {
+        RateLimit { per_second, burst }
+    }
+
     /// No limit.
     pub const UNLIMITED: RateLimit = RateLimit {
         per_second: f64::INFINITY,

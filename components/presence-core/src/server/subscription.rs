@@ -142,6 +142,7 @@ impl Drop for Subscription {
 
 /// One change in some room, as seen by [`super::Presence::changes`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RoomChange {
     /// The room that changed.
     pub room: Arc<str>,

@@ -61,17 +61,18 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
     Effect::new(move |_| {
         let room = room.get();
         let name = name.get();
+        let app_user = options.user_id.map(|u| u.get());
         let existing = effect_slot.borrow().clone();
         match existing {
             Some(driver) => {
+                if let Some(user) = app_user {
+                    driver.event(|m| m.set_user(user));
+                }
                 driver.event(|m| m.set_name(name));
                 driver.event(|m| m.set_room(room));
             }
             None => {
-                let user = options
-                    .user_id
-                    .map(|u| u.get_untracked())
-                    .unwrap_or_else(stored_user_id);
+                let user = app_user.unwrap_or_else(stored_user_id);
                 let machine = Machine::new(
                     options.clone(),
                     Box::new(BrowserIds),
@@ -417,7 +418,11 @@ async fn heartbeat_loop(driver: Rc<Driver>, mut kicks: mpsc::UnboundedReceiver<(
             Next::Idle => None,
         };
         let kicked = match wait {
-            Some(0) => continue,
+            Some(0) => {
+                // At once, and the wake-ups that asked for this heartbeat are answered by it.
+                while kicks.try_recv().is_ok() {}
+                continue;
+            }
             Some(ms) => {
                 let mut sleep = TimeoutFuture::new(ms.min(u32::MAX as u64) as u32).fuse();
                 futures::select! {

@@ -16,6 +16,9 @@ use serde_json::Value;
 /// the page is probably going, and a heartbeat would undo the beacon's leave.
 pub(crate) const UNLOAD_PAUSE_MS: f64 = 3_000.0;
 
+/// No retry comes sooner than this (ms), whatever the options say.
+pub(crate) const MIN_RETRY_MS: u64 = 50;
+
 /// Something the driver must do in the browser.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
@@ -207,16 +210,21 @@ impl Machine {
         }
     }
 
+    /// The shortest wait before a retry, whatever the options say: a zero backoff must not
+    /// turn a failing server into a busy loop.
+    fn min_backoff(&self) -> u64 {
+        self.options.min_backoff_ms.max(MIN_RETRY_MS)
+    }
+
     /// The delay before retry number `failures` (1, 2, …): doubling from the minimum up to the
     /// maximum, times `0.5 + jitter / 2` (`jitter` in `[0, 1)`), which spreads the reconnects
-    /// of many tabs after a server restart.
+    /// of many tabs after a server restart; never under [`MIN_RETRY_MS`].
     pub fn backoff_ms(&self, failures: u32, jitter: f64) -> u64 {
         let exp = self
-            .options
-            .min_backoff_ms
+            .min_backoff()
             .saturating_mul(1u64 << failures.saturating_sub(1).min(16))
-            .min(self.options.max_backoff_ms);
-        ((exp as f64) * (0.5 + jitter.clamp(0.0, 1.0) * 0.5)) as u64
+            .min(self.options.max_backoff_ms.max(self.min_backoff()));
+        (((exp as f64) * (0.5 + jitter.clamp(0.0, 1.0) * 0.5)) as u64).max(MIN_RETRY_MS)
     }
 
     /// What the heartbeat loop does at `now` (ms since the epoch).
@@ -265,13 +273,13 @@ impl Machine {
         let mut commands = Vec::new();
         let wait = match result {
             Ok(response) => {
-                let rejoined = response.joined && self.tokens.is_some();
                 let room_token_changed = self
                     .tokens
                     .as_ref()
                     .is_none_or(|t| t.room != response.room_token);
                 let needs_socket =
                     response.joined || room_token_changed || self.socket == Socket::Closed;
+                let applied_interval = response.interval_ms;
                 self.tokens = Some(Tokens {
                     session: response.session_token,
                     room: response.room_token,
@@ -287,15 +295,33 @@ impl Machine {
                 if needs_socket {
                     commands.push(self.open_socket());
                 }
-                if rejoined && self.state.is_some() {
-                    // The server lost the session (a restart): its state goes with the rejoin.
+                if response.joined && self.state != args.state {
+                    // The session was made with other state than this tab has now: the app set
+                    // it while the join was in flight, or the server had lost the session (a
+                    // restart) and this rejoin carried none. Send it now.
                     commands.extend(self.arm_flush(0));
                 }
-                self.interval()
+                // The server may have clamped the interval: its deadline follows its own.
+                match applied_interval {
+                    0 => self.interval(),
+                    applied => self.interval().min(applied),
+                }
             }
             Err(PresenceError::TooManyRequests { retry_after_ms }) => {
                 // The server says when: no guessing, no hammering.
-                retry_after_ms.max(self.options.min_backoff_ms)
+                retry_after_ms.max(self.min_backoff())
+            }
+            Err(error @ PresenceError::Forbidden { .. }) if self.tokens.is_some() => {
+                // The session belongs to someone else now (the app's sign-in changed in another
+                // tab): start a fresh one as whoever the server says this is. If the room itself
+                // is refused, the fresh join fails too, and backs off.
+                self.session = self.ids.session_id();
+                self.proposed_token = self.ids.token();
+                self.tokens = None;
+                self.heartbeat_ok = false;
+                commands.push(Command::SetSession(self.session.clone()));
+                commands.push(Command::SetError(Some(error)));
+                0
             }
             Err(PresenceError::SessionTokenMismatch { .. }) => {
                 // Another tab holds this session id here: start a fresh session.
@@ -477,6 +503,24 @@ impl Machine {
             return Vec::new();
         }
         self.room = room;
+        self.start_over()
+    }
+
+    /// The app's `user_id` changed: leave as the old user, join as the new one.
+    pub fn set_user(&mut self, user: String) -> Vec<Command> {
+        if self.phase == Phase::ShutDown || self.user == user {
+            return Vec::new();
+        }
+        self.user = user.clone();
+        let mut commands = vec![Command::SetUser(user)];
+        if self.phase == Phase::Present {
+            commands.extend(self.start_over());
+        }
+        commands
+    }
+
+    /// Ends this tab's session (if any) and joins afresh: a new room or user.
+    fn start_over(&mut self) -> Vec<Command> {
         self.room_generation += 1;
         self.proposed_token = self.ids.token();
         self.phase = Phase::Present;
@@ -520,6 +564,9 @@ impl Machine {
             return Vec::new();
         }
         self.paused_until = now + UNLOAD_PAUSE_MS;
+        // A heartbeat still in flight is stale: if the page lives on and its answer comes back
+        // (a session the server made again after the beacon), that session is ended.
+        self.room_generation += 1;
         let mut commands: Vec<Command> = self.close_socket().into_iter().collect();
         if let Some(tokens) = self.tokens.take() {
             commands.push(Command::Beacon(tokens.session));

@@ -208,6 +208,10 @@ async fn a_join_that_timed_out_while_redis_was_paused_is_adopted_by_its_retry() 
     let token = SessionToken::generate().to_hex();
     let mut join = req("r1", "ann", "s1");
     join.session_token = Some(token.clone());
+    // A join that carries state (as `use_presence`'s first heartbeat does when the app gave
+    // one) is one script call; a bare one first tries the fast path, which a paused Redis
+    // would hold instead.
+    join.state = Some(json!({"section": "intro"}));
     // A server that has been running has its script cached in Redis (as here after one call),
     // so the paused call is one EVALSHA that Redis runs when it resumes.
     presence.list_room("r1").await.unwrap();

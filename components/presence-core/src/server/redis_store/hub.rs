@@ -41,6 +41,13 @@ struct Paint {
 }
 
 impl Paint {
+    /// Applies the messages waiting to the view; false if they do not follow it (a gap).
+    fn catch_up(&mut self) -> bool {
+        std::mem::take(&mut self.since)
+            .into_iter()
+            .all(|message| self.view.apply(message.message().clone()) != Applied::NeedsSnapshot)
+    }
+
     fn new(snapshot: &SharedMessage) -> Option<Paint> {
         match snapshot.message() {
             RoomMessage::Snapshot(s) => Some(Paint {
@@ -52,14 +59,14 @@ impl Paint {
     }
 }
 
-/// Adds a message sent in order to the paint; drops the paint past the backlog.
+/// Adds a message sent in order to the paint; past the backlog, applies what waited first.
 fn paint_after(paint: &mut Option<Paint>, message: &Arc<SharedMessage>) {
     if let Some(p) = paint {
-        if p.since.len() >= PAINT_BACKLOG {
+        if p.since.len() >= PAINT_BACKLOG && !p.catch_up() {
             *paint = None;
-        } else {
-            p.since.push(message.clone());
+            return;
         }
+        p.since.push(message.clone());
     }
 }
 
@@ -89,12 +96,9 @@ impl Hub {
             return None;
         }
         let paint = watched.paint.as_mut()?;
-        let since = std::mem::take(&mut paint.since);
-        for message in since {
-            if paint.view.apply(message.message().clone()) == Applied::NeedsSnapshot {
-                watched.paint = None;
-                return None;
-            }
+        if !paint.catch_up() {
+            watched.paint = None;
+            return None;
         }
         Some(RoomSnapshot::new(
             paint.view.room(),
@@ -428,5 +432,22 @@ mod tests {
         // Unwatched: gone.
         hub.unwatch("r");
         assert!(hub.paint("r").is_none());
+    }
+
+    #[test]
+    fn a_busy_room_nobody_renders_keeps_its_paint() {
+        let hub = Hub::new(16);
+        let room: Arc<str> = Arc::from("r");
+        let (_rx, _) = hub.watch(&room);
+        hub.offer_snapshot(
+            "r",
+            &shared(RoomMessage::Snapshot(RoomSnapshot::new("r", 1, vec![]))),
+        );
+        let n = PAINT_BACKLOG as u64 * 2 + 3;
+        for seq in 2..=n + 1 {
+            assert!(!hub.deliver("r", joined(seq, &format!("u{seq}"))));
+        }
+        let painted = hub.paint("r").expect("still painted");
+        assert_eq!((painted.seq, painted.users.len() as u64), (n + 1, n));
     }
 }

@@ -45,6 +45,8 @@ struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
     script: redis::Script,
+    /// The fast path of a heartbeat that changes nothing ([`touch.lua`](touch.lua)).
+    touch: redis::Script,
     prefix: String,
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
@@ -127,6 +129,7 @@ impl RedisPresence {
             client,
             conn,
             script: redis::Script::new(SCRIPT),
+            touch: redis::Script::new(include_str!("touch.lua")),
             prefix: config.redis_prefix.clone(),
             sessions: Mutex::new(KeyedLimiter::new(
                 config.session_rate,
@@ -216,23 +219,59 @@ impl RedisPresence {
         let mut invocation = self.inner.script.arg(op);
         self.add_common_args(&mut invocation, now, args);
         let mut conn = self.inner.conn.clone();
-        let reply: Vec<String> = match invocation.invoke_async(&mut conn).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                let unreachable = e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal();
-                if unreachable {
-                    self.inner
-                        .outage
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.inner.wake.notify_one();
-                }
-                return Err(unavailable(e));
-            }
-        };
+        let reply = self.answered(invocation.invoke_async(&mut conn).await)?;
         reply_of(reply)
+    }
+
+    /// A call's result; an unreachable Redis is flagged for the scheduler (see `outage`).
+    fn answered<T>(&self, result: redis::RedisResult<T>) -> Result<T, PresenceError> {
+        result.map_err(|e| {
+            let unreachable = e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal();
+            if unreachable {
+                self.inner
+                    .outage
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.inner.wake.notify_one();
+            }
+            unavailable(e)
+        })
+    }
+
+    /// The key of one session's hash, as `presence.lua` names it (`R:s:<sid>`, where the room's
+    /// length keeps ids with `:` apart).
+    fn session_key(&self, room: &str, session: &str) -> String {
+        format!("{}:r:{}:{room}:s:{session}", self.inner.prefix, room.len())
+    }
+
+    /// The fast path of a heartbeat that changes nothing: true if [`touch.lua`](touch.lua)
+    /// extended the session; false if the full heartbeat must decide.
+    async fn touch(
+        &self,
+        request: &HeartbeatRequest,
+        token: &str,
+        name: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<bool, PresenceError> {
+        let mut invocation = self
+            .inner
+            .touch
+            .key(self.session_key(&request.room, &request.session));
+        invocation
+            .key(format!("{}:dl", self.inner.prefix))
+            .arg(token)
+            .arg(&request.user)
+            .arg(name)
+            .arg(if request.away { "1" } else { "0" })
+            .arg(now)
+            .arg(expires_at)
+            .arg(format!("s\n{}\n{}", request.room, request.session));
+        let mut conn = self.inner.conn.clone();
+        let touched: i64 = self.answered(invocation.invoke_async(&mut conn).await)?;
+        Ok(touched == 1)
     }
 
     fn add_common_args(
@@ -282,6 +321,19 @@ impl RedisPresence {
         let interval_ms = clamp_interval(request.interval_ms);
         let now = self.now_ms();
         let expires_at = now + expiry_after(interval_ms);
+        let response = |session_token: String, joined: bool| HeartbeatResponse {
+            user_id: request.user.clone(),
+            session_token,
+            room_token: self.inner.room_key.sign(&request.room),
+            joined,
+            interval_ms,
+            expires_at,
+        };
+        if let (Some(token), None) = (&token, &request.state) {
+            if self.touch(request, token, name, now, expires_at).await? {
+                return Ok(response(token.clone(), false));
+            }
+        }
         let config = &self.inner.config;
         let new_token = SessionToken::generate().to_hex();
         let numbers = [
@@ -322,14 +374,7 @@ impl RedisPresence {
         let [session_token, joined] = reply.as_slice() else {
             return Err(malformed_reply("heartbeat"));
         };
-        Ok(HeartbeatResponse {
-            user_id: request.user.clone(),
-            session_token: session_token.clone(),
-            room_token: self.inner.room_key.sign(&request.room),
-            joined: joined == "1",
-            interval_ms,
-            expires_at,
-        })
+        Ok(response(session_token.clone(), joined == "1"))
     }
 
     async fn update(
@@ -704,3 +749,6 @@ pub(crate) mod test_support {
             .filter(|u| !u.is_empty())
     }
 }
+
+#[cfg(test)]
+mod touch_tests;

@@ -475,10 +475,9 @@ fn a_hidden_tab_heartbeats_away_at_the_hidden_interval() {
     let args = send(&m);
     assert!(args.away);
     assert_eq!(args.interval_ms, 60_000);
-    assert_eq!(
-        m.heartbeat_answered(&args, ok("T", "R", false), 0.0).0,
-        60_000
-    );
+    let mut answer = ok("T", "R", false).unwrap();
+    answer.interval_ms = 60_000; // as the server applies it
+    assert_eq!(m.heartbeat_answered(&args, Ok(answer), 0.0).0, 60_000);
     m.visibility(false);
     let args = send(&m);
     assert_eq!((args.away, args.interval_ms), (false, 10_000));
@@ -499,4 +498,110 @@ fn a_name_change_is_sent_at_once_and_only_if_it_changed() {
     assert!(m.set_name("Ada".into()).is_empty());
     assert_eq!(m.set_name("Ada L.".into()), vec![Command::Wake]);
     assert_eq!(send(&m).name, "Ada L.");
+}
+
+#[test]
+fn state_set_while_the_join_is_in_flight_is_sent_once_it_lands() {
+    let mut m = machine(Some(json!(1)));
+    let args = send(&m);
+    assert!(m.set_state(json!(2)).is_empty(), "no tokens yet");
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert!(
+        commands.contains(&Command::FlushStateAfter(0)),
+        "{commands:?}"
+    );
+    assert_eq!(m.flush_due(), Some(("T".into(), json!(2))));
+    // A join that carried the state the tab still has sends nothing more.
+    let mut m = machine(Some(json!(1)));
+    let args = send(&m);
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert!(
+        !commands.contains(&Command::FlushStateAfter(0)),
+        "{commands:?}"
+    );
+}
+
+#[test]
+fn the_next_heartbeat_follows_the_interval_the_server_applied() {
+    let mut m = machine(None);
+    m.visibility(true); // 60 s wanted
+    let args = send(&m);
+    let mut answer = ok("T", "R", true).unwrap();
+    answer.interval_ms = 30_000; // the server clamped it
+    assert_eq!(m.heartbeat_answered(&args, Ok(answer), 0.0).0, 30_000);
+}
+
+#[test]
+fn a_zero_backoff_still_waits_a_little() {
+    let mut m = Machine::new(
+        UsePresenceOptions::default().backoff_ms(0, 0),
+        Box::new(Counting::default()),
+        "room".into(),
+        "u1".into(),
+        "Ada".into(),
+        None,
+        false,
+    );
+    let args = send(&m);
+    let down = PresenceError::Unavailable {
+        message: "down".into(),
+    };
+    assert_eq!(m.heartbeat_answered(&args, Err(down), 0.0).0, MIN_RETRY_MS);
+    let args = send(&m);
+    let limited = PresenceError::TooManyRequests { retry_after_ms: 0 };
+    assert_eq!(
+        m.heartbeat_answered(&args, Err(limited), 0.0).0,
+        MIN_RETRY_MS
+    );
+}
+
+#[test]
+fn a_heartbeat_in_flight_when_the_page_unloads_is_stale() {
+    let mut m = joined();
+    let args = send(&m);
+    m.unloading(0.0);
+    // The server made the session again after the beacon: this tab ends it.
+    let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    assert_eq!(commands, vec![Command::Disconnect("T".into())]);
+}
+
+#[test]
+fn a_session_now_another_users_starts_afresh_once() {
+    let mut m = joined();
+    let args = send(&m);
+    let forbidden = PresenceError::Forbidden {
+        reason: "another user's session".into(),
+    };
+    let (wait, commands) = m.heartbeat_answered(&args, Err(forbidden.clone()), 0.0);
+    assert_eq!(wait, 0);
+    assert_eq!(
+        commands,
+        vec![
+            Command::SetSession("s2".into()),
+            Command::SetError(Some(forbidden.clone()))
+        ]
+    );
+    // Refused again without a session (the room itself is not allowed): back off.
+    let args = send(&m);
+    assert_eq!(args.token, "t2");
+    let (wait, _) = m.heartbeat_answered(&args, Err(forbidden), 1.0);
+    assert_eq!(wait, 250);
+}
+
+#[test]
+fn a_new_user_id_leaves_as_the_old_user_and_joins_as_the_new() {
+    let mut m = joined();
+    assert!(m.set_user("u1".into()).is_empty());
+    assert_eq!(
+        m.set_user("u2".into()),
+        vec![
+            Command::SetUser("u2".into()),
+            Command::CloseSocket,
+            Command::Disconnect("T".into()),
+            Command::ClearList,
+            Command::Wake
+        ]
+    );
+    let args = send(&m);
+    assert_eq!((args.user.as_str(), args.token.as_str()), ("u2", "t2"));
 }
