@@ -24,8 +24,12 @@ impl Ids for Counting {
 
 fn machine(state: Option<Value>) -> Machine {
     // The defaults: 10 s visible, 60 s hidden, 100 ms throttle, backoff 250 ms … 10 s.
+    machine_with(UsePresenceOptions::default(), state)
+}
+
+fn machine_with(options: UsePresenceOptions, state: Option<Value>) -> Machine {
     Machine::new(
-        UsePresenceOptions::default(),
+        options,
         Box::new(Counting::default()),
         "room".into(),
         "u1".into(),
@@ -455,15 +459,7 @@ fn unloading_sends_a_beacon_and_pauses_heartbeats_until_shown_again() {
 
 #[test]
 fn unloading_does_nothing_when_leave_on_unload_is_off() {
-    let mut m = Machine::new(
-        UsePresenceOptions::default().leave_on_unload(false),
-        Box::new(Counting::default()),
-        "room".into(),
-        "u1".into(),
-        "Ada".into(),
-        None,
-        false,
-    );
+    let mut m = machine_with(UsePresenceOptions::default().leave_on_unload(false), None);
     assert!(m.unloading(0.0).is_empty());
     assert!(matches!(m.next_heartbeat(1.0), Next::Send(_)));
 }
@@ -533,15 +529,7 @@ fn the_next_heartbeat_follows_the_interval_the_server_applied() {
 
 #[test]
 fn a_zero_backoff_still_waits_a_little() {
-    let mut m = Machine::new(
-        UsePresenceOptions::default().backoff_ms(0, 0),
-        Box::new(Counting::default()),
-        "room".into(),
-        "u1".into(),
-        "Ada".into(),
-        None,
-        false,
-    );
+    let mut m = machine_with(UsePresenceOptions::default().backoff_ms(0, 0), None);
     let args = send(&m);
     let down = PresenceError::Unavailable {
         message: "down".into(),
