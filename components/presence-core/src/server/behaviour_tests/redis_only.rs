@@ -277,8 +277,17 @@ async fn after_redis_restarts_sessions_return_with_their_next_heartbeat_and_view
     assert_eq!(view.users().len(), 2);
 
     redis.kill();
-    // While it is gone: a clear, typed error, and nothing panics.
-    let during = a.heartbeat(&again(req("r1", "ann", "s1"), &ann)).await;
+    // While it is gone: a clear, typed error, and nothing panics. (A session whose deadline is
+    // far off may be answered from memory until the next flush finds Redis gone.)
+    let started = Instant::now();
+    let during = loop {
+        match a.heartbeat(&again(req("r1", "ann", "s1"), &ann)).await {
+            Ok(_) if started.elapsed() < Duration::from_secs(2) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => break other,
+        }
+    };
     match during {
         Err(PresenceError::Unavailable { message }) => {
             assert!(message.contains("Redis"), "{message}")
@@ -453,4 +462,55 @@ async fn a_watched_room_is_read_for_a_page_render_without_a_round_trip() {
     drop(on_b);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(b.list_room_now("r1"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let b = a.peer().await;
+    let ann = a.join("r1", "ann", "s1").await; // deadline T0 + 25 s in Redis
+    let token = b.room_token("r1").unwrap();
+    let mut on_b = b.subscribe(&token, None).await.unwrap();
+    next(&mut on_b).await;
+    // On time, with 15 s to spare: answered from memory, written by the next flush.
+    a.clock.advance(10_000);
+    assert!(
+        !a.presence
+            .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+            .await
+            .unwrap()
+            .joined
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Late, with under a second to spare before the deadline Redis has (T0 + 35 s): written at
+    // once, not left to a flush that another server's expiry could beat.
+    a.clock.advance(24_500);
+    assert!(
+        !a.presence
+            .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+            .await
+            .unwrap()
+            .joined
+    );
+    a.clock.advance(1_000); // past T0 + 35 s: B's scheduler looks
+    nothing_within(&mut on_b, 500).await;
+    // Ended through B: A answers from memory at most until its next flush, then the next
+    // heartbeat through A rejoins.
+    b.disconnect(&ann.session_token).await.unwrap();
+    assert!(matches!(next(&mut on_b).await, RoomMessage::Left { .. }));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let _ = a
+        .presence
+        .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let back = a
+        .presence
+        .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+        .await
+        .unwrap();
+    assert!(back.joined, "rejoined within a flush");
 }

@@ -313,7 +313,9 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             ready.notify_one();
         } else {
             // Messages may have been missed while disconnected (or Redis restarted and its
-            // sequence numbers with it): every watched room starts again from a snapshot.
+            // sequence numbers with it): every watched room starts again from a snapshot, and
+            // no session is vouched for from memory until Redis has seen it again.
+            presence.inner.remembered.forget_all();
             for room in presence.inner.hub.resync_all() {
                 spawn_resync(&presence, room);
             }

@@ -8,6 +8,7 @@
 //! server's sessions still expire on time through the others. Nothing scans all sessions.
 
 mod hub;
+mod touches;
 
 use super::clock::{sleep_or_wake, Clock, SystemClock};
 use super::config::PresenceConfig;
@@ -26,7 +27,7 @@ use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 const SCRIPT: &str = include_str!("presence.lua");
 /// Due deadlines claimed per script call; more are taken by calling again at once.
@@ -45,8 +46,12 @@ struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
     script: redis::Script,
-    /// The fast path of a heartbeat that changes nothing ([`touch.lua`](touch.lua)).
+    /// The fast path of heartbeats that change nothing ([`touch.lua`](touch.lua)).
     touch: redis::Script,
+    /// Where fast-path heartbeats of sessions not remembered here queue for the next batch.
+    touches: mpsc::UnboundedSender<touches::Queued>,
+    /// Sessions that heartbeat through this server, answered from memory ([`touches`]).
+    remembered: touches::Remembered,
     prefix: String,
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
@@ -63,6 +68,9 @@ struct Inner {
     /// Set when a call found Redis unreachable: the scheduler then waits for it to answer, and
     /// holds expiry for a while after (the heartbeats refused meanwhile are being retried).
     outage: std::sync::atomic::AtomicBool,
+    /// Set while Redis does not answer (the last call found it unreachable): no heartbeat is
+    /// answered from memory meanwhile.
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -125,11 +133,14 @@ impl RedisPresence {
         let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(unavailable)?;
+        let (touch_queue, touch_batches) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             client,
             conn,
             script: redis::Script::new(SCRIPT),
             touch: redis::Script::new(include_str!("touch.lua")),
+            touches: touch_queue,
+            remembered: touches::Remembered::default(),
             prefix: config.redis_prefix.clone(),
             sessions: Mutex::new(KeyedLimiter::new(
                 config.session_rate,
@@ -147,6 +158,7 @@ impl RedisPresence {
             wake: Arc::new(Notify::new()),
             stop: Arc::new(Notify::new()),
             outage: std::sync::atomic::AtomicBool::new(false),
+            down: std::sync::atomic::AtomicBool::new(false),
         });
         let presence = RedisPresence { inner };
         // The hub is subscribed before anyone can subscribe through us, so no change is missed.
@@ -165,6 +177,11 @@ impl RedisPresence {
             Arc::downgrade(&presence.inner),
             presence.inner.wake.clone(),
         ));
+        tokio::spawn(touches::run_batches(
+            Arc::downgrade(&presence.inner),
+            touch_batches,
+        ));
+        tokio::spawn(touches::run_flushes(Arc::downgrade(&presence.inner)));
         Ok(presence)
     }
 
@@ -223,17 +240,23 @@ impl RedisPresence {
         reply_of(reply)
     }
 
-    /// A call's result; an unreachable Redis is flagged for the scheduler (see `outage`).
+    /// A call's result; an unreachable Redis is flagged for the scheduler (see `outage`) and
+    /// for the fast path (see `down`).
     fn answered<T>(&self, result: redis::RedisResult<T>) -> Result<T, PresenceError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if result.is_ok() && self.inner.down.swap(false, Relaxed) {
+            // Back after an outage: Redis may have restarted empty, so no session is vouched
+            // for from memory until Redis has seen it again.
+            self.inner.remembered.forget_all();
+        }
         result.map_err(|e| {
             let unreachable = e.is_io_error()
                 || e.is_timeout()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal();
             if unreachable {
-                self.inner
-                    .outage
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.inner.down.store(true, Relaxed);
+                self.inner.outage.store(true, Relaxed);
                 self.inner.wake.notify_one();
             }
             unavailable(e)
@@ -247,31 +270,50 @@ impl RedisPresence {
     }
 
     /// The fast path of a heartbeat that changes nothing: true if [`touch.lua`](touch.lua)
-    /// extended the session; false if the full heartbeat must decide.
+    /// extended the session (in the next batch); false if the full heartbeat must decide.
     async fn touch(
+        &self,
+        request: &HeartbeatRequest,
+        touch: touches::Touch,
+    ) -> Result<bool, PresenceError> {
+        let remembered = &self.inner.remembered;
+        let down = self.inner.down.load(std::sync::atomic::Ordering::Relaxed);
+        if !down && remembered.answer(request, &touch) {
+            return Ok(true);
+        }
+        let (reply, answer) = oneshot::channel();
+        let shutting_down = || PresenceError::Unavailable {
+            message: "the presence store is shutting down".into(),
+        };
+        self.inner
+            .touches
+            .send((touch.clone(), reply))
+            .map_err(|_| shutting_down())?;
+        let extended = answer.await.unwrap_or_else(|_| Err(shutting_down()))?;
+        if extended {
+            remembered.remember(&request.room, &request.session, touch);
+        }
+        Ok(extended)
+    }
+
+    /// What a heartbeat that Redis accepted leaves to remember of its session.
+    fn touch_for(
         &self,
         request: &HeartbeatRequest,
         token: &str,
         name: &str,
         now: u64,
         expires_at: u64,
-    ) -> Result<bool, PresenceError> {
-        let mut invocation = self
-            .inner
-            .touch
-            .key(self.session_key(&request.room, &request.session));
-        invocation
-            .key(format!("{}:dl", self.inner.prefix))
-            .arg(token)
-            .arg(&request.user)
-            .arg(name)
-            .arg(if request.away { "1" } else { "0" })
-            .arg(now)
-            .arg(expires_at)
-            .arg(format!("s\n{}\n{}", request.room, request.session));
-        let mut conn = self.inner.conn.clone();
-        let touched: i64 = self.answered(invocation.invoke_async(&mut conn).await)?;
-        Ok(touched == 1)
+    ) -> touches::Touch {
+        touches::Touch {
+            session_key: self.session_key(&request.room, &request.session),
+            token: token.to_string(),
+            user: request.user.clone(),
+            name: name.to_string(),
+            away: request.away,
+            now,
+            expires_at,
+        }
     }
 
     fn add_common_args(
@@ -330,7 +372,8 @@ impl RedisPresence {
             expires_at,
         };
         if let (Some(token), None) = (&token, &request.state) {
-            if self.touch(request, token, name, now, expires_at).await? {
+            let touch = self.touch_for(request, token, name, now, expires_at);
+            if self.touch(request, touch).await? {
                 return Ok(response(token.clone(), false));
             }
         }
@@ -374,6 +417,10 @@ impl RedisPresence {
         let [session_token, joined] = reply.as_slice() else {
             return Err(malformed_reply("heartbeat"));
         };
+        let touch = self.touch_for(request, session_token, name, now, expires_at);
+        self.inner
+            .remembered
+            .remember(&request.room, &request.session, touch);
         Ok(response(session_token.clone(), joined == "1"))
     }
 
@@ -420,6 +467,7 @@ impl RedisPresence {
         let token = SessionToken::parse(session_token)
             .map_err(|_| PresenceError::InvalidSessionToken)?
             .to_hex();
+        self.inner.remembered.forget(&token);
         self.call("disconnect", &[&token, as_user.unwrap_or("")])
             .await
             .map(drop)
@@ -663,7 +711,12 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
                 stall.holding_until(held_until);
                 Some(held_until)
             }
-            None => match presence.expire_due().await {
+            // What this server answered from memory is written before anyone is judged gone.
+            None => match presence
+                .flush_remembered()
+                .await
+                .and(presence.expire_due().await)
+            {
                 Ok(next) => {
                     stall.sleeping_until(next);
                     next

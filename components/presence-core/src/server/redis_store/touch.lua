@@ -1,20 +1,30 @@
--- touch: the fast path of a heartbeat that changes nothing (the heartbeat of nearly every tab,
--- every interval). Atomic, like every script: it either extends the session or does nothing.
+-- touch: the fast path of heartbeats that change nothing (the heartbeat of nearly every tab,
+-- every interval), a batch at a time. For each session it either extends the session or does
+-- nothing, atomically with the rest of the batch.
 --
---   KEYS[1]  the session's hash (R:s:<sid>, see presence.lua)
---   KEYS[2]  the deadline sorted set (P:dl)
---   ARGV[1]  the session token the client sent
---   ARGV[2]  the user id        ARGV[3]  the name as stored        ARGV[4]  away (0/1)
---   ARGV[5]  now (ms)           ARGV[6]  the new deadline (ms)     ARGV[7]  the session's deadline member
+--   KEYS[i]  the i-th session's hash (R:s:<sid>, see presence.lua)
+--   ARGV     6 per session, in KEYS' order: the session token the client sent, the user id,
+--            the name as stored, away (0/1), now (ms), and the new deadline (ms)
 --
--- Returns 1 when the session was extended; 0 when this is not a no-change heartbeat of a live
--- session whose deadline is already queued no later than the new one (no such session, another
--- token or user, a new name or away flag, a deadline to queue): the caller then runs the full
--- heartbeat of presence.lua, which decides what the change means.
-local s = redis.call('HMGET', KEYS[1], 'tok', 'user', 'name', 'away')
-if s[1] ~= ARGV[1] or s[2] ~= ARGV[2] or s[3] ~= ARGV[3] or s[4] ~= ARGV[4] then return 0 end
-local queued = redis.call('ZSCORE', KEYS[2], ARGV[7])
-if not queued or tonumber(queued) > tonumber(ARGV[6]) then return 0 end
-redis.call('HSET', KEYS[1], 'exp', ARGV[6], 'hb', ARGV[5])
-redis.call('HDEL', KEYS[1], 'grace')
-return 1
+-- Returns one integer per session: 1 when it was extended; 0 when this is not a no-change
+-- heartbeat of a live session whose deadline moves later (no such session, another token or
+-- user, a new name or away flag, a shorter interval): the caller then runs the full heartbeat
+-- of presence.lua, which decides what the change means.
+--
+-- A live session is always queued in the deadline set no later than its `exp` (presence.lua
+-- only ever queues it earlier, and `expire` queues it again at its deadline), so a later `exp`
+-- needs no write there: when the queued time comes, `expire` finds the new deadline.
+local out = {}
+for i = 1, #KEYS do
+  local sk, a = KEYS[i], (i - 1) * 6
+  local extended = 0
+  local s = redis.call('HMGET', sk, 'tok', 'user', 'name', 'away', 'exp', 'grace')
+  if s[1] == ARGV[a + 1] and s[2] == ARGV[a + 2] and s[3] == ARGV[a + 3] and s[4] == ARGV[a + 4]
+      and tonumber(s[5]) <= tonumber(ARGV[a + 6]) then
+    redis.call('HSET', sk, 'exp', ARGV[a + 6], 'hb', ARGV[a + 5])
+    if s[6] then redis.call('HDEL', sk, 'grace') end
+    extended = 1
+  end
+  out[i] = extended
+end
+return out

@@ -1,6 +1,6 @@
 //! The fast path ([`touch.lua`](touch.lua)) against a real redis-server: it extends a live
-//! session only for a heartbeat that changes nothing, and leaves every other case to the full
-//! heartbeat.
+//! session only for a heartbeat that changes nothing and moves the deadline later, and leaves
+//! every other case to the full heartbeat.
 
 use super::*;
 use crate::server::clock::ManualClock;
@@ -46,11 +46,16 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
         request.away = away;
         async move {
             store
-                .touch(&request, &token, name, T0 + 1_000, later)
+                .touch(
+                    &request,
+                    store.touch_for(&request, &token, name, T0 + 1_000, later),
+                )
                 .await
                 .unwrap()
         }
     };
+    // Not remembered here (another server's session): straight to Redis, batched.
+    store.inner.remembered.forget_all();
     // Another token, another user, a new name or away flag: the full heartbeat decides.
     assert!(!touch("ann", "Name ann", false, SessionToken::generate().to_hex()).await);
     assert!(!touch("bob", "Name ann", false, token.clone()).await);
@@ -63,11 +68,31 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
     // The same fields: extended, nothing else.
     assert!(touch("ann", "Name ann", false, token.clone()).await);
     assert_eq!(exp_of(&store, "r1", "s1").await, Some(later.to_string()));
+    // Now remembered: the next one is answered from memory, and written by the next flush.
+    let even_later = later + 10_000;
+    let mut request = req("r1", "ann", "s1");
+    request.session_token = Some(token.clone());
+    assert!(store
+        .touch(
+            &request,
+            store.touch_for(&request, &token, "Name ann", T0 + 2_000, even_later)
+        )
+        .await
+        .unwrap());
+    assert_eq!(exp_of(&store, "r1", "s1").await, Some(later.to_string()));
+    store.flush_remembered().await.unwrap();
+    assert_eq!(
+        exp_of(&store, "r1", "s1").await,
+        Some(even_later.to_string())
+    );
     // No such session (another session id, or the session ended): the full heartbeat rejoins.
     let mut other = req("r1", "ann", "s2");
     other.session_token = Some(token.clone());
     assert!(!store
-        .touch(&other, &token, "Name ann", T0, later)
+        .touch(
+            &other,
+            store.touch_for(&other, &token, "Name ann", T0, later)
+        )
         .await
         .unwrap());
     store.disconnect(&token, None).await.unwrap();
@@ -79,34 +104,73 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
 }
 
 #[tokio::test]
-async fn a_session_whose_deadline_is_not_queued_is_left_to_the_full_heartbeat() {
+async fn a_shorter_interval_is_left_to_the_full_heartbeat_which_queues_it_earlier() {
     let Some((store, _clock)) = store().await else {
         eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's tests");
         return;
     };
-    let joined = store.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
-    let mut conn = store.inner.conn.clone();
-    let _: () = redis::cmd("ZREM")
-        .arg(format!("{}:dl", store.inner.prefix))
-        .arg("s\nr1\ns1")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let mut hidden = req("r1", "ann", "s1");
+    hidden.interval_ms = Some(60_000);
+    let joined = store.heartbeat(&hidden).await.unwrap();
+    let sooner = T0 + 25_000; // a 10 s interval again
+    assert!(sooner < joined.expires_at);
     let request = req("r1", "ann", "s1");
-    let later = T0 + 30_000;
-    assert!(!store
-        .touch(&request, &joined.session_token, "Name ann", T0, later)
-        .await
-        .unwrap());
-    // The full heartbeat queues it again.
-    let mut again = request.clone();
+    let touch = store.touch_for(&request, &joined.session_token, "Name ann", T0, sooner);
+    assert!(!store.touch(&request, touch).await.unwrap());
+    // The full heartbeat queues it at the sooner deadline.
+    let mut again = req("r1", "ann", "s1");
     again.session_token = Some(joined.session_token.clone());
     store.heartbeat(&again).await.unwrap();
-    let queued: Option<f64> = redis::cmd("ZSCORE")
+    let mut conn = store.inner.conn.clone();
+    let queued: Option<u64> = redis::cmd("ZSCORE")
         .arg(format!("{}:dl", store.inner.prefix))
         .arg("s\nr1\ns1")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(queued.is_some());
+    assert_eq!(queued, Some(sooner));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touches_arriving_together_share_a_batch_and_each_gets_its_own_answer() {
+    let Some((store, _clock)) = store().await else {
+        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's tests");
+        return;
+    };
+    let mut tokens = Vec::new();
+    for i in 0..60 {
+        let joined = store
+            .heartbeat(&req("r1", &format!("u{i}"), &format!("s{i}")))
+            .await
+            .unwrap();
+        tokens.push(joined.session_token);
+    }
+    let later = T0 + 30_000;
+    // As on a server that has not seen these sessions: each goes to Redis.
+    store.inner.remembered.forget_all();
+    // Every third one carries another session's token: refused, whatever its neighbours do.
+    let answers = futures_util::future::join_all((0..60).map(|i| {
+        let store = store.clone();
+        let token = tokens[if i % 3 == 0 { (i + 1) % 60 } else { i }].clone();
+        async move {
+            let request = req("r1", &format!("u{i}"), &format!("s{i}"));
+            let name = format!("Name u{i}");
+            store
+                .touch(
+                    &request,
+                    store.touch_for(&request, &token, &name, T0, later),
+                )
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    for (i, extended) in answers.into_iter().enumerate() {
+        assert_eq!(extended, i % 3 != 0, "touch {i}");
+        let expected = if i % 3 == 0 { T0 + 25_000 } else { later };
+        assert_eq!(
+            exp_of(&store, "r1", &format!("s{i}")).await,
+            Some(expected.to_string())
+        );
+    }
 }
