@@ -127,16 +127,51 @@ async fn a_dead_servers_sessions_expire_on_time_through_the_others() {
 struct OwnRedis {
     port: u16,
     child: Option<Child>,
+    /// Its persistence settings: none, or an append-only file in a directory of its own.
+    persistence: Vec<String>,
 }
 
 impl OwnRedis {
+    /// One that keeps nothing across a restart.
     fn start() -> Option<Self> {
+        Self::start_with(vec![
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+        ])
+    }
+
+    /// One that writes every change to an append-only file before answering.
+    fn start_persistent() -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "presence-aof-{}",
+            SessionToken::generate().to_hex()
+        ));
+        std::fs::create_dir_all(&dir).ok()?;
+        Self::start_with(vec![
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--dir".into(),
+            dir.to_string_lossy().into_owned(),
+        ])
+    }
+
+    fn start_with(persistence: Vec<String>) -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
             .ok()?
             .port();
-        let mut redis = OwnRedis { port, child: None };
+        let mut redis = OwnRedis {
+            port,
+            child: None,
+            persistence,
+        };
         redis.spawn()?;
         Some(redis)
     }
@@ -144,7 +179,7 @@ impl OwnRedis {
     fn spawn(&mut self) -> Option<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(&self.persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -173,6 +208,23 @@ impl OwnRedis {
     }
 }
 
+/// A redis-server of the test's own (started by `start`), a clock, and a config for it; `None`
+/// (the test skips) without `PRESENCE_TEST_REDIS_URL`.
+fn own_redis(start: fn() -> Option<OwnRedis>) -> Option<(OwnRedis, ManualClock, PresenceConfig)> {
+    if redis_store::test_support::url().is_none() {
+        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+        return None;
+    }
+    let Some(redis) = start() else {
+        panic!("PRESENCE_TEST_REDIS_URL is set but `redis-server` could not be started here");
+    };
+    let config = PresenceConfig {
+        redis_url: Some(redis.url()),
+        ..base_config()
+    };
+    Some((redis, ManualClock::new(T0), config))
+}
+
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.kill();
@@ -190,17 +242,8 @@ fn signal(child: &Child, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_that_timed_out_while_redis_was_paused_is_adopted_by_its_retry() {
-    if redis_store::test_support::url().is_none() {
-        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+    let Some((redis, clock, config)) = own_redis(OwnRedis::start) else {
         return;
-    }
-    let Some(redis) = OwnRedis::start() else {
-        panic!("PRESENCE_TEST_REDIS_URL is set but `redis-server` could not be started here");
-    };
-    let clock = ManualClock::new(T0);
-    let config = PresenceConfig {
-        redis_url: Some(redis.url()),
-        ..base_config()
     };
     let presence = Presence::open_with_clock(config, clock.clone())
         .await
@@ -251,17 +294,8 @@ async fn a_join_that_timed_out_while_redis_was_paused_is_adopted_by_its_retry() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_redis_restarts_sessions_return_with_their_next_heartbeat_and_views_resync() {
-    if redis_store::test_support::url().is_none() {
-        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+    let Some((mut redis, clock, config)) = own_redis(OwnRedis::start) else {
         return;
-    }
-    let Some(mut redis) = OwnRedis::start() else {
-        panic!("PRESENCE_TEST_REDIS_URL is set but `redis-server` could not be started here");
-    };
-    let clock = ManualClock::new(T0);
-    let config = PresenceConfig {
-        redis_url: Some(redis.url()),
-        ..base_config()
     };
     let a = Presence::open_with_clock(config.clone(), clock.clone())
         .await
@@ -513,4 +547,103 @@ async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_s
         .await
         .unwrap();
     assert!(back.joined, "rejoined within a flush");
+}
+
+/// Two servers, each holding its user's session through that tab's subscription; a watcher on one.
+async fn two_servers_holding_sessions(
+    config: PresenceConfig,
+    clock: &ManualClock,
+) -> (Presence, Presence, Vec<Subscription>, Subscription) {
+    let a = Presence::open_with_clock(config.clone(), clock.clone())
+        .await
+        .unwrap();
+    let b = Presence::open_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let mut ann = req("r1", "ann", "s1");
+    ann.state = Some(json!({"section": "intro"}));
+    let ann = a.heartbeat(&ann).await.unwrap();
+    let bob = b.heartbeat(&req("r1", "bob", "s2")).await.unwrap();
+    let tabs = vec![
+        a.subscribe(&ann.room_token, Some(&ann.session_token))
+            .await
+            .unwrap(),
+        b.subscribe(&bob.room_token, Some(&bob.session_token))
+            .await
+            .unwrap(),
+    ];
+    let watcher = b.subscribe(&ann.room_token, None).await.unwrap();
+    (a, b, tabs, watcher)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_never_shows_a_watcher_a_live_user_gone() {
+    let Some((mut redis, clock, config)) = own_redis(OwnRedis::start) else {
+        return;
+    };
+    let (a, b, _tabs, mut watcher) = two_servers_holding_sessions(config, &clock).await;
+    let mut view = RoomView::default();
+    view.apply(next(&mut watcher).await);
+    let both_there = |v: &RoomView| {
+        v.users().len() == 2 && v.users().iter().all(|u| u.online && u.sessions.len() == 1)
+    };
+    assert!(both_there(&view));
+
+    redis.kill();
+    redis.spawn().expect("redis restarts, empty");
+    // Everything the watcher sees from here on has both users present: no blink.
+    let started = Instant::now();
+    let mut snapshots = 0;
+    while started.elapsed() < Duration::from_secs(4) {
+        let Ok(message) = tokio::time::timeout(Duration::from_millis(200), watcher.next()).await
+        else {
+            continue;
+        };
+        let message = message.message().clone();
+        if matches!(message, RoomMessage::Snapshot(_)) {
+            snapshots += 1;
+        }
+        view.apply(message);
+        assert!(both_there(&view), "a watcher saw {:?}", view.users());
+    }
+    assert!(snapshots >= 1, "the watcher was resynced after the restart");
+    // Redis has them again, with their tokens, names and state.
+    let listed = a.list_room("r1").await.unwrap();
+    assert_eq!(listed.users.len(), 2);
+    let ann = listed.users.iter().find(|u| u.user_id == "ann").unwrap();
+    assert_eq!(ann.sessions[0].state, Some(json!({"section": "intro"})));
+    assert_eq!(view.users(), listed.users.as_slice());
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_append_only_file_offline_users_last_seen_survives_a_crash() {
+    let Some((mut redis, clock, config)) = own_redis(OwnRedis::start_persistent) else {
+        return;
+    };
+    let a = Presence::open_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let ann = a.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
+    clock.advance(3_000);
+    a.disconnect(&ann.session_token).await.unwrap();
+    let before = a.list_room("r1").await.unwrap();
+    assert_eq!(before.users[0].last_seen, Some(T0 + 3_000));
+
+    redis.kill(); // SIGKILL: only what the append-only file has
+    redis.spawn().expect("redis restarts from its file");
+    let started = Instant::now();
+    let after = loop {
+        match a.list_room("r1").await {
+            Ok(after) => break after,
+            Err(_) if started.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(
+        after.users, before.users,
+        "the offline user and its last seen are back"
+    );
 }

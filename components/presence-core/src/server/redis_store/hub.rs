@@ -90,9 +90,19 @@ impl Hub {
     /// A watched room as of the last message this server relayed, with no round trip to Redis
     /// (for server-side rendering). `None` if nobody here watches it, or a resync is in flight.
     pub fn paint(&self, room: &str) -> Option<RoomSnapshot> {
+        self.painted(room, false)
+    }
+
+    /// The room as this server last relayed it, even while a resync is in flight (what it
+    /// showed before Redis restarted).
+    pub fn last_paint(&self, room: &str) -> Option<RoomSnapshot> {
+        self.painted(room, true)
+    }
+
+    fn painted(&self, room: &str, even_if_held: bool) -> Option<RoomSnapshot> {
         let mut rooms = self.rooms();
         let watched = rooms.get_mut(room)?;
-        if watched.held.is_some() {
+        if watched.held.is_some() && !even_if_held {
             return None;
         }
         let paint = watched.paint.as_mut()?;
@@ -316,9 +326,19 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             // sequence numbers with it): every watched room starts again from a snapshot, and
             // no session is vouched for from memory until Redis has seen it again.
             presence.inner.remembered.forget_all();
-            for room in presence.inner.hub.resync_all() {
-                spawn_resync(&presence, room);
-            }
+            let rooms = presence.inner.hub.resync_all();
+            let presence = presence.clone();
+            tokio::spawn(async move {
+                if presence.restarted_empty().await {
+                    // Redis lost everything: make this server's sessions again, and give the
+                    // other servers time to do the same before watchers see a snapshot.
+                    presence.reassert_held().await;
+                    tokio::time::sleep(super::reassert::RESYNC_AFTER_RESTART).await;
+                }
+                for room in rooms {
+                    spawn_resync(&presence, room);
+                }
+            });
         }
         // Deadlines may have passed, or Redis may have restarted empty.
         presence.inner.wake.notify_one();

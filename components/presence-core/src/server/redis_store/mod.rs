@@ -8,6 +8,7 @@
 //! server's sessions still expire on time through the others. Nothing scans all sessions.
 
 mod hub;
+mod reassert;
 mod touches;
 
 use super::clock::{sleep_or_wake, Clock, SystemClock};
@@ -52,6 +53,10 @@ struct Inner {
     touches: mpsc::UnboundedSender<touches::Queued>,
     /// Sessions that heartbeat through this server, answered from memory ([`touches`]).
     remembered: touches::Remembered,
+    /// Sessions this server's subscriptions hold: made again if Redis restarts empty.
+    held: reassert::Held,
+    /// Redis' epoch as this server last read it ([`reassert`]).
+    epoch: Mutex<Option<String>>,
     prefix: String,
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
@@ -141,6 +146,8 @@ impl RedisPresence {
             touch: redis::Script::new(include_str!("touch.lua")),
             touches: touch_queue,
             remembered: touches::Remembered::default(),
+            held: reassert::Held::default(),
+            epoch: Mutex::new(None),
             prefix: config.redis_prefix.clone(),
             sessions: Mutex::new(KeyedLimiter::new(
                 config.session_rate,
@@ -161,6 +168,7 @@ impl RedisPresence {
             down: std::sync::atomic::AtomicBool::new(false),
         });
         let presence = RedisPresence { inner };
+        *lock(&presence.inner.epoch) = presence.read_epoch().await;
         // The hub is subscribed before anyone can subscribe through us, so no change is missed.
         let ready = Arc::new(Notify::new());
         tokio::spawn(hub::run(
@@ -554,6 +562,9 @@ impl RedisPresence {
             }
             None => None,
         };
+        if let Some((sid, token)) = &session {
+            self.inner.held.add(token, &room, sid);
+        }
         let hold = RedisHold {
             presence: self.clone(),
             room: room.clone(),
@@ -650,6 +661,7 @@ impl RedisHold {
         let Some((sid, token)) = self.session.clone() else {
             return;
         };
+        self.presence.inner.held.remove(&token);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // no runtime left: the session keeps its heartbeat deadline
         };
