@@ -48,7 +48,7 @@ test.describe('several app servers on one Redis', () => {
     });
   });
 
-  test('11. Redis restarts empty; every client is back within one interval', async ({ browser }) => {
+  test('11. Redis restarts empty; nobody blinks, and every session is made again', async ({ browser }) => {
     const redis = new OwnRedis(port('REDIS_OWN_PORT', 3460));
     await redis.start();
     const env = {
@@ -61,11 +61,23 @@ test.describe('several app servers on one Redis', () => {
       await withTwoServers(env, [port('REDIS_DEMO_PORT_3', 3470), port('REDIS_DEMO_PORT_4', 3480)], async (one, two) => {
         const { ca, cb, a, b, ida, idb, roomToken } = await adaAndBo(browser, one, two, 'redis-restart');
 
+        // A records every moment B's face is anything but online (or missing) from here on.
+        await a.evaluate((id) => {
+          const w = window as any;
+          w.__blinks = [];
+          const check = () => {
+            const li = document.querySelector(`ul[aria-label="People in this room"] > li[data-presence-user="${id}"]`);
+            const status = li?.getAttribute('data-presence-status') ?? 'gone';
+            if (status !== 'online') w.__blinks.push(status);
+          };
+          new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true });
+        }, idb);
+
         const restartedAt = Date.now();
         await redis.kill();
         await redis.start(); // empty: nothing was saved
-        // Each server resyncs its subscribers; each client sees it was forgotten and rejoins at
-        // once: both sessions exist again (made after the restart), well within one 10 s interval.
+        // Each server makes again the sessions its WebSockets hold, then resyncs its subscribers:
+        // both sessions exist again (made after the restart), well within one 10 s interval.
         for (const [server, id] of [[one, idb], [two, ida]] as const) {
           await expect
             .poll(
@@ -80,6 +92,9 @@ test.describe('several app servers on one Redis', () => {
         await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'online', { timeout: 10_000 });
         await expect(face(b, ida)).toHaveAttribute('data-presence-status', 'online', { timeout: 10_000 });
         await expect(face(a, ida)).toHaveCount(1);
+        // Past the servers' 1.5 s resync delay: A never showed B as gone or offline.
+        await a.waitForTimeout(2_500);
+        expect(await a.evaluate(() => (window as any).__blinks)).toEqual([]);
         // And presence works as before: B leaves, A sees it.
         await b.close({ runBeforeUnload: true });
         await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'offline', { timeout: 2_000 });
