@@ -64,11 +64,18 @@ impl Bucket {
 
 /// Buckets by key (a client address), at most `capacity` of them: when full, buckets that have
 /// refilled completely are dropped first (they hold no information), then the stalest.
+///
+/// Several servers can share one limit: each reports what it admitted per key since its last
+/// report ([`KeyedLimiter::report`]), a shared store adds that up, and each server then starts
+/// its bucket again from the total ([`KeyedLimiter::share`]).
 #[derive(Debug)]
 pub(crate) struct KeyedLimiter<K> {
     limit: RateLimit,
     capacity: usize,
     buckets: Map<K, Bucket>,
+    /// Admitted per key since the last report (only when shared).
+    admitted: Map<K, u32>,
+    shared: bool,
 }
 
 impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
@@ -77,6 +84,16 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             limit,
             capacity: capacity.max(1),
             buckets: Map::default(),
+            admitted: Map::default(),
+            shared: false,
+        }
+    }
+
+    /// A limiter whose admissions are reported to a store other servers share.
+    pub fn shared(limit: RateLimit, capacity: usize) -> Self {
+        KeyedLimiter {
+            shared: true,
+            ..Self::new(limit, capacity)
         }
     }
 
@@ -91,7 +108,41 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         self.buckets
             .entry(key.clone())
             .or_insert_with(|| Bucket::full(limit, now))
-            .take(limit, now)
+            .take(limit, now)?;
+        if self.shared {
+            *self.admitted.entry(key.clone()).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// The limit these buckets keep.
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// What was admitted per key since the last report (none when unlimited).
+    pub fn report(&mut self) -> Vec<(K, u32)> {
+        self.admitted.drain().collect()
+    }
+
+    /// Starts `key`'s bucket again from what every server admitted, as the shared store adds it
+    /// up: `tat` is its theoretical arrival time (each admission pushes it one emission interval
+    /// past `max(tat, now)`), less what this server admitted since its report.
+    pub fn share(&mut self, key: &K, tat: u64, now: u64) {
+        if self.limit.per_second.is_infinite() {
+            return;
+        }
+        let step_ms = 1000.0 / self.limit.per_second;
+        let owed = tat.saturating_sub(now) as f64 / step_ms;
+        let since = self.admitted.get(key).copied().unwrap_or(0);
+        let tokens = f64::from(self.limit.burst) - owed - f64::from(since);
+        self.buckets.insert(
+            key.clone(),
+            Bucket {
+                tokens: tokens.min(f64::from(self.limit.burst)),
+                at_ms: now,
+            },
+        );
     }
 
     /// Runs only when the map is full (so at most once per `capacity / 2` new keys).
@@ -148,6 +199,25 @@ mod tests {
         assert!(b.take(LIMIT, 60_000).is_err());
         // A clock that goes back does not mint tokens.
         assert!(b.take(LIMIT, 1_000).is_err());
+    }
+
+    #[test]
+    fn a_shared_total_takes_what_other_servers_admitted() {
+        let mut here = KeyedLimiter::shared(LIMIT, 8);
+        here.check(&"a", 0).unwrap();
+        assert_eq!(here.report(), vec![("a", 1)]);
+        assert!(here.report().is_empty(), "a report drains");
+        // The store added ours (1) to another server's (2): three requests at 500 ms each.
+        here.check(&"a", 0).unwrap(); // admitted after the report was sent
+        here.share(&"a", 1_500, 0);
+        // Burst 3, owed 3, one more since: nothing left until a token refills.
+        assert_eq!(
+            here.check(&"a", 0),
+            Err(PresenceError::TooManyRequests {
+                retry_after_ms: 1_000
+            })
+        );
+        here.check(&"a", 1_000).unwrap();
     }
 
     #[test]

@@ -647,3 +647,54 @@ async fn with_an_append_only_file_offline_users_last_seen_survives_a_crash() {
         "the offline user and its last seen are back"
     );
 }
+
+/// Heartbeats one session (`user`'s, in room r1) sends through `servers` in turn, one every 50 ms
+/// of the clock for `ms`, with a real pause every 250 ms of it (so flushes run): how many were
+/// admitted, its join included.
+async fn admitted_through(
+    servers: &[&Presence],
+    clock: &ManualClock,
+    user: &str,
+    ms: u64,
+) -> usize {
+    let joined = servers[0].heartbeat(&req("r1", user, user)).await.unwrap();
+    let mut admitted = 1;
+    for i in 0..ms / 50 {
+        clock.advance(50);
+        let server = servers[i as usize % servers.len()];
+        match server
+            .heartbeat(&again(req("r1", user, user), &joined))
+            .await
+        {
+            Ok(_) => admitted += 1,
+            Err(PresenceError::TooManyRequests { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        if i % 5 == 4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    admitted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_rate_holds_across_servers() {
+    let config = PresenceConfig {
+        session_rate: RateLimit::new(2.0, 4),
+        ..base_config()
+    };
+    let Some(a) = open(Kind::Redis, config).await else {
+        return;
+    };
+    let b = a.peer().await;
+    // 4 s through one server: its burst and 2 a second.
+    let alone = admitted_through(&[&a.presence], &a.clock, "ann", 4_000).await;
+    assert!((11..=13).contains(&alone), "{alone}");
+    // The same through two servers in turn: not twice as many. At most one more burst, taken
+    // from the second server before the first flush told it what the first had admitted.
+    let spread = admitted_through(&[&a.presence, &b], &a.clock, "bob", 4_000).await;
+    assert!(
+        spread <= alone + 4,
+        "{spread} through two servers, {alone} through one"
+    );
+}

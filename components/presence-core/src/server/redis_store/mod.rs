@@ -8,6 +8,7 @@
 //! server's sessions still expire on time through the others. Nothing scans all sessions.
 
 mod hub;
+mod rates;
 mod reassert;
 mod touches;
 
@@ -49,6 +50,8 @@ struct Inner {
     script: redis::Script,
     /// The fast path of heartbeats that change nothing ([`touch.lua`](touch.lua)).
     touch: redis::Script,
+    /// Request rates shared across servers ([`rates.lua`](rates.lua)).
+    rates: redis::Script,
     /// Where fast-path heartbeats of sessions not remembered here queue for the next batch.
     touches: mpsc::UnboundedSender<touches::Queued>,
     /// Sessions that heartbeat through this server, answered from memory ([`touches`]).
@@ -61,8 +64,8 @@ struct Inner {
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
     room_key: RoomTokenKey,
-    /// Per-session request rates. Kept per server: with N servers a session that alternates
-    /// between them may send up to N times the configured rate.
+    /// Per-session request rates: admitted here, shared with the other servers through Redis
+    /// every flush ([`rates`]).
     sessions: Mutex<KeyedLimiter<String>>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
     hub: hub::Hub,
@@ -144,16 +147,17 @@ impl RedisPresence {
             conn,
             script: redis::Script::new(SCRIPT),
             touch: redis::Script::new(include_str!("touch.lua")),
+            rates: redis::Script::new(include_str!("rates.lua")),
             touches: touch_queue,
             remembered: touches::Remembered::default(),
             held: reassert::Held::default(),
             epoch: Mutex::new(None),
             prefix: config.redis_prefix.clone(),
-            sessions: Mutex::new(KeyedLimiter::new(
+            sessions: Mutex::new(KeyedLimiter::shared(
                 config.session_rate,
                 config.max_tracked_addresses,
             )),
-            addresses: Mutex::new(KeyedLimiter::new(
+            addresses: Mutex::new(KeyedLimiter::shared(
                 config.address_rate,
                 config.max_tracked_addresses,
             )),

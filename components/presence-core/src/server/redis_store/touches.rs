@@ -195,7 +195,8 @@ pub(crate) async fn run_batches(weak: Weak<Inner>, mut queue: mpsc::UnboundedRec
     }
 }
 
-/// Writes the remembered heartbeats every [`FLUSH_MS`]; ends when the store is dropped.
+/// Writes the remembered heartbeats and shares request rates ([`super::rates`]) every
+/// [`FLUSH_MS`]; ends when the store is dropped.
 pub(crate) async fn run_flushes(weak: Weak<Inner>) {
     let mut ticks = 0u64;
     loop {
@@ -204,6 +205,7 @@ pub(crate) async fn run_flushes(weak: Weak<Inner>) {
             return;
         };
         let _ = presence.flush_remembered().await;
+        let _ = presence.share_rates().await;
         ticks += 1;
         if ticks.is_multiple_of(240) {
             presence.inner.remembered.forget_idle(presence.now_ms());
