@@ -42,7 +42,7 @@ async fn open(kind: Kind, config: PresenceConfig) -> Option<Harness> {
         Kind::Memory => config,
         #[cfg(feature = "redis")]
         Kind::Redis => {
-            let Some(url) = redis_store::test_support::url() else {
+            let Some(url) = store::redis::test_support::url() else {
                 assert!(
                     std::env::var_os("PRESENCE_REQUIRE_REDIS").is_none(),
                     "PRESENCE_REQUIRE_REDIS is set but PRESENCE_TEST_REDIS_URL is not"

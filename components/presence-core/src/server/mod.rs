@@ -21,28 +21,26 @@
 mod client_address;
 mod clock;
 mod config;
-mod deadlines;
-mod memory;
 mod presence;
 mod rate;
-#[cfg(feature = "redis")]
-mod redis_store;
-mod registry;
-mod room;
 mod stall;
+mod store;
 mod subscription;
 mod token;
 
 pub use client_address::{client_address, limit_key};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig, RateLimit};
-pub use memory::{HeartbeatAck, MemoryPresence};
 pub use presence::Presence;
+pub use store::memory::{HeartbeatAck, MemoryPresence};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_store::RedisPresence;
+pub use store::redis::RedisPresence;
 pub use subscription::{Changes, RoomChange, SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};
+
+/// A hash map with a fast, randomly seeded (collision-attack resistant) hasher.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 #[cfg(test)]
 mod behaviour_tests;

@@ -1,13 +1,14 @@
 //! The engine handle apps use: one API over the store chosen by configuration.
 //!
-//! Two stores implement it: [`MemoryPresence`] (the embedded default: one process, no I/O) and,
-//! with the `redis` feature, [`super::RedisPresence`] (several servers share rooms through one
-//! Redis). They are an enum rather than a trait object so the in-memory path stays a direct,
-//! inlinable call, and one behaviour test suite runs against both.
+//! Two stores implement [`super::store::Store`]: [`MemoryPresence`] (the embedded default: one
+//! process, no I/O) and, with the `redis` feature, [`super::RedisPresence`] (several servers
+//! share rooms through one Redis). What does not depend on the store (the configuration's edge
+//! settings) is answered here from the configuration.
 
 use super::clock::{Clock, SystemClock};
 use super::config::PresenceConfig;
-use super::memory::MemoryPresence;
+use super::store::memory::MemoryPresence;
+use super::store::Store;
 use super::subscription::{Changes, SharedMessage, Subscription};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
@@ -21,29 +22,26 @@ use std::sync::Arc;
 /// store they never wait.
 #[derive(Clone, Debug)]
 pub struct Presence {
-    store: Store,
-}
-
-#[derive(Clone, Debug)]
-enum Store {
-    Memory(MemoryPresence),
-    #[cfg(feature = "redis")]
-    Redis(super::redis_store::RedisPresence),
+    store: Arc<dyn Store>,
+    /// The same store, when it is the in-memory one (for its synchronous API).
+    memory: Option<MemoryPresence>,
 }
 
 impl From<MemoryPresence> for Presence {
     fn from(memory: MemoryPresence) -> Self {
         Presence {
-            store: Store::Memory(memory),
+            store: Arc::new(memory.clone()),
+            memory: Some(memory),
         }
     }
 }
 
 #[cfg(feature = "redis")]
-impl From<super::redis_store::RedisPresence> for Presence {
-    fn from(redis: super::redis_store::RedisPresence) -> Self {
+impl From<super::store::redis::RedisPresence> for Presence {
+    fn from(redis: super::store::redis::RedisPresence) -> Self {
         Presence {
-            store: Store::Redis(redis),
+            store: Arc::new(redis),
+            memory: None,
         }
     }
 }
@@ -73,7 +71,7 @@ impl Presence {
         match config.redis_url.clone() {
             None => Ok(Self::start_with_clock(config, clock)),
             #[cfg(feature = "redis")]
-            Some(url) => Ok(super::redis_store::RedisPresence::connect_with_clock(
+            Some(url) => Ok(super::store::redis::RedisPresence::connect_with_clock(
                 &url, config, clock,
             )
             .await?
@@ -87,68 +85,40 @@ impl Presence {
 
     /// The in-memory store, if that is the one in use (for its synchronous API).
     pub fn memory(&self) -> Option<&MemoryPresence> {
-        match &self.store {
-            Store::Memory(m) => Some(m),
-            #[cfg(feature = "redis")]
-            Store::Redis(_) => None,
-        }
+        self.memory.as_ref()
     }
 
     /// Which store this is: `"memory"` or `"redis"`.
     pub fn store_name(&self) -> &'static str {
-        match &self.store {
-            Store::Memory(_) => "memory",
-            #[cfg(feature = "redis")]
-            Store::Redis(_) => "redis",
-        }
+        self.store.name()
     }
 
     /// Most live subscriptions one client address may hold on this server
     /// (`max_sockets_per_address`).
     pub fn max_sockets_per_address(&self) -> usize {
-        match &self.store {
-            Store::Memory(m) => m.max_sockets_per_address(),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.max_sockets_per_address(),
-        }
+        self.store.config().max_sockets_per_address
     }
 
     /// Other origins whose pages may call presence (`allowed_origins`).
     pub fn allowed_origins(&self) -> &[String] {
-        match &self.store {
-            Store::Memory(m) => m.allowed_origins(),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.allowed_origins(),
-        }
+        &self.store.config().allowed_origins
     }
 
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
-        match &self.store {
-            Store::Memory(m) => m.now_ms(),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.now_ms(),
-        }
+        self.store.now_ms()
     }
 
     /// The proxies whose `X-Forwarded-For` is believed (`PRESENCE_TRUSTED_PROXIES`); see
     /// [`super::client_address`].
     pub fn trusted_proxies(&self) -> &[IpAddr] {
-        match &self.store {
-            Store::Memory(m) => m.trusted_proxies(),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.trusted_proxies(),
-        }
+        &self.store.config().trusted_proxies
     }
 
     /// Counts one request from a client address against `address_rate`. The HTTP layer calls it
     /// for heartbeats and updates; the engine cannot see addresses itself.
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.check_address(address),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.check_address(address),
-        }
+        self.store.check_address(address)
     }
 
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
@@ -158,11 +128,7 @@ impl Presence {
         &self,
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.heartbeat(request),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.heartbeat(request).await,
-        }
+        self.store.heartbeat(request).await
     }
 
     /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
@@ -171,11 +137,7 @@ impl Presence {
         session_token: &str,
         state: Value,
     ) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.update_state(session_token, state),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.update_state(session_token, state, None).await,
-        }
+        self.store.update_state(session_token, state, None).await
     }
 
     /// [`Presence::update_state`] on behalf of an authenticated `user`: refused with `Forbidden`
@@ -186,29 +148,19 @@ impl Presence {
         session_token: &str,
         state: Value,
     ) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.update_state_as(user, session_token, state),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.update_state(session_token, state, Some(user)).await,
-        }
+        self.store
+            .update_state(session_token, state, Some(user))
+            .await
     }
 
     /// Marks a session away (tab hidden) or active. One `Updated` if it changed.
     pub async fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.set_away(session_token, away),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.set_away(session_token, away).await,
-        }
+        self.store.set_away(session_token, away).await
     }
 
     /// Ends a session now.
     pub async fn disconnect(&self, session_token: &str) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.disconnect(session_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.disconnect(session_token, None).await,
-        }
+        self.store.disconnect(session_token, None).await
     }
 
     /// [`Presence::disconnect`] on behalf of an authenticated `user`: refused with `Forbidden`
@@ -218,39 +170,23 @@ impl Presence {
         user: &str,
         session_token: &str,
     ) -> Result<(), PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.disconnect_as(user, session_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.disconnect(session_token, Some(user)).await,
-        }
+        self.store.disconnect(session_token, Some(user)).await
     }
 
     /// The room a room token grants, and its snapshot.
     pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.list(room_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list(room_token).await,
-        }
+        self.store.list(room_token).await
     }
 
     /// [`Presence::list`] as the message every reader of this room version shares: built and
     /// serialized to JSON once per version, so a crowd of readers costs one snapshot.
     pub async fn list_shared(&self, room_token: &str) -> Result<Arc<SharedMessage>, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.list_shared(room_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list_shared(room_token).await,
-        }
+        self.store.list_shared(room_token).await
     }
 
     /// A room's snapshot, without a token: for trusted server-side code (admin, tests).
     pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => Ok(m.list_room(room)),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list_room(room).await,
-        }
+        self.store.list_room(room).await
     }
 
     /// A room's snapshot for synchronous callers (server-side rendering), without waiting on
@@ -258,48 +194,28 @@ impl Presence {
     /// subscribers, or `None` if nobody here watches it (render without it; the browser fills
     /// the list in once it joins).
     pub fn list_room_now(&self, room: &str) -> Option<RoomSnapshot> {
-        match &self.store {
-            Store::Memory(m) => Some(m.list_room(room)),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list_room_now(room),
-        }
+        self.store.list_room_now(room)
     }
 
     /// The rooms where `user` is online, sorted.
     pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => Ok(m.list_user(user)),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.list_user(user).await,
-        }
+        self.store.list_user(user).await
     }
 
     /// Removes a user and its sessions from a room (subscribers get `Removed`). True if listed.
     pub async fn remove_room_user(&self, room: &str, user: &str) -> Result<bool, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => Ok(m.remove_room_user(room, user)),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.remove_room_user(room, user).await,
-        }
+        self.store.remove_room_user(room, user).await
     }
 
     /// Removes everyone from a room. True if anyone was listed.
     pub async fn remove_room(&self, room: &str) -> Result<bool, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => Ok(m.remove_room(room)),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.remove_room(room).await,
-        }
+        self.store.remove_room(room).await
     }
 
     /// The room token for `room`, for trusted server-side code that lets a page watch a room
     /// before it joins.
     pub fn room_token(&self, room: &str) -> Result<String, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.room_token(room),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.room_token(room),
-        }
+        self.store.room_token(room)
     }
 
     /// Subscribes to the room a room token grants. With the token of a session in that room, the
@@ -310,11 +226,7 @@ impl Presence {
         room_token: &str,
         session_token: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.subscribe(room_token, session_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.subscribe(room_token, session_token, None).await,
-        }
+        self.store.subscribe(room_token, session_token, None).await
     }
 
     /// Every change in every room, for server-side code: on-join / on-leave hooks, audit logs,
@@ -337,11 +249,7 @@ impl Presence {
     /// # });
     /// ```
     pub fn changes(&self) -> Changes {
-        match &self.store {
-            Store::Memory(m) => m.changes(),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.changes(),
-        }
+        self.store.changes()
     }
 
     /// [`Presence::subscribe`] on behalf of an authenticated `user`: a session token, if given,
@@ -352,10 +260,8 @@ impl Presence {
         room_token: &str,
         session_token: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
-        match &self.store {
-            Store::Memory(m) => m.subscribe_as(user, room_token, session_token),
-            #[cfg(feature = "redis")]
-            Store::Redis(r) => r.subscribe(room_token, session_token, Some(user)).await,
-        }
+        self.store
+            .subscribe(room_token, session_token, Some(user))
+            .await
     }
 }

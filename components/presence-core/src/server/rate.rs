@@ -1,6 +1,6 @@
 //! Token buckets: per session (inside the registry) and per client address (a bounded map).
 
-use super::room::Map;
+use super::Map;
 use crate::error::PresenceError;
 use std::hash::Hash;
 
@@ -89,6 +89,8 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         }
     }
 
+    // Only the Redis store shares its limits.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// A limiter whose admissions are reported to a store other servers share.
     pub fn shared(limit: RateLimit, capacity: usize) -> Self {
         KeyedLimiter {
@@ -115,16 +117,22 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         Ok(())
     }
 
+    // Only the Redis store shares its limits.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// The limit these buckets keep.
     pub fn limit(&self) -> RateLimit {
         self.limit
     }
 
+    // Only the Redis store shares its limits.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// What was admitted per key since the last report (none when unlimited).
     pub fn report(&mut self) -> Vec<(K, u32)> {
         self.admitted.drain().collect()
     }
 
+    // Only the Redis store shares its limits.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     /// Starts `key`'s bucket again from what every server admitted, as the shared store adds it
     /// up: `tat` is its theoretical arrival time (each admission pushes it one emission interval
     /// past `max(tat, now)`), less what this server admitted since its report.

@@ -1,8 +1,8 @@
 //! A live view of one room: its snapshot, then every change, resynced if it falls behind.
 
-use super::memory::MemoryPresence;
-use super::registry::SubscriberKey;
 use crate::wire::RoomMessage;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::broadcast::{self, error::RecvError};
 
@@ -44,17 +44,17 @@ impl SharedMessage {
     }
 }
 
-/// Where a subscription's messages come from, and what closing it releases.
-#[derive(Debug)]
-pub(crate) enum Source {
-    /// This process's registry.
-    Memory {
-        presence: MemoryPresence,
-        key: SubscriberKey,
-    },
-    /// Redis pub/sub, relayed by this server's hub.
-    #[cfg(feature = "redis")]
-    Redis(super::redis_store::RedisHold),
+/// A fresh snapshot and the changes after it.
+pub(crate) type Resubscribed = (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>);
+
+/// What a subscription holds in its store: the room it watches, how it catches up after
+/// falling behind, and what closing it releases. Each store implements it.
+pub(crate) trait Source: Send + Sync + std::fmt::Debug {
+    fn room(&self) -> &str;
+    /// A fresh snapshot and receiver for a subscriber that fell behind.
+    fn resubscribe(&self) -> Pin<Box<dyn Future<Output = Resubscribed> + Send + '_>>;
+    /// Closes the watch (and, for a subscription that holds a session, starts its grace).
+    fn release(&self);
 }
 
 /// A subscription to one room, from [`super::Presence::subscribe`].
@@ -65,7 +65,7 @@ pub(crate) enum Source {
 /// that session gets the grace deadline.
 #[derive(Debug)]
 pub struct Subscription {
-    source: Source,
+    source: Box<dyn Source>,
     rx: broadcast::Receiver<Arc<SharedMessage>>,
     pending_snapshot: Option<Arc<SharedMessage>>,
     seq: u64,
@@ -73,7 +73,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub(crate) fn new(
-        source: Source,
+        source: Box<dyn Source>,
         snapshot: Arc<SharedMessage>,
         rx: broadcast::Receiver<Arc<SharedMessage>>,
     ) -> Self {
@@ -87,11 +87,7 @@ impl Subscription {
 
     /// The room this subscription watches.
     pub fn room(&self) -> &str {
-        match &self.source {
-            Source::Memory { key, .. } => &key.room,
-            #[cfg(feature = "redis")]
-            Source::Redis(hold) => hold.room(),
-        }
+        self.source.room()
     }
 
     /// The next message: the snapshot first, then changes; a new snapshot after falling behind.
@@ -116,11 +112,7 @@ impl Subscription {
                     return message;
                 }
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    let (snapshot, rx) = match &self.source {
-                        Source::Memory { presence, key } => presence.resubscribe(&key.room),
-                        #[cfg(feature = "redis")]
-                        Source::Redis(hold) => hold.resubscribe().await,
-                    };
+                    let (snapshot, rx) = self.source.resubscribe().await;
                     self.rx = rx;
                     self.seq = snapshot.message().seq();
                     return snapshot;
@@ -132,11 +124,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        match &self.source {
-            Source::Memory { presence, key } => presence.unsubscribe(key),
-            #[cfg(feature = "redis")]
-            Source::Redis(hold) => hold.release(),
-        }
+        self.source.release();
     }
 }
 

@@ -199,7 +199,7 @@ async fn messages_until(sub: &mut Subscription, seq: u64) -> Vec<RoomMessage> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_and_redis_agree_on_random_sequences() {
-    let Some(url) = redis_store::test_support::url() else {
+    let Some(url) = store::redis::test_support::url() else {
         eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
         return;
     };

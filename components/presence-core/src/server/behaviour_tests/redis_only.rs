@@ -211,7 +211,7 @@ impl OwnRedis {
 /// A redis-server of the test's own (started by `start`), a clock, and a config for it; `None`
 /// (the test skips) without `PRESENCE_TEST_REDIS_URL`.
 fn own_redis(start: fn() -> Option<OwnRedis>) -> Option<(OwnRedis, ManualClock, PresenceConfig)> {
-    if redis_store::test_support::url().is_none() {
+    if store::redis::test_support::url().is_none() {
         eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
         return None;
     }

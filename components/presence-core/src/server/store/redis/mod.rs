@@ -12,16 +12,17 @@ mod rates;
 mod reassert;
 mod touches;
 
-use super::clock::{sleep_or_wake, Clock, SystemClock};
-use super::config::PresenceConfig;
-use super::rate::KeyedLimiter;
-use super::subscription::{
-    Changes, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
-};
-use super::token::{RoomTokenKey, SessionToken};
+use super::Answer;
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
 use crate::room_view::room_order;
+use crate::server::clock::{sleep_or_wake, Clock, SystemClock};
+use crate::server::config::PresenceConfig;
+use crate::server::rate::KeyedLimiter;
+use crate::server::subscription::{
+    Changes, Resubscribed, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
+};
+use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot, UserPresence};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -38,7 +39,7 @@ const EXPIRE_BATCH: usize = 256;
 const RETRY_WHILE_DOWN: Duration = Duration::from_millis(500);
 
 /// A presence store in Redis. Cheap to clone; clones share one connection, one pub/sub hub and
-/// one scheduler. Use it through [`super::Presence::open`] with `redis_url` set.
+/// one scheduler. Use it through [`crate::server::Presence::open`] with `redis_url` set.
 #[derive(Clone)]
 pub struct RedisPresence {
     inner: Arc<Inner>,
@@ -201,21 +202,6 @@ impl RedisPresence {
         weak.upgrade().map(|inner| RedisPresence { inner })
     }
 
-    /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
-    pub fn trusted_proxies(&self) -> &[IpAddr] {
-        &self.inner.config.trusted_proxies
-    }
-
-    /// `max_sockets_per_address` from the configuration.
-    pub fn max_sockets_per_address(&self) -> usize {
-        self.inner.config.max_sockets_per_address
-    }
-
-    /// `allowed_origins` from the configuration.
-    pub fn allowed_origins(&self) -> &[String] {
-        &self.inner.config.allowed_origins
-    }
-
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
@@ -225,7 +211,7 @@ impl RedisPresence {
     /// address by its /64).
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
         let now = self.now_ms();
-        lock(&self.inner.addresses).check(&super::limit_key(address), now)
+        lock(&self.inner.addresses).check(&crate::server::limit_key(address), now)
     }
 
     fn check_session_rate(&self, key: &str) -> Result<(), PresenceError> {
@@ -345,7 +331,7 @@ impl RedisPresence {
         }
     }
 
-    /// Joins a room or keeps a session alive; see [`super::MemoryPresence::heartbeat`].
+    /// Joins a room or keeps a session alive; see [`crate::server::MemoryPresence::heartbeat`].
     pub async fn heartbeat(
         &self,
         request: &HeartbeatRequest,
@@ -541,7 +527,7 @@ impl RedisPresence {
     }
 
     /// Subscribes to the room a room token grants; with a session token, the subscription holds
-    /// that session (see [`super::MemoryPresence::subscribe`]).
+    /// that session (see [`crate::server::MemoryPresence::subscribe`]).
     pub async fn subscribe(
         &self,
         room_token: &str,
@@ -588,7 +574,7 @@ impl RedisPresence {
                 }
             },
         };
-        Ok(Subscription::new(Source::Redis(hold), snapshot, rx))
+        Ok(Subscription::new(Box::new(hold), snapshot, rx))
     }
 
     async fn snapshot_message(&self, room: &str) -> Result<Arc<SharedMessage>, PresenceError> {
@@ -645,22 +631,24 @@ pub(crate) struct RedisHold {
     session: Option<(String, String)>,
 }
 
-impl RedisHold {
-    pub fn room(&self) -> &str {
+impl Source for RedisHold {
+    fn room(&self) -> &str {
         &self.room
     }
 
     /// A fresh snapshot and receiver for a subscriber that fell behind.
-    pub async fn resubscribe(
+    fn resubscribe(
         &self,
-    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
-        let rx = self.presence.inner.hub.receiver(&self.room);
-        let snapshot = self.presence.snapshot_patiently(&self.room).await;
-        (snapshot, rx)
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Resubscribed> + Send + '_>> {
+        Box::pin(async move {
+            let rx = self.presence.inner.hub.receiver(&self.room);
+            let snapshot = self.presence.snapshot_patiently(&self.room).await;
+            (snapshot, rx)
+        })
     }
 
     /// Closes the watch; a held session gets the grace deadline (in the background).
-    pub fn release(&self) {
+    fn release(&self) {
         self.presence.inner.hub.unwatch(&self.room);
         let Some((sid, token)) = self.session.clone() else {
             return;
@@ -680,12 +668,110 @@ impl RedisHold {
     }
 }
 
+impl super::Store for RedisPresence {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn config(&self) -> &PresenceConfig {
+        &self.inner.config
+    }
+
+    fn now_ms(&self) -> u64 {
+        RedisPresence::now_ms(self)
+    }
+
+    fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
+        RedisPresence::check_address(self, address)
+    }
+
+    fn heartbeat<'a>(&'a self, request: &'a HeartbeatRequest) -> Answer<'a, HeartbeatResponse> {
+        Box::pin(RedisPresence::heartbeat(self, request))
+    }
+
+    fn update_state<'a>(
+        &'a self,
+        session_token: &'a str,
+        state: Value,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, ()> {
+        Box::pin(RedisPresence::update_state(
+            self,
+            session_token,
+            state,
+            as_user,
+        ))
+    }
+
+    fn set_away<'a>(&'a self, session_token: &'a str, away: bool) -> Answer<'a, ()> {
+        Box::pin(RedisPresence::set_away(self, session_token, away))
+    }
+
+    fn disconnect<'a>(
+        &'a self,
+        session_token: &'a str,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, ()> {
+        Box::pin(RedisPresence::disconnect(self, session_token, as_user))
+    }
+
+    fn list<'a>(&'a self, room_token: &'a str) -> Answer<'a, RoomSnapshot> {
+        Box::pin(RedisPresence::list(self, room_token))
+    }
+
+    fn list_shared<'a>(&'a self, room_token: &'a str) -> Answer<'a, Arc<SharedMessage>> {
+        Box::pin(RedisPresence::list_shared(self, room_token))
+    }
+
+    fn list_room<'a>(&'a self, room: &'a str) -> Answer<'a, RoomSnapshot> {
+        Box::pin(RedisPresence::list_room(self, room))
+    }
+
+    fn list_room_now(&self, room: &str) -> Option<RoomSnapshot> {
+        RedisPresence::list_room_now(self, room)
+    }
+
+    fn list_user<'a>(&'a self, user: &'a str) -> Answer<'a, Vec<String>> {
+        Box::pin(RedisPresence::list_user(self, user))
+    }
+
+    fn remove_room_user<'a>(&'a self, room: &'a str, user: &'a str) -> Answer<'a, bool> {
+        Box::pin(RedisPresence::remove_room_user(self, room, user))
+    }
+
+    fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool> {
+        Box::pin(RedisPresence::remove_room(self, room))
+    }
+
+    fn room_token(&self, room: &str) -> Result<String, PresenceError> {
+        RedisPresence::room_token(self, room)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        room_token: &'a str,
+        session_token: Option<&'a str>,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, Subscription> {
+        Box::pin(RedisPresence::subscribe(
+            self,
+            room_token,
+            session_token,
+            as_user,
+        ))
+    }
+
+    fn changes(&self) -> Changes {
+        RedisPresence::changes(self)
+    }
+}
+
 /// The scheduler: claim and end what is due, then sleep until the next deadline or until a
 /// server announces an earlier one. A pause of this process, or an outage of Redis, holds expiry
-/// for `stall_grace_ms` afterwards (see [`super::stall`]): the heartbeats that failed or waited
+/// for `stall_grace_ms` afterwards (see [`crate::server::stall`]): the heartbeats that failed or waited
 /// meanwhile come in first.
 async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
-    let mut stall = super::stall::StallGuard::default();
+    let mut stall = crate::server::stall::StallGuard::default();
     // Since when this scheduler has found Redis unreachable, if it has.
     let mut down_since: Option<std::time::Instant> = None;
     loop {
@@ -703,7 +789,7 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
             match redis::cmd("PING").query_async::<String>(&mut conn).await {
                 Ok(_) => {
                     let lasted = down_since.take().map_or(Duration::ZERO, |t| t.elapsed());
-                    if lasted.as_millis() as u64 > super::stall::STALL_THRESHOLD_MS {
+                    if lasted.as_millis() as u64 > crate::server::stall::STALL_THRESHOLD_MS {
                         stall.outage();
                     }
                 }

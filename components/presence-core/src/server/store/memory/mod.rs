@@ -1,19 +1,24 @@
 //! The in-memory store (the embedded default): a registry behind a mutex, and one scheduler task
 //! that sleeps until the earliest deadline.
 
-use super::clock::{sleep_or_wake, Clock, SystemClock};
-use super::config::PresenceConfig;
-use super::rate::KeyedLimiter;
-use super::registry::{Registry, SubscriberKey};
-use super::subscription::{Changes, SharedMessage, Source, Subscription};
-use super::token::RoomTokenKey;
+mod deadlines;
+pub(crate) mod registry;
+mod room;
+
+use super::{ready, Answer};
 use crate::error::{Field, PresenceError};
+use crate::server::clock::{sleep_or_wake, Clock, SystemClock};
+use crate::server::config::PresenceConfig;
+use crate::server::rate::KeyedLimiter;
+use crate::server::subscription::{Changes, Resubscribed, SharedMessage, Source, Subscription};
+use crate::server::token::RoomTokenKey;
 use crate::validate;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
+use registry::{Registry, SubscriberKey};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 
 /// What [`MemoryPresence::heartbeat_ack`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +43,8 @@ pub struct MemoryPresence {
 struct Inner {
     registry: Mutex<Registry>,
     addresses: Mutex<KeyedLimiter<IpAddr>>,
-    trusted_proxies: Vec<IpAddr>,
-    allowed_origins: Vec<String>,
-    max_sockets_per_address: usize,
+    /// What the engine was started with (the registry keeps its own copy of the rules' part).
+    config: PresenceConfig,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     room_key: RoomTokenKey,
@@ -65,7 +69,7 @@ impl MemoryPresence {
         Self::start_with_clock(config, SystemClock::default())
     }
 
-    /// Starts an engine on the given clock (a [`super::ManualClock`] in tests).
+    /// Starts an engine on the given clock (a [`crate::server::ManualClock`] in tests).
     /// Must be called inside a tokio runtime.
     pub fn start_with_clock(config: PresenceConfig, clock: impl Clock) -> Self {
         let room_key = match &config.room_token_secret {
@@ -77,10 +81,8 @@ impl MemoryPresence {
                 config.address_rate,
                 config.max_tracked_addresses,
             )),
-            trusted_proxies: config.trusted_proxies.clone(),
-            allowed_origins: config.allowed_origins.clone(),
-            max_sockets_per_address: config.max_sockets_per_address,
-            registry: Mutex::new(Registry::new(config, room_key.clone())),
+            registry: Mutex::new(Registry::new(config.clone(), room_key.clone())),
+            config,
             clock: Arc::new(clock),
             wake: Arc::new(Notify::new()),
             room_key,
@@ -112,7 +114,7 @@ impl MemoryPresence {
     }
 
     /// Counts one request from a client address against `address_rate` (an IPv6 address by its
-    /// /64: see [`super::limit_key`]). The HTTP layer calls it for heartbeats, updates and lists;
+    /// /64: see [`crate::server::limit_key`]). The HTTP layer calls it for heartbeats, updates and lists;
     /// the engine cannot see addresses itself.
     pub fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
         let now = self.inner.clock.now_ms();
@@ -120,27 +122,12 @@ impl MemoryPresence {
             .addresses
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .check(&super::limit_key(address), now)
-    }
-
-    /// The proxies whose `X-Forwarded-For` is believed (see [`super::client_address`]).
-    pub fn trusted_proxies(&self) -> &[IpAddr] {
-        &self.inner.trusted_proxies
+            .check(&crate::server::limit_key(address), now)
     }
 
     /// The engine's current time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
-    }
-
-    /// `max_sockets_per_address` from the configuration.
-    pub fn max_sockets_per_address(&self) -> usize {
-        self.inner.max_sockets_per_address
-    }
-
-    /// `allowed_origins` from the configuration.
-    pub fn allowed_origins(&self) -> &[String] {
-        &self.inner.allowed_origins
     }
 
     /// Joins a room or keeps a session alive. The first heartbeat of a session (no token) creates
@@ -280,30 +267,16 @@ impl MemoryPresence {
         let room = self.inner.room_key.verify(room_token)?;
         let (key, snapshot, rx) =
             self.with_registry(|r, _| r.subscribe(room, session_token, as_user))?;
-        Ok(Subscription::new(
-            Source::Memory {
-                presence: self.clone(),
-                key,
-            },
-            snapshot,
-            rx,
-        ))
+        let hold = MemoryHold {
+            presence: self.clone(),
+            key,
+        };
+        Ok(Subscription::new(Box::new(hold), snapshot, rx))
     }
 
-    /// Every change in every room, for server-side code; see [`super::Presence::changes`].
+    /// Every change in every room, for server-side code; see [`crate::server::Presence::changes`].
     pub fn changes(&self) -> Changes {
         Changes::new(self.lock().changes())
-    }
-
-    pub(crate) fn resubscribe(
-        &self,
-        room: &Arc<str>,
-    ) -> (Arc<SharedMessage>, broadcast::Receiver<Arc<SharedMessage>>) {
-        self.with_registry(|r, _| r.resubscribe(room))
-    }
-
-    pub(crate) fn unsubscribe(&self, key: &SubscriberKey) {
-        self.with_registry(|r, now| r.unsubscribe(key, now));
     }
 
     /// A weak handle to the engine's state, to check that it is freed when the last clone goes.
@@ -331,9 +304,9 @@ pub(crate) fn snapshot_of(message: &SharedMessage) -> RoomSnapshot {
 /// queues an earlier one. If it wakes much later than the deadline it slept for, the process was
 /// stopped meanwhile (a laptop asleep, a stopped container, a long GC or VM stall): every heartbeat
 /// sent during the pause is still queued, so it holds expiry for `stall_grace_ms` to let them in
-/// rather than ending everyone at once (see [`super::stall`]).
+/// rather than ending everyone at once (see [`crate::server::stall`]).
 async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
-    let mut stall = super::stall::StallGuard::default();
+    let mut stall = crate::server::stall::StallGuard::default();
     loop {
         let sleep = {
             let Some(inner) = engine.upgrade() else {
@@ -369,6 +342,130 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
             next.map(|at| inner.clock.sleep_until(at))
         };
         sleep_or_wake(sleep, &wake).await;
+    }
+}
+
+/// A subscription's hold on the registry: its subscriber entry (and session, if it holds one).
+#[derive(Debug)]
+struct MemoryHold {
+    presence: MemoryPresence,
+    key: SubscriberKey,
+}
+
+impl Source for MemoryHold {
+    fn room(&self) -> &str {
+        &self.key.room
+    }
+
+    fn resubscribe(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Resubscribed> + Send + '_>> {
+        let resubscribed = self
+            .presence
+            .with_registry(|r, _| r.resubscribe(&self.key.room));
+        Box::pin(std::future::ready(resubscribed))
+    }
+
+    fn release(&self) {
+        self.presence
+            .with_registry(|r, now| r.unsubscribe(&self.key, now));
+    }
+}
+
+impl super::Store for MemoryPresence {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn config(&self) -> &PresenceConfig {
+        &self.inner.config
+    }
+
+    fn now_ms(&self) -> u64 {
+        MemoryPresence::now_ms(self)
+    }
+
+    fn check_address(&self, address: IpAddr) -> Result<(), PresenceError> {
+        MemoryPresence::check_address(self, address)
+    }
+
+    fn heartbeat<'a>(&'a self, request: &'a HeartbeatRequest) -> Answer<'a, HeartbeatResponse> {
+        ready(MemoryPresence::heartbeat(self, request))
+    }
+
+    fn update_state<'a>(
+        &'a self,
+        session_token: &'a str,
+        state: Value,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, ()> {
+        ready(match as_user {
+            Some(user) => self.update_state_as(user, session_token, state),
+            None => MemoryPresence::update_state(self, session_token, state),
+        })
+    }
+
+    fn set_away<'a>(&'a self, session_token: &'a str, away: bool) -> Answer<'a, ()> {
+        ready(MemoryPresence::set_away(self, session_token, away))
+    }
+
+    fn disconnect<'a>(
+        &'a self,
+        session_token: &'a str,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, ()> {
+        ready(match as_user {
+            Some(user) => self.disconnect_as(user, session_token),
+            None => MemoryPresence::disconnect(self, session_token),
+        })
+    }
+
+    fn list<'a>(&'a self, room_token: &'a str) -> Answer<'a, RoomSnapshot> {
+        ready(MemoryPresence::list(self, room_token))
+    }
+
+    fn list_shared<'a>(&'a self, room_token: &'a str) -> Answer<'a, Arc<SharedMessage>> {
+        ready(MemoryPresence::list_shared(self, room_token))
+    }
+
+    fn list_room<'a>(&'a self, room: &'a str) -> Answer<'a, RoomSnapshot> {
+        ready(Ok(MemoryPresence::list_room(self, room)))
+    }
+
+    fn list_room_now(&self, room: &str) -> Option<RoomSnapshot> {
+        Some(MemoryPresence::list_room(self, room))
+    }
+
+    fn list_user<'a>(&'a self, user: &'a str) -> Answer<'a, Vec<String>> {
+        ready(Ok(MemoryPresence::list_user(self, user)))
+    }
+
+    fn remove_room_user<'a>(&'a self, room: &'a str, user: &'a str) -> Answer<'a, bool> {
+        ready(Ok(MemoryPresence::remove_room_user(self, room, user)))
+    }
+
+    fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool> {
+        ready(Ok(MemoryPresence::remove_room(self, room)))
+    }
+
+    fn room_token(&self, room: &str) -> Result<String, PresenceError> {
+        MemoryPresence::room_token(self, room)
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        room_token: &'a str,
+        session_token: Option<&'a str>,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, Subscription> {
+        ready(match as_user {
+            Some(user) => self.subscribe_as(user, room_token, session_token),
+            None => MemoryPresence::subscribe(self, room_token, session_token),
+        })
+    }
+
+    fn changes(&self) -> Changes {
+        MemoryPresence::changes(self)
     }
 }
 

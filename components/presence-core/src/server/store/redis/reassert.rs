@@ -70,7 +70,7 @@ impl RedisPresence {
     pub(super) async fn read_epoch(&self) -> Option<String> {
         let key = format!("{}:epoch", self.inner.prefix);
         let mut conn = self.inner.conn.clone();
-        let fresh = super::super::token::SessionToken::generate().to_hex();
+        let fresh = crate::server::token::SessionToken::generate().to_hex();
         let _: redis::RedisResult<()> = redis::cmd("SET")
             .arg(&key)
             .arg(&fresh)

@@ -1,14 +1,14 @@
 //! Every presence operation, on plain data, with "now" passed in. No locks, no tasks, no I/O:
-//! [`super::Presence`] wraps it in a mutex and drives [`Registry::expire_due`] from one scheduler.
+//! [`crate::server::Presence`] wraps it in a mutex and drives [`Registry::expire_due`] from one scheduler.
 
-use super::config::PresenceConfig;
 use super::deadlines::{DeadlineQueue, Owner};
-use super::rate::Bucket;
 use super::room::{Map, Room, Session, User};
-use super::subscription::{RoomChange, SharedMessage, CHANGES_BUFFER};
-use super::token::{RoomTokenKey, SessionToken};
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
+use crate::server::config::PresenceConfig;
+use crate::server::rate::Bucket;
+use crate::server::subscription::{RoomChange, SharedMessage, CHANGES_BUFFER};
+use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
 use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, RoomSnapshot};
 use serde_json::Value;

@@ -1,19 +1,17 @@
 //! One room's users and sessions, and how they are shown.
 
 use super::deadlines::Timer;
-use super::rate::Bucket;
-use super::subscription::{RoomChange, SharedMessage};
-use super::token::{RoomTokenKey, SessionToken};
 use crate::room_view::room_order;
+use crate::server::rate::Bucket;
+use crate::server::subscription::{RoomChange, SharedMessage};
+use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
 use serde_json::Value;
 use smallvec::SmallVec;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// A hash map with a fast, randomly seeded (collision-attack resistant) hasher.
-pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) use crate::server::Map;
 
 /// One tab of one user.
 #[derive(Debug)]
@@ -78,7 +76,7 @@ pub(crate) struct Room {
     pub subscribers: usize,
     /// Created on first subscribe, so rooms nobody watches cost no buffer.
     channel: Option<broadcast::Sender<Arc<SharedMessage>>>,
-    /// Every room's changes, for [`super::Presence::changes`] readers (if there are any).
+    /// Every room's changes, for [`crate::server::Presence::changes`] readers (if there are any).
     all: broadcast::Sender<RoomChange>,
     /// The snapshot at the current `seq`, built (and serialized) once for every subscriber that
     /// arrives before the next change: a reconnect storm costs one snapshot, not one per client.
