@@ -92,8 +92,8 @@ test.describe('several app servers on one Redis', () => {
         await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'online', { timeout: 10_000 });
         await expect(face(b, ida)).toHaveAttribute('data-presence-status', 'online', { timeout: 10_000 });
         await expect(face(a, ida)).toHaveCount(1);
-        // Past the servers' 1.5 s resync delay: A never showed B as gone or offline.
-        await a.waitForTimeout(2_500);
+        // Past the servers' 3 s resync delay: A never showed B as gone or offline.
+        await a.waitForTimeout(4_000);
         expect(await a.evaluate(() => (window as any).__blinks)).toEqual([]);
         // And presence works as before: B leaves, A sees it.
         await b.close({ runBeforeUnload: true });

@@ -35,6 +35,12 @@ pub(crate) struct Bucket {
 }
 
 impl Bucket {
+    /// True if the bucket holds its whole burst at `now`.
+    fn is_full(&self, limit: RateLimit, now: u64) -> bool {
+        let elapsed = now.saturating_sub(self.at_ms) as f64 / 1000.0;
+        self.tokens + elapsed * limit.per_second >= f64::from(limit.burst)
+    }
+
     pub fn full(limit: RateLimit, now: u64) -> Self {
         Bucket {
             tokens: f64::from(limit.burst),
@@ -126,9 +132,29 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
 
     // Only the Redis store shares its limits.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    /// What was admitted per key since the last report (none when unlimited).
-    pub fn report(&mut self) -> Vec<(K, u32)> {
-        self.admitted.drain().collect()
+    /// What was admitted per key since the last report (none when unlimited), and, with a count
+    /// of 0, every other key whose bucket is not full at `now`: another server may have taken
+    /// from its shared total meanwhile, and this server should know before it admits more.
+    pub fn report(&mut self, now: u64) -> Vec<(K, u32)> {
+        let limit = self.limit;
+        let mut report: Vec<(K, u32)> = self.admitted.drain().collect();
+        for (key, bucket) in &self.buckets {
+            if !bucket.is_full(limit, now) && !report.iter().any(|(k, _)| k == key) {
+                report.push((key.clone(), 0));
+            }
+        }
+        report
+    }
+
+    // Only the Redis store shares its limits.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// Puts back a report the shared store did not take (it did not answer).
+    pub fn unreport(&mut self, report: &[(K, u32)]) {
+        for (key, count) in report {
+            if *count > 0 {
+                *self.admitted.entry(key.clone()).or_default() += count;
+            }
+        }
     }
 
     // Only the Redis store shares its limits.
@@ -213,8 +239,13 @@ mod tests {
     fn a_shared_total_takes_what_other_servers_admitted() {
         let mut here = KeyedLimiter::shared(LIMIT, 8);
         here.check(&"a", 0).unwrap();
-        assert_eq!(here.report(), vec![("a", 1)]);
-        assert!(here.report().is_empty(), "a report drains");
+        assert_eq!(here.report(0), vec![("a", 1)]);
+        // Drained; the bucket is not full yet, so it is asked about with nothing admitted.
+        assert_eq!(here.report(0), vec![("a", 0)]);
+        // Refilled: nothing to ask.
+        assert!(here.report(10_000).is_empty());
+        here.unreport(&[("a", 2), ("b", 0)]);
+        assert_eq!(here.report(10_000), vec![("a", 2)]);
         // The store added ours (1) to another server's (2): three requests at 500 ms each.
         here.check(&"a", 0).unwrap(); // admitted after the report was sent
         here.share(&"a", 1_500, 0);

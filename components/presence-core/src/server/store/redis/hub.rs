@@ -314,7 +314,9 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
                 _ = tokio::time::sleep(jittered(delay)) => {}
                 _ = stop.notified() => return,
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
+            // At most a second between tries: after Redis restarts empty, every server must
+            // notice within the re-assert window (see `reassert`).
+            delay = (delay * 2).min(Duration::from_secs(1));
             continue;
         };
         delay = Duration::from_millis(50);

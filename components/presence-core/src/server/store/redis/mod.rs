@@ -242,10 +242,12 @@ impl RedisPresence {
     /// for the fast path (see `down`).
     fn answered<T>(&self, result: redis::RedisResult<T>) -> Result<T, PresenceError> {
         use std::sync::atomic::Ordering::Relaxed;
-        if result.is_ok() && self.inner.down.swap(false, Relaxed) {
+        if result.is_ok() && self.inner.down.load(Relaxed) {
             // Back after an outage: Redis may have restarted empty, so no session is vouched
-            // for from memory until Redis has seen it again.
+            // for from memory until Redis has seen it again (forgotten before the fast path
+            // opens again).
             self.inner.remembered.forget_all();
+            self.inner.down.store(false, Relaxed);
         }
         result.map_err(|e| {
             let unreachable = e.is_io_error()
@@ -433,6 +435,8 @@ impl RedisPresence {
             .map_err(|_| PresenceError::InvalidSessionToken)?
             .to_hex();
         self.check_session_rate(&token)?;
+        // The away flag may change here: the next heartbeat is checked against Redis again.
+        self.inner.remembered.forget(&token);
         self.call("update", &[&token, as_user.unwrap_or(""), what, value])
             .await
             .map(drop)
@@ -552,9 +556,6 @@ impl RedisPresence {
             }
             None => None,
         };
-        if let Some((sid, token)) = &session {
-            self.inner.held.add(token, &room, sid);
-        }
         let hold = RedisHold {
             presence: self.clone(),
             room: room.clone(),
@@ -574,6 +575,11 @@ impl RedisPresence {
                 }
             },
         };
+        // Registered only now, with nothing left to await: a subscribe dropped half way leaves
+        // nothing here to make again after a restart.
+        if let Some((sid, token)) = &hold.session {
+            self.inner.held.add(token, &hold.room, sid);
+        }
         Ok(Subscription::new(Box::new(hold), snapshot, rx))
     }
 
@@ -814,11 +820,10 @@ async fn run_scheduler(engine: Weak<Inner>, wake: Arc<Notify>) {
                 Some(held_until)
             }
             // What this server answered from memory is written before anyone is judged gone.
-            None => match presence
-                .flush_remembered()
-                .await
-                .and(presence.expire_due().await)
-            {
+            None => match match presence.flush_remembered().await {
+                Ok(()) => presence.expire_due().await,
+                Err(e) => Err(e),
+            } {
                 Ok(next) => {
                     stall.sleeping_until(next);
                     next

@@ -3,11 +3,13 @@
 //! Each server admits heartbeats and updates with its own buckets (per session, per client
 //! address) as before. Every flush it reports what it admitted per key since the last report
 //! ([`rates.lua`](rates.lua) adds it to the key's shared total) and starts each reported bucket
-//! again from the total, less what it admitted meanwhile. So a client that spreads its requests
-//! over N servers gets the configured rate in the long run, not N times it: what it takes from
-//! one server is owed on all of them from the next flush on. Between two flushes each server
-//! can still admit up to its bucket, so a burst through N servers may reach N bursts once,
-//! after which the debt is paid back at the configured rate.
+//! again from the total, less what it admitted meanwhile. Keys whose bucket is not full are
+//! reported too (with nothing admitted), so a server that admitted nothing for a key still
+//! learns what the others took. So a client that spreads its requests over N servers gets the
+//! configured rate in the long run, not N times it: what it takes from one server is owed on
+//! all of them from the next flush on. Between two flushes each server can still admit up to
+//! its bucket, so a burst through N servers may reach N bursts once, after which the debt is
+//! paid back at the configured rate.
 
 use super::RedisPresence;
 use crate::error::PresenceError;
@@ -37,16 +39,27 @@ impl RedisPresence {
         limiter: &std::sync::Mutex<KeyedLimiter<K>>,
         key_of: impl Fn(&K) -> String,
     ) -> Result<(), PresenceError> {
+        let now = self.now_ms();
         let (report, limit) = {
             let mut limiter = super::lock(limiter);
-            (limiter.report(), limiter.limit())
+            (limiter.report(now), limiter.limit())
         };
         if report.is_empty() || limit.per_second.is_infinite() {
             return Ok(());
         }
-        for chunk in report.chunks(MAX_KEYS) {
+        let mut chunks = report.chunks(MAX_KEYS);
+        while let Some(chunk) = chunks.next() {
             let now = self.now_ms();
-            let totals = self.add_up(chunk, limit, now, &key_of).await?;
+            let totals = match self.add_up(chunk, limit, now, &key_of).await {
+                Ok(totals) => totals,
+                Err(e) => {
+                    // Not counted yet: the next flush reports them again.
+                    let mut limiter = super::lock(limiter);
+                    limiter.unreport(chunk);
+                    chunks.for_each(|rest| limiter.unreport(rest));
+                    return Err(e);
+                }
+            };
             let mut limiter = super::lock(limiter);
             for ((key, _), tat) in chunk.iter().zip(totals) {
                 limiter.share(key, tat, now);

@@ -6,7 +6,9 @@
 //! hold again, with its token, user, name, away flag and state as the server last relayed them
 //! (the hub's paint of the room), before it resyncs its watchers; and it resyncs them only
 //! [`RESYNC_AFTER_RESTART`] later, so that the other servers have made their sessions again
-//! too. Until then watchers keep the list they had. A watcher never sees a live user vanish.
+//! too. Until then watchers keep the list they had. A watcher does not see a live user vanish,
+//! provided every server notices the restart and makes its sessions again within that window
+//! (a server cut off from Redis for longer, or one with very many sessions, may not).
 //!
 //! What comes back differs in one way: the order of the users online (by when they came back).
 //! Offline users' last-seen history comes back only if Redis persisted it (see the README).
@@ -18,9 +20,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long watchers keep their list after a restart, while every server makes its sessions
-/// again. Servers notice the restart when their pub/sub reconnects (within about a second of
-/// Redis answering).
-pub(crate) const RESYNC_AFTER_RESTART: Duration = Duration::from_millis(1_500);
+/// again. Servers notice the restart when their pub/sub reconnects, which it tries at least once
+/// a second (1.25 s with jitter), and make their sessions again [`CONCURRENCY`] at a time.
+pub(crate) const RESYNC_AFTER_RESTART: Duration = Duration::from_millis(3_000);
+
+/// Sessions made again at once (each is one or two script calls).
+const CONCURRENCY: usize = 32;
+
+/// The interval a session made again gets until its tab's next heartbeat sets its own: the
+/// default interval of a hidden tab, so that none expires before it heartbeats (a tab whose
+/// socket closes meanwhile is ended at once, see below).
+const REASSERT_INTERVAL_MS: u64 = 60_000;
 
 /// A session some of this server's subscriptions hold.
 struct Holding {
@@ -54,6 +64,10 @@ impl Held {
                 held.remove(token);
             }
         }
+    }
+
+    pub fn contains(&self, token: &str) -> bool {
+        super::lock(&self.0).contains_key(token)
     }
 
     fn all(&self) -> Vec<(String, Arc<str>, String)> {
@@ -106,26 +120,35 @@ impl RedisPresence {
 
     /// Makes again every session this server's subscriptions hold, as the hub last saw it.
     pub(super) async fn reassert_held(&self) {
-        for (token, room, session) in self.inner.held.all() {
-            let Some(painted) = self.inner.hub.last_paint(&room) else {
-                continue; // nothing known here: the tab's next heartbeat makes it again
-            };
-            let Some((user, found)) = painted.users.iter().find_map(|u| {
-                u.sessions
-                    .iter()
-                    .find(|s| s.session_id == session)
-                    .map(|s| (u.user_id.clone(), s.clone()))
-            }) else {
-                continue;
-            };
-            let mut request = HeartbeatRequest::new(&*room, user, session, found.name)
-                .away(found.status == crate::wire::SessionStatus::Away)
-                // The tab's socket is open here: if it closes, the grace deadline ends the
-                // session; until then its next heartbeat sets its own interval.
-                .interval_ms(crate::limits::MAX_INTERVAL_MS)
-                .session_token(token);
-            request.state = found.state;
-            let _ = self.heartbeat(&request).await;
+        use futures_util::StreamExt;
+        futures_util::stream::iter(self.inner.held.all())
+            .for_each_concurrent(CONCURRENCY, |(token, room, session)| async move {
+                self.reassert(token, room, session).await;
+            })
+            .await;
+    }
+
+    async fn reassert(&self, token: String, room: Arc<str>, session: String) {
+        let Some(painted) = self.inner.hub.last_paint(&room) else {
+            return; // nothing known here: the tab's next heartbeat makes it again
+        };
+        let Some((user, found)) = painted.users.iter().find_map(|u| {
+            u.sessions
+                .iter()
+                .find(|s| s.session_id == session)
+                .map(|s| (u.user_id.clone(), s.clone()))
+        }) else {
+            return;
+        };
+        let mut request = HeartbeatRequest::new(&*room, user, session, found.name)
+            .away(found.status == crate::wire::SessionStatus::Away)
+            .interval_ms(REASSERT_INTERVAL_MS)
+            .session_token(token.clone());
+        request.state = found.state;
+        if self.heartbeat(&request).await.is_ok() && !self.inner.held.contains(&token) {
+            // Its socket closed while it was being made again (the release found nothing to
+            // release in the empty Redis): end it now rather than leave a ghost.
+            let _ = self.disconnect(&token, None).await;
         }
     }
 }

@@ -8,7 +8,8 @@
 --
 -- Returns one integer per session: 1 when it was extended; 0 when this is not a no-change
 -- heartbeat of a live session whose deadline moves later (no such session, another token or
--- user, a new name or away flag, a shorter interval): the caller then runs the full heartbeat
+-- user, a new name or away flag, a shorter interval, an older heartbeat than the last one
+-- written): the caller then runs the full heartbeat
 -- of presence.lua, which decides what the change means.
 --
 -- A live session is always queued in the deadline set no later than its `exp` (presence.lua
@@ -18,9 +19,11 @@ local out = {}
 for i = 1, #KEYS do
   local sk, a = KEYS[i], (i - 1) * 6
   local extended = 0
-  local s = redis.call('HMGET', sk, 'tok', 'user', 'name', 'away', 'exp', 'grace')
+  local s = redis.call('HMGET', sk, 'tok', 'user', 'name', 'away', 'exp', 'grace', 'hb')
+  -- Also in order: a touch older than the session's last heartbeat (one put back after a
+  -- failed flush) must not undo a newer one.
   if s[1] == ARGV[a + 1] and s[2] == ARGV[a + 2] and s[3] == ARGV[a + 3] and s[4] == ARGV[a + 4]
-      and tonumber(s[5]) <= tonumber(ARGV[a + 6]) then
+      and tonumber(s[5]) <= tonumber(ARGV[a + 6]) and tonumber(s[7]) <= tonumber(ARGV[a + 5]) then
     redis.call('HSET', sk, 'exp', ARGV[a + 6], 'hb', ARGV[a + 5])
     if s[6] then redis.call('HDEL', sk, 'grace') end
     extended = 1

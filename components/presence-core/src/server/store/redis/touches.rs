@@ -9,10 +9,11 @@
 //! while a batch is in flight. Whatever changes something (a join, a name, away, state, a
 //! leave) goes to Redis at once through the full script, as before.
 //!
-//! So a session's deadline in Redis lags its last heartbeat by at most [`FLUSH_MS`] (deadlines
-//! are 2.5 intervals away: 25 s at the default interval), and a session ended elsewhere (another
-//! server's disconnect, an expiry) can be told "still there" for at most one flush before its
-//! next heartbeat rejoins it. While Redis is unreachable nothing is answered from memory.
+//! So a session's deadline in Redis lags its last heartbeat by one flush (every [`FLUSH_MS`];
+//! longer while Redis is slow, which the margin below covers; deadlines are 2.5 intervals away:
+//! 25 s at the default interval), and a session ended elsewhere (another server's disconnect,
+//! an expiry) can be told "still there" until a flush finds it gone; its next heartbeat then
+//! rejoins it. While Redis is unreachable, and right after, nothing is answered from memory.
 
 use super::{Inner, RedisPresence};
 use crate::error::PresenceError;
@@ -29,10 +30,11 @@ const MAX_BATCH: usize = 256;
 pub(crate) const FLUSH_MS: u64 = 250;
 
 /// A heartbeat is answered from memory only if the deadline Redis has for its session is at
-/// least this far away (ms): a flush (every [`FLUSH_MS`]) writes the new one long before any
-/// server could judge the session gone. Heartbeats on time have 15 s to spare at the default
-/// interval; one that comes this late goes to Redis at once.
-const MARGIN_MS: u64 = 4 * FLUSH_MS;
+/// least this far away (ms): more than a flush takes even when Redis is slow (its response
+/// timeout is 2 s), so the new one is written before any server could judge the session gone.
+/// Heartbeats on time have 15 s to spare at the default interval; one that comes this late (or
+/// any, with a short interval) goes to Redis at once.
+const MARGIN_MS: u64 = 5_000;
 
 /// A remembered session not heard from for this long (ms) is forgotten: longer than any
 /// interval (at most 5 min), so only gone tabs are.
