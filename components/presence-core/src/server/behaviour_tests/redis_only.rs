@@ -704,3 +704,39 @@ async fn a_sessions_rate_holds_across_servers() {
     let switched = admitted_through(&[&a.presence, &b], 40, &a.clock, "cy", 8_000).await;
     assert!(switched <= 21 + 4, "{switched} switching servers every 2 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_rate_holds_across_servers() {
+    let config = PresenceConfig {
+        address_rate: RateLimit::new(2.0, 4),
+        ..base_config()
+    };
+    let Some(a) = open(Kind::Redis, config).await else {
+        return;
+    };
+    let b = a.peer().await;
+    // One request every 50 ms for 4 s, through one server, then through both in turn.
+    let admitted = |servers: Vec<Presence>, address: std::net::IpAddr| {
+        let clock = a.clock.clone();
+        async move {
+            let mut admitted = 0;
+            for i in 0..80usize {
+                clock.advance(50);
+                if servers[i % servers.len()].check_address(address).is_ok() {
+                    admitted += 1;
+                }
+                if i % 5 == 4 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            admitted
+        }
+    };
+    let alone = admitted(vec![a.presence.clone()], "192.0.2.1".parse().unwrap()).await;
+    assert!((11..=13).contains(&alone), "{alone}");
+    let spread = admitted(vec![a.presence.clone(), b], "192.0.2.2".parse().unwrap()).await;
+    assert!(
+        spread <= alone + 4,
+        "{spread} through two servers, {alone} through one"
+    );
+}

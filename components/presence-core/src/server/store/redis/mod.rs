@@ -275,6 +275,7 @@ impl RedisPresence {
         &self,
         request: &HeartbeatRequest,
         touch: touches::Touch,
+        generation: u64,
     ) -> Result<bool, PresenceError> {
         let remembered = &self.inner.remembered;
         let down = self.inner.down.load(std::sync::atomic::Ordering::Relaxed);
@@ -291,7 +292,7 @@ impl RedisPresence {
             .map_err(|_| shutting_down())?;
         let extended = answer.await.unwrap_or_else(|_| Err(shutting_down()))?;
         if extended {
-            remembered.remember(&request.room, &request.session, touch);
+            remembered.remember(&request.room, &request.session, touch, generation);
         }
         Ok(extended)
     }
@@ -371,9 +372,11 @@ impl RedisPresence {
             interval_ms,
             expires_at,
         };
+        // What was forgotten before this heartbeat asked: a leave meanwhile wins.
+        let generation = self.inner.remembered.generation();
         if let (Some(token), None) = (&token, &request.state) {
             let touch = self.touch_for(request, token, name, now, expires_at);
-            if self.touch(request, touch).await? {
+            if self.touch(request, touch, generation).await? {
                 return Ok(response(token.clone(), false));
             }
         }
@@ -420,7 +423,7 @@ impl RedisPresence {
         let touch = self.touch_for(request, session_token, name, now, expires_at);
         self.inner
             .remembered
-            .remember(&request.room, &request.session, touch);
+            .remember(&request.room, &request.session, touch, generation);
         Ok(response(session_token.clone(), joined == "1"))
     }
 

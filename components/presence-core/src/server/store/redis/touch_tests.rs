@@ -49,6 +49,7 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
                 .touch(
                     &request,
                     store.touch_for(&request, &token, name, T0 + 1_000, later),
+                    store.inner.remembered.generation(),
                 )
                 .await
                 .unwrap()
@@ -75,7 +76,8 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
     assert!(store
         .touch(
             &request,
-            store.touch_for(&request, &token, "Name ann", T0 + 2_000, even_later)
+            store.touch_for(&request, &token, "Name ann", T0 + 2_000, even_later),
+            store.inner.remembered.generation(),
         )
         .await
         .unwrap());
@@ -91,7 +93,8 @@ async fn only_a_no_change_heartbeat_of_a_live_session_takes_the_fast_path() {
     assert!(!store
         .touch(
             &other,
-            store.touch_for(&other, &token, "Name ann", T0, later)
+            store.touch_for(&other, &token, "Name ann", T0, later),
+            store.inner.remembered.generation(),
         )
         .await
         .unwrap());
@@ -116,7 +119,10 @@ async fn a_shorter_interval_is_left_to_the_full_heartbeat_which_queues_it_earlie
     assert!(sooner < joined.expires_at);
     let request = req("r1", "ann", "s1");
     let touch = store.touch_for(&request, &joined.session_token, "Name ann", T0, sooner);
-    assert!(!store.touch(&request, touch).await.unwrap());
+    assert!(!store
+        .touch(&request, touch, store.inner.remembered.generation())
+        .await
+        .unwrap());
     // The full heartbeat queues it at the sooner deadline.
     let mut again = req("r1", "ann", "s1");
     again.session_token = Some(joined.session_token.clone());
@@ -159,6 +165,7 @@ async fn touches_arriving_together_share_a_batch_and_each_gets_its_own_answer() 
                 .touch(
                     &request,
                     store.touch_for(&request, &token, &name, T0, later),
+                    store.inner.remembered.generation(),
                 )
                 .await
                 .unwrap()

@@ -86,7 +86,16 @@ impl Known {
 pub(crate) struct Remembered {
     known: Mutex<HashMap<String, Known>>,
     pending: Mutex<HashMap<String, Touch>>,
+    /// Tokens forgotten lately (a leave), and when: a heartbeat that was in flight meanwhile
+    /// must not put them back.
+    forgotten: Mutex<HashMap<String, std::time::Instant>>,
+    /// Bumped when everything is forgotten (Redis may have lost it all).
+    generation: std::sync::atomic::AtomicU64,
 }
+
+/// How long a forgotten token is kept from being remembered again by a heartbeat that was in
+/// flight when it was forgotten (longer than any request takes).
+const FORGOTTEN_FOR: Duration = Duration::from_secs(10);
 
 impl Remembered {
     /// Answers a no-change heartbeat from memory if it matches what is known: true if it did
@@ -106,8 +115,21 @@ impl Remembered {
         true
     }
 
-    /// Remembers a session that Redis has just confirmed live as `touch` says.
-    pub fn remember(&self, room: &str, session: &str, touch: Touch) {
+    /// What has been forgotten so far; a heartbeat notes it before it asks Redis.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remembers a session that Redis has just confirmed live as `touch` says, unless it was
+    /// forgotten since the heartbeat asked (`generation`: [`Remembered::generation`] then).
+    pub fn remember(&self, room: &str, session: &str, touch: Touch, generation: u64) {
+        if self.generation() != generation
+            || super::lock(&self.forgotten)
+                .get(&touch.token)
+                .is_some_and(|at| at.elapsed() < FORGOTTEN_FOR)
+        {
+            return;
+        }
         let mut known = super::lock(&self.known);
         if known.len() >= MAX_KNOWN {
             forget_oldest_half(&mut known);
@@ -135,12 +157,15 @@ impl Remembered {
 
     /// Forgets every session (Redis may have lost them all).
     pub fn forget_all(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         super::lock(&self.known).clear();
         super::lock(&self.pending).clear();
     }
 
     /// Forgets a session (it left, or Redis no longer has it as remembered).
     pub fn forget(&self, token: &str) {
+        super::lock(&self.forgotten).insert(token.to_string(), std::time::Instant::now());
         super::lock(&self.known).remove(token);
         super::lock(&self.pending).remove(token);
     }
@@ -161,6 +186,10 @@ impl Remembered {
 
     fn forget_idle(&self, now: u64) {
         super::lock(&self.known).retain(|_, k| k.touch.now + FORGET_AFTER_MS > now);
+    }
+
+    fn prune_forgotten(&self) {
+        super::lock(&self.forgotten).retain(|_, at| at.elapsed() < FORGOTTEN_FOR);
     }
 }
 
@@ -207,6 +236,7 @@ pub(crate) async fn run_flushes(weak: Weak<Inner>) {
             return;
         };
         let _ = presence.flush_remembered().await;
+        presence.inner.remembered.prune_forgotten();
         let _ = presence.share_rates().await;
         ticks += 1;
         if ticks.is_multiple_of(240) {
@@ -261,5 +291,49 @@ impl RedisPresence {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(token: &str, now: u64) -> Touch {
+        Touch {
+            session_key: "k".into(),
+            token: token.into(),
+            user: "ann".into(),
+            name: "Ann".into(),
+            away: false,
+            now,
+            expires_at: now + 25_000,
+        }
+    }
+
+    fn request() -> HeartbeatRequest {
+        HeartbeatRequest::new("r1", "ann", "s1", "Ann")
+    }
+
+    #[test]
+    fn a_leave_while_a_heartbeat_was_in_flight_is_not_undone() {
+        let remembered = Remembered::default();
+        // Remembered and answered from memory as usual.
+        remembered.remember("r1", "s1", touch("t1", 0), remembered.generation());
+        assert!(remembered.answer(&request(), &touch("t1", 1_000)));
+        // A heartbeat asks Redis; meanwhile the session leaves; then the heartbeat's answer
+        // comes back: it must not vouch for the session again.
+        let asked_at = remembered.generation();
+        remembered.forget("t1");
+        remembered.remember("r1", "s1", touch("t1", 2_000), asked_at);
+        assert!(!remembered.answer(&request(), &touch("t1", 3_000)));
+        // Everything forgotten (Redis came back) while another was in flight: the same.
+        remembered.remember("r1", "s1", touch("t2", 0), remembered.generation());
+        let asked_at = remembered.generation();
+        remembered.forget_all();
+        remembered.remember("r1", "s1", touch("t2", 2_000), asked_at);
+        assert!(!remembered.answer(&request(), &touch("t2", 3_000)));
+        // A heartbeat that asked afterwards is remembered again.
+        remembered.remember("r1", "s1", touch("t2", 4_000), remembered.generation());
+        assert!(remembered.answer(&request(), &touch("t2", 5_000)));
     }
 }
