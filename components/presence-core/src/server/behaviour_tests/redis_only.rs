@@ -648,9 +648,34 @@ async fn with_an_append_only_file_offline_users_last_seen_survives_a_crash() {
     );
 }
 
-/// Heartbeats one session (`user`'s, in room r1) sends through `servers` in turn, `per` at a time,
-/// one every 50 ms of the clock for `ms`, with a real pause every 250 ms of it (so flushes run):
-/// how many were admitted, its join included.
+/// Sends one request every 50 ms of the clock for `ms` through `servers` in turn, `per` at a
+/// time, with a real pause every 250 ms of it (so flushes run): how many `admit` admitted.
+async fn paced<F, Fut>(
+    servers: &[&Presence],
+    per: u64,
+    clock: &ManualClock,
+    ms: u64,
+    mut admit: F,
+) -> usize
+where
+    F: FnMut(Presence) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut admitted = 0;
+    for i in 0..ms / 50 {
+        clock.advance(50);
+        if admit(servers[(i / per) as usize % servers.len()].clone()).await {
+            admitted += 1;
+        }
+        if i % 5 == 4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    admitted
+}
+
+/// Heartbeats of one session (`user`'s, in room r1) through `servers` (see [`paced`]): how
+/// many were admitted, its join included.
 async fn admitted_through(
     servers: &[&Presence],
     per: u64,
@@ -659,23 +684,18 @@ async fn admitted_through(
     ms: u64,
 ) -> usize {
     let joined = servers[0].heartbeat(&req("r1", user, user)).await.unwrap();
-    let mut admitted = 1;
-    for i in 0..ms / 50 {
-        clock.advance(50);
-        let server = servers[(i / per) as usize % servers.len()];
-        match server
-            .heartbeat(&again(req("r1", user, user), &joined))
-            .await
-        {
-            Ok(_) => admitted += 1,
-            Err(PresenceError::TooManyRequests { .. }) => {}
-            Err(e) => panic!("{e}"),
+    let beats = paced(servers, per, clock, ms, |server| {
+        let beat = again(req("r1", user, user), &joined);
+        async move {
+            match server.heartbeat(&beat).await {
+                Ok(_) => true,
+                Err(PresenceError::TooManyRequests { .. }) => false,
+                Err(e) => panic!("{e}"),
+            }
         }
-        if i % 5 == 4 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-    admitted
+    })
+    .await;
+    1 + beats
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,25 +736,21 @@ async fn an_address_rate_holds_across_servers() {
     };
     let b = a.peer().await;
     // One request every 50 ms for 4 s, through one server, then through both in turn.
-    let admitted = |servers: Vec<Presence>, address: std::net::IpAddr| {
-        let clock = a.clock.clone();
-        async move {
-            let mut admitted = 0;
-            for i in 0..80usize {
-                clock.advance(50);
-                if servers[i % servers.len()].check_address(address).is_ok() {
-                    admitted += 1;
-                }
-                if i % 5 == 4 {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-            admitted
-        }
-    };
-    let alone = admitted(vec![a.presence.clone()], "192.0.2.1".parse().unwrap()).await;
+    let (one, two): (std::net::IpAddr, std::net::IpAddr) =
+        ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+    let alone = paced(&[&a.presence], 1, &a.clock, 4_000, |server| async move {
+        server.check_address(one).is_ok()
+    })
+    .await;
     assert!((11..=13).contains(&alone), "{alone}");
-    let spread = admitted(vec![a.presence.clone(), b], "192.0.2.2".parse().unwrap()).await;
+    let spread = paced(
+        &[&a.presence, &b],
+        1,
+        &a.clock,
+        4_000,
+        |server| async move { server.check_address(two).is_ok() },
+    )
+    .await;
     assert!(
         spread <= alone + 4,
         "{spread} through two servers, {alone} through one"
