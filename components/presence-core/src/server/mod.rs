@@ -23,6 +23,7 @@ mod clock;
 mod config;
 mod presence;
 mod rate;
+mod rules;
 mod stall;
 mod store;
 mod subscription;

@@ -252,6 +252,12 @@ impl Presence {
         self.store.changes()
     }
 
+    /// Whether the store has acted on everything due by now (tests move the clock, then wait).
+    #[cfg(all(test, feature = "redis"))]
+    pub(crate) async fn settled(&self) -> bool {
+        self.store.settled().await.unwrap_or(false)
+    }
+
     /// [`Presence::subscribe`] on behalf of an authenticated `user`: a session token, if given,
     /// must be that user's.
     pub async fn subscribe_as(

@@ -145,6 +145,15 @@ impl Pair {
             _ => {
                 let ms = *rng.pick(&[0, 0, 1, 700, 2_500, 13_000, 40_000, 130_000]);
                 self.clock.advance(ms);
+                // Both schedulers act on what came due before the next step.
+                let started = std::time::Instant::now();
+                while !(self.memory.settled().await && self.redis.settled().await) {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "seed {seed} step {n}: deadlines not acted on"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 (Answer::Done, Answer::Done)
             }
         };

@@ -62,4 +62,8 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
         as_user: Option<&'a str>,
     ) -> Answer<'a, Subscription>;
     fn changes(&self) -> Changes;
+    /// Whether nothing is due at the store's time, or being acted on (for tests that move the
+    /// clock and then wait for the store to catch up).
+    #[cfg(all(test, feature = "redis"))]
+    fn settled(&self) -> Answer<'_, bool>;
 }

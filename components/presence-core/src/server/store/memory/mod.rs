@@ -467,6 +467,13 @@ impl super::Store for MemoryPresence {
     fn changes(&self) -> Changes {
         MemoryPresence::changes(self)
     }
+
+    #[cfg(all(test, feature = "redis"))]
+    fn settled(&self) -> Answer<'_, bool> {
+        let now = self.now_ms();
+        let next = self.lock().next_deadline();
+        super::ready(Ok(next.is_none_or(|at| at > now)))
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
 use crate::server::config::PresenceConfig;
 use crate::server::rate::Bucket;
+use crate::server::rules::{self, Change, Event, Holdings, SessionFacts, UserFacts};
 use crate::server::subscription::{RoomChange, SharedMessage, CHANGES_BUFFER};
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
@@ -113,20 +114,15 @@ impl Registry {
             });
         }
         session.bucket.take(self.config.session_rate, now)?;
-        // Names are stored trimmed (see `validate`): compare the trimmed form.
-        let name = validate::name_as_stored(&req.name);
-        let name_changed = session.name != name;
-        if name_changed {
-            validate::name(name)?;
-        }
-        let new_state = match &req.state {
-            Some(state) if state.is_null() => session.state.is_some().then_some(None),
-            Some(state) if session.state.as_deref() != Some(state) => {
-                validate::state(state)?;
-                Some(Some(Box::new(state.clone())))
-            }
-            _ => None,
-        };
+        let user = room
+            .users
+            .get_mut(&*session.user)
+            .expect("a session's user is listed");
+        let current = user
+            .facts
+            .session(&req.session)
+            .expect("a live session is in its user's facts");
+        let change = rules::heartbeat_change(current, req)?;
         session.expires_at = expires_at;
         session.last_heartbeat = now;
         session.grace_until = None;
@@ -141,19 +137,15 @@ impl Registry {
             ));
         }
         let token = session.token;
-        if name_changed || session.away != req.away || new_state.is_some() {
-            session.away = req.away;
-            if let Some(state) = new_state {
-                session.state = state;
-            }
-            if name_changed {
-                session.name = name.to_string();
-                let user = session.user.clone();
-                if let Some(u) = room.users.get_mut(&user) {
-                    u.name = name.to_string();
-                }
-            }
-            publish_updated(room, req.session.as_str(), req.user.as_str());
+        if rules::apply(&mut user.facts, &req.session, change) {
+            let user_id = session.user.clone();
+            publish(
+                room,
+                &user_id,
+                Event::Updated {
+                    session: req.session.clone(),
+                },
+            );
         }
         Ok(HeartbeatOutcome {
             token,
@@ -179,29 +171,20 @@ impl Registry {
         if let Some(state) = &req.state {
             validate::state(state)?;
         }
-        // A token with a join is the client's proposal for the new session's token: a stale one
-        // (the session ended, the server restarted) or a fresh one the client made up. Adopting it
-        // makes a join idempotent: if this call timed out after the server applied it, the retry
-        // (same session, same token) finds its session instead of a ghost it may not touch. A
-        // token some other live session holds is not adopted. A malformed one is a client bug.
         let proposed = match &req.session_token {
             Some(token) => Some(SessionToken::parse(token)?),
             None => None,
         };
-        self.check_user_caps(&req.room, &req.user)?;
-        if let Some(room) = self.rooms.get(req.room.as_str()) {
-            if room.sessions.len() >= self.config.max_sessions_per_room {
-                return Err(PresenceError::RoomFull {
-                    room: req.room.clone(),
-                    limit: self.config.max_sessions_per_room,
-                });
-            }
-        } else if self.config.max_sessions_per_room == 0 {
-            return Err(PresenceError::RoomFull {
-                room: req.room.clone(),
-                limit: 0,
-            });
-        }
+        let room_sessions = self
+            .rooms
+            .get(req.room.as_str())
+            .map_or(0, |r| r.sessions.len());
+        rules::check_join(
+            &self.config,
+            &req.room,
+            room_sessions,
+            self.holdings(&req.room, &req.user),
+        )?;
         let room_id: Arc<str> = self
             .rooms
             .get_key_value(req.room.as_str())
@@ -218,37 +201,24 @@ impl Registry {
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(req.user.as_str()));
         let session_id: Arc<str> = Arc::from(req.session.as_str());
-        let token = match proposed {
-            Some(t) if t.looks_random() && !self.tokens.contains_key(&t) => t,
-            _ => SessionToken::generate(),
-        };
-        let seq = room.seq + 1;
-
+        let tokens = &self.tokens;
+        let token = rules::session_token(proposed, |t| tokens.contains_key(t));
+        let session = rules::new_session(req, name, now, room.seq + 1);
         let user = room.users.entry(user_id.clone()).or_insert_with(|| User {
-            name: String::new(),
-            online_since: seq,
-            last_seen: Some(now),
-            last_active: now,
-            sessions: SmallVec::new(),
+            facts: UserFacts::unlisted(),
             retention_timer: None,
         });
-        if user.last_seen.is_some() {
-            // Coming online (new, or back from offline): placed after those already online.
-            if user.sessions.is_empty() && user.retention_timer.is_some() {
-                room.offline_users -= 1;
-                self.offline_total -= 1;
-            }
-            user.online_since = seq;
-            user.last_seen = None;
-            user.retention_timer = None;
+        if user.retention_timer.take().is_some() {
+            // Back from offline.
+            room.offline_users -= 1;
+            self.offline_total -= 1;
+        }
+        if rules::join(&mut user.facts, session, now) {
             self.user_rooms
                 .entry(user_id.clone())
                 .or_default()
                 .push(room_id.clone());
         }
-        user.name = name.to_string();
-        user.last_active = user.last_active.max(now);
-        user.sessions.push(session_id.clone());
         let timer = self.queue.push(
             expires_at,
             Owner::Session {
@@ -260,9 +230,6 @@ impl Registry {
             session_id.clone(),
             Session {
                 user: user_id.clone(),
-                name: name.to_string(),
-                state: req.state.clone().and_then(non_null).map(Box::new),
-                away: req.away,
                 token,
                 expires_at,
                 last_heartbeat: now,
@@ -270,16 +237,16 @@ impl Registry {
                 subscriptions: 0,
                 bucket: Bucket::full(self.config.session_rate, now),
                 timer: Some(timer),
-                joined_at: now,
-                joined_seq: seq,
             },
         );
-        self.tokens.insert(token, (room_id, session_id.clone()));
-        room.publish(|room, seq| RoomMessage::Joined {
-            seq,
-            session_id: session_id.to_string(),
-            user: room.user_presence(&user_id).expect("just inserted"),
-        });
+        self.tokens.insert(token, (room_id, session_id));
+        publish(
+            room,
+            &user_id,
+            Event::Joined {
+                session: req.session.clone(),
+            },
+        );
         Ok(HeartbeatOutcome {
             token,
             joined: true,
@@ -289,28 +256,20 @@ impl Registry {
         })
     }
 
-    /// Caps on how much one user may hold: sessions across rooms, and rooms.
-    fn check_user_caps(&self, room: &str, user: &str) -> Result<(), PresenceError> {
+    /// What a user holds across rooms, for the caps.
+    fn holdings(&self, room: &str, user: &str) -> Holdings {
         let Some(rooms) = self.user_rooms.get(user) else {
-            return Ok(());
+            return Holdings::default();
         };
-        let already_here = rooms.iter().any(|r| &**r == room);
-        if !already_here && rooms.len() >= self.config.max_rooms_per_user {
-            return Err(PresenceError::TooManyRooms {
-                limit: self.config.max_rooms_per_user,
-            });
+        Holdings {
+            rooms: rooms.len(),
+            here: rooms.iter().any(|r| &**r == room),
+            sessions: rooms
+                .iter()
+                .filter_map(|r| self.rooms.get(r)?.users.get(user))
+                .map(|u| u.facts.sessions.len())
+                .sum(),
         }
-        let sessions: usize = rooms
-            .iter()
-            .filter_map(|r| self.rooms.get(r)?.users.get(user))
-            .map(|u| u.sessions.len())
-            .sum();
-        if sessions >= self.config.max_sessions_per_user {
-            return Err(PresenceError::TooManySessions {
-                limit: self.config.max_sessions_per_user,
-            });
-        }
-        Ok(())
     }
 
     /// Finds the live session a token grants; with `as_user`, only if it is that user's.
@@ -348,40 +307,54 @@ impl Registry {
     ) -> Result<(), PresenceError> {
         validate::state(&state)?;
         let (_, room_id, sid) = self.resolve(token, as_user)?;
-        let room = self
-            .rooms
-            .get_mut(&room_id)
-            .expect("tokens point at live rooms");
-        let session = room
-            .sessions
-            .get_mut(&sid)
-            .expect("tokens point at live sessions");
-        session.bucket.take(self.config.session_rate, now)?;
-        let state = non_null(state).map(Box::new);
-        if session.state != state {
-            session.state = state;
-            session.last_heartbeat = session.last_heartbeat.max(now);
-            let user = session.user.clone();
-            publish_updated(room, &sid, &user);
-        }
-        Ok(())
+        self.change(&room_id, &sid, now, |current| {
+            rules::state_change(current, state)
+        })
     }
 
     pub fn set_away(&mut self, token: &str, away: bool, now: u64) -> Result<(), PresenceError> {
         let (_, room_id, sid) = self.resolve(token, None)?;
+        self.change(&room_id, &sid, now, |current| {
+            rules::away_change(current, away)
+        })
+    }
+
+    /// Changes a live session as `decide` says (after its rate allows it): one `Updated` if
+    /// anything changed.
+    fn change(
+        &mut self,
+        room_id: &str,
+        sid: &str,
+        now: u64,
+        decide: impl FnOnce(&SessionFacts) -> Change,
+    ) -> Result<(), PresenceError> {
         let room = self
             .rooms
-            .get_mut(&room_id)
+            .get_mut(room_id)
             .expect("tokens point at live rooms");
         let session = room
             .sessions
-            .get_mut(&sid)
+            .get_mut(sid)
             .expect("tokens point at live sessions");
         session.bucket.take(self.config.session_rate, now)?;
-        if session.away != away {
-            session.away = away;
-            let user = session.user.clone();
-            publish_updated(room, &sid, &user);
+        let user = room
+            .users
+            .get_mut(&*session.user)
+            .expect("a session's user is listed");
+        let change = decide(user.facts.session(sid).expect("listed with its user"));
+        let activity = change.state.is_some();
+        if rules::apply(&mut user.facts, sid, change) {
+            if activity {
+                session.last_heartbeat = rules::heard_from(session.last_heartbeat, now);
+            }
+            let user_id = session.user.clone();
+            publish(
+                room,
+                &user_id,
+                Event::Updated {
+                    session: sid.to_string(),
+                },
+            );
         }
         Ok(())
     }
@@ -482,17 +455,18 @@ impl Registry {
             .users
             .get_mut(&user_id)
             .expect("a session's user is listed");
-        user.last_active = user.last_active.max(session.last_heartbeat);
-        user.sessions.retain(|s| s != sid);
-        let went_offline = user.sessions.is_empty();
-        if went_offline {
-            let last_seen = match reason {
-                LeaveReason::Disconnected => now,
-                LeaveReason::Expired => user.last_active,
-            };
-            user.last_seen = Some(last_seen);
+        let left = rules::leave(
+            &mut user.facts,
+            sid,
+            session.last_heartbeat,
+            reason,
+            now,
+            &self.config,
+        )
+        .expect("a live session is in its user's facts");
+        if let Some(until) = left.retained_until {
             user.retention_timer = Some(self.queue.push(
-                last_seen.saturating_add(self.config.offline_retention_ms),
+                until,
                 Owner::OfflineUser {
                     room: room_id.clone(),
                     user: user_id.clone(),
@@ -506,42 +480,35 @@ impl Registry {
                     self.user_rooms.remove(&user_id);
                 }
             }
-        } else if let Some(latest) = user
-            .sessions
-            .last()
-            .and_then(|s| room.sessions.get(s))
-            .map(|s| s.name.clone())
-        {
-            user.name = latest;
         }
-        room.publish(|room, seq| RoomMessage::Left {
-            seq,
-            session_id: sid.to_string(),
-            reason,
-            user: room.user_presence(&user_id).expect("still listed"),
-        });
-        if went_offline {
+        publish(
+            room,
+            &user_id,
+            Event::Left {
+                session: sid.to_string(),
+                reason,
+            },
+        );
+        if left.retained_until.is_some() {
             self.enforce_offline_cap(room_id);
         }
     }
 
-    /// Drops the longest-gone offline users while the room lists more than allowed. Runs only
-    /// when a user goes offline.
+    /// Drops offline users while the room lists more than allowed (see
+    /// [`rules::offline_victim`]). Runs only when a user goes offline.
     fn enforce_offline_cap(&mut self, room_id: &Arc<str>) {
         loop {
             let Some(room) = self.rooms.get(room_id) else {
                 return;
             };
-            if room.offline_users <= self.config.max_offline_users_per_room {
+            if !rules::over_offline_cap(room.offline_users, &self.config) {
                 return;
             }
-            let oldest = room
+            let offline = room
                 .users
                 .iter()
-                .filter(|(_, u)| u.sessions.is_empty())
-                .min_by(|(ia, a), (ib, b)| a.last_seen.cmp(&b.last_seen).then_with(|| ib.cmp(ia)))
-                .map(|(id, _)| id.clone());
-            match oldest {
+                .filter_map(|(id, u)| Some((&**id, u.facts.last_seen?)));
+            match rules::offline_victim(offline).map(Arc::<str>::from) {
                 Some(user) => self.remove_offline_user(room_id, &user),
                 None => return,
             }
@@ -555,10 +522,7 @@ impl Registry {
         if room.users.remove(user_id).is_some() {
             room.offline_users -= 1;
             self.offline_total -= 1;
-            room.publish(|_, seq| RoomMessage::Removed {
-                seq,
-                user_id: user_id.to_string(),
-            });
+            publish(room, user_id, Event::Removed);
         }
         if room.is_idle() {
             self.rooms.remove(room_id);
@@ -608,20 +572,17 @@ impl Registry {
         let Some((user_id, removed)) = room.users.remove_entry(user) else {
             return false;
         };
-        if removed.sessions.is_empty() {
+        if removed.retention_timer.is_some() {
             room.offline_users -= 1;
             self.offline_total -= 1;
         }
-        for sid in &removed.sessions {
-            if let Some(s) = room.sessions.remove(sid) {
+        for s in &removed.facts.sessions {
+            if let Some(s) = room.sessions.remove(s.id.as_str()) {
                 self.tokens.remove(&s.token);
             }
         }
         let room_key = room.id.clone();
-        room.publish(|_, seq| RoomMessage::Removed {
-            seq,
-            user_id: user_id.to_string(),
-        });
+        publish(room, &user_id, Event::Removed);
         if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
             rooms.retain(|r| *r != room_key);
             if rooms.is_empty() {
@@ -759,18 +720,15 @@ impl Registry {
     }
 }
 
-/// JSON `null` means "no state".
-fn non_null(v: Value) -> Option<Value> {
-    (!v.is_null()).then_some(v)
-}
-
-fn publish_updated(room: &mut Room, session_id: &str, user_id: &str) {
-    room.publish(|room, seq| RoomMessage::Updated {
-        seq,
-        session_id: session_id.to_string(),
-        user: room
-            .user_presence(user_id)
-            .expect("a session's user is listed"),
+/// Publishes one change of `user_id` in the room (built only if someone watches).
+fn publish(room: &mut Room, user_id: &str, event: Event) {
+    room.publish(|room, seq| {
+        rules::message(
+            &event,
+            seq,
+            user_id,
+            room.users.get(user_id).map(|u| &u.facts),
+        )
     });
 }
 

@@ -1,26 +1,21 @@
 //! One room's users and sessions, and how they are shown.
 
 use super::deadlines::Timer;
-use crate::room_view::room_order;
 use crate::server::rate::Bucket;
+use crate::server::rules::{self, UserFacts};
 use crate::server::subscription::{RoomChange, SharedMessage};
 use crate::server::token::{RoomTokenKey, SessionToken};
-use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
-use serde_json::Value;
-use smallvec::SmallVec;
+use crate::wire::{RoomMessage, RoomSnapshot};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub(crate) use crate::server::Map;
 
-/// One tab of one user.
+/// One tab of one user: its liveness. What others see of it is in its user's
+/// [`UserFacts::sessions`].
 #[derive(Debug)]
 pub(crate) struct Session {
     pub user: Arc<str>,
-    pub name: String,
-    /// Boxed: most sessions have none, and the box keeps the map entry small.
-    pub state: Option<Box<Value>>,
-    pub away: bool,
     pub token: SessionToken,
     /// Deadline from heartbeats: last heartbeat + 2.5 × interval.
     pub expires_at: u64,
@@ -34,31 +29,19 @@ pub(crate) struct Session {
     pub subscriptions: u32,
     /// The live queue entry for this session's deadline.
     pub timer: Option<Timer>,
-    pub joined_at: u64,
-    pub joined_seq: u64,
 }
 
 impl Session {
     /// When the session ends if nothing else happens.
     pub fn deadline(&self) -> u64 {
-        self.grace_until
-            .map_or(self.expires_at, |g| g.min(self.expires_at))
+        rules::session_deadline(self.expires_at, self.grace_until)
     }
 }
 
-/// One user of a room.
+/// One user of a room: what the rules know of it, and its retention timer.
 #[derive(Debug)]
 pub(crate) struct User {
-    pub name: String,
-    pub online_since: u64,
-    /// `None` while online.
-    pub last_seen: Option<u64>,
-    /// Latest heartbeat of the user's sessions that have ended (folded in as each ends), so
-    /// the heartbeat path never touches the user.
-    pub last_active: u64,
-    /// Live session ids, in join order.
-    /// Usually one: kept inline.
-    pub sessions: SmallVec<[Arc<str>; 1]>,
+    pub facts: UserFacts,
     /// The live queue entry for the end of this (offline) user's retention.
     pub retention_timer: Option<Timer>,
 }
@@ -135,38 +118,6 @@ impl Room {
             .subscribe()
     }
 
-    pub fn user_presence(&self, user_id: &str) -> Option<UserPresence> {
-        let user = self.users.get(user_id)?;
-        let sessions: Vec<SessionPresence> = user
-            .sessions
-            .iter()
-            .filter_map(|sid| {
-                let s = self.sessions.get(sid)?;
-                Some(SessionPresence {
-                    session_id: sid.to_string(),
-                    name: s.name.clone(),
-                    status: if s.away {
-                        SessionStatus::Away
-                    } else {
-                        SessionStatus::Active
-                    },
-                    state: s.state.as_deref().cloned(),
-                    joined_at: s.joined_at,
-                    joined_seq: s.joined_seq,
-                })
-            })
-            .collect();
-        Some(UserPresence {
-            user_id: user_id.to_string(),
-            name: user.name.clone(),
-            online: !sessions.is_empty(),
-            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
-            online_since: user.online_since,
-            last_seen: user.last_seen,
-            sessions,
-        })
-    }
-
     /// The snapshot as a shareable message: the same one for everyone at this `seq`.
     pub fn snapshot_message(&mut self) -> Arc<SharedMessage> {
         if let Some(cached) = &self.snapshot_cache {
@@ -178,16 +129,10 @@ impl Room {
     }
 
     pub fn snapshot(&self) -> RoomSnapshot {
-        let mut users: Vec<UserPresence> = self
-            .users
-            .keys()
-            .filter_map(|id| self.user_presence(id))
-            .collect();
-        users.sort_by(room_order);
-        RoomSnapshot {
-            room: self.id.to_string(),
-            seq: self.seq,
-            users,
-        }
+        rules::snapshot(
+            &self.id,
+            self.seq,
+            self.users.iter().map(|(id, u)| (&**id, &u.facts)),
+        )
     }
 }

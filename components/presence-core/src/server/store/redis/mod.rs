@@ -1,13 +1,19 @@
 //! The Redis store (feature `redis`): several app servers share rooms through one Redis.
 //!
-//! Every operation that reads and writes is one Lua script ([`presence.lua`](presence.lua)), so
-//! each is atomic however many servers call at once. Changes are published on a channel per room;
+//! The rules are the engine's own ([`crate::server::rules`], shared with the memory store): a
+//! change loads what they need ([`load.lua`](load.lua)), they decide, and the decision is
+//! committed atomically by [`commit.lua`](commit.lua) if the room has not changed meanwhile
+//! (otherwise it is decided again). The scripts decide nothing. Changes are published on a channel per room;
 //! each server's [hub](hub) relays them to its local subscribers and resyncs from a snapshot on
 //! any gap. Deadlines live in one sorted set; every server's scheduler sleeps until the earliest
 //! and claims due entries inside the script, so each deadline is acted on exactly once and a dead
 //! server's sessions still expire on time through the others. Nothing scans all sessions.
 
+mod changes;
+mod commit;
 mod hub;
+mod keys;
+mod load;
 mod rates;
 mod reassert;
 mod touches;
@@ -15,16 +21,16 @@ mod touches;
 use super::Answer;
 use crate::error::{Field, PresenceError};
 use crate::limits::{clamp_interval, expiry_after};
-use crate::room_view::room_order;
 use crate::server::clock::{sleep_or_wake, Clock, SystemClock};
 use crate::server::config::PresenceConfig;
 use crate::server::rate::KeyedLimiter;
+use crate::server::rules::{self, UserFacts};
 use crate::server::subscription::{
     Changes, Resubscribed, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
 };
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot, UserPresence};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -32,9 +38,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-const SCRIPT: &str = include_str!("presence.lua");
-/// Due deadlines claimed per script call; more are taken by calling again at once.
-const EXPIRE_BATCH: usize = 256;
+/// How long a claimed deadline waits before another server may take it (see claim.lua).
+const CLAIM_LEASE_MS: u64 = 10_000;
 /// While Redis is unreachable, the scheduler tries again this often.
 const RETRY_WHILE_DOWN: Duration = Duration::from_millis(500);
 
@@ -48,7 +53,12 @@ pub struct RedisPresence {
 struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
-    script: redis::Script,
+    /// Reads what the rules need ([`load.lua`](load.lua)).
+    load: redis::Script,
+    /// Writes what they decided ([`commit.lua`](commit.lua)).
+    commit: redis::Script,
+    /// Takes a due deadline ([`claim.lua`](claim.lua)).
+    claim: redis::Script,
     /// The fast path of heartbeats that change nothing ([`touch.lua`](touch.lua)).
     touch: redis::Script,
     /// Request rates shared across servers ([`rates.lua`](rates.lua)).
@@ -80,6 +90,8 @@ struct Inner {
     /// Set while Redis does not answer (the last call found it unreachable): no heartbeat is
     /// answered from memory meanwhile.
     down: std::sync::atomic::AtomicBool,
+    /// Set while the scheduler acts on due deadlines.
+    expiring: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -146,7 +158,9 @@ impl RedisPresence {
         let inner = Arc::new(Inner {
             client,
             conn,
-            script: redis::Script::new(SCRIPT),
+            load: redis::Script::new(include_str!("load.lua")),
+            commit: redis::Script::new(include_str!("commit.lua")),
+            claim: redis::Script::new(include_str!("claim.lua")),
             touch: redis::Script::new(include_str!("touch.lua")),
             rates: redis::Script::new(include_str!("rates.lua")),
             touches: touch_queue,
@@ -171,6 +185,7 @@ impl RedisPresence {
             stop: Arc::new(Notify::new()),
             outage: std::sync::atomic::AtomicBool::new(false),
             down: std::sync::atomic::AtomicBool::new(false),
+            expiring: std::sync::atomic::AtomicBool::new(false),
         });
         let presence = RedisPresence { inner };
         *lock(&presence.inner.epoch) = presence.read_epoch().await;
@@ -219,25 +234,6 @@ impl RedisPresence {
         lock(&self.inner.sessions).check(&key.to_string(), now)
     }
 
-    /// Runs one op of the script now. `Ok` carries the reply after its leading `"ok"`.
-    async fn call(&self, op: &str, args: &[&str]) -> Result<Vec<String>, PresenceError> {
-        self.call_at(op, self.now_ms(), args).await
-    }
-
-    /// [`RedisPresence::call`] with the time the caller already used (for deadlines it sends).
-    async fn call_at(
-        &self,
-        op: &str,
-        now: u64,
-        args: &[&str],
-    ) -> Result<Vec<String>, PresenceError> {
-        let mut invocation = self.inner.script.arg(op);
-        self.add_common_args(&mut invocation, now, args);
-        let mut conn = self.inner.conn.clone();
-        let reply = self.answered(invocation.invoke_async(&mut conn).await)?;
-        reply_of(reply)
-    }
-
     /// A call's result; an unreachable Redis is flagged for the scheduler (see `outage`) and
     /// for the fast path (see `down`).
     fn answered<T>(&self, result: redis::RedisResult<T>) -> Result<T, PresenceError> {
@@ -263,10 +259,9 @@ impl RedisPresence {
         })
     }
 
-    /// The key of one session's hash, as `presence.lua` names it (`R:s:<sid>`, where the room's
-    /// length keeps ids with `:` apart).
+    /// The key of one session's hash (see [`keys`]).
     fn session_key(&self, room: &str, session: &str) -> String {
-        format!("{}:r:{}:{room}:s:{session}", self.inner.prefix, room.len())
+        keys::RoomKeys::new(&self.inner.prefix, room).session(session)
     }
 
     /// The fast path of a heartbeat that changes nothing: true if [`touch.lua`](touch.lua)
@@ -317,23 +312,6 @@ impl RedisPresence {
         }
     }
 
-    fn add_common_args(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-        now: u64,
-        args: &[&str],
-    ) {
-        let config = &self.inner.config;
-        invocation
-            .arg(&self.inner.prefix)
-            .arg(now)
-            .arg(config.offline_retention_ms)
-            .arg(config.max_offline_users_per_room);
-        for arg in args {
-            invocation.arg(*arg);
-        }
-    }
-
     /// Joins a room or keeps a session alive; see [`crate::server::MemoryPresence::heartbeat`].
     pub async fn heartbeat(
         &self,
@@ -348,19 +326,11 @@ impl RedisPresence {
             Some(t) => Some(SessionToken::parse(t)?),
             None => None,
         };
-        // A proposal for a new session is adopted only if it looks random (see the registry);
-        // the script adopts whatever it is given here for a new session.
-        let weak_proposal = token.is_some_and(|t| !t.looks_random());
-        let token = token.map(|t| t.to_hex());
-        let (state_mode, state) = match &request.state {
-            None => ("keep", String::new()),
-            Some(Value::Null) => ("clear", String::new()),
-            Some(state) => {
-                validate::state(state)?;
-                ("set", state.to_string())
-            }
-        };
-        self.check_session_rate(token.as_deref().unwrap_or(&request.session))?;
+        let hex = token.map(|t| t.to_hex());
+        if let Some(state) = &request.state {
+            validate::state(state)?;
+        }
+        self.check_session_rate(hex.as_deref().unwrap_or(&request.session))?;
         let interval_ms = clamp_interval(request.interval_ms);
         let now = self.now_ms();
         let expires_at = now + expiry_after(interval_ms);
@@ -374,75 +344,22 @@ impl RedisPresence {
         };
         // What was forgotten before this heartbeat asked: a leave meanwhile wins.
         let generation = self.inner.remembered.generation();
-        if let (Some(token), None) = (&token, &request.state) {
+        if let (Some(token), None) = (&hex, &request.state) {
             let touch = self.touch_for(request, token, name, now, expires_at);
             if self.touch(request, touch, generation).await? {
                 return Ok(response(token.clone(), false));
             }
         }
-        let config = &self.inner.config;
-        let new_token = SessionToken::generate().to_hex();
-        let numbers = [
-            expires_at.to_string(),
-            config.max_sessions_per_room.to_string(),
-            config.max_rooms_per_user.to_string(),
-            config.max_sessions_per_user.to_string(),
-        ];
-        let reply = self
-            .call_at(
-                "heartbeat",
-                now,
-                &[
-                    &request.room,
-                    &request.user,
-                    &request.session,
-                    token.as_deref().unwrap_or(""),
-                    &new_token,
-                    name,
-                    if request.away { "1" } else { "0" },
-                    state_mode,
-                    &state,
-                    &numbers[0],
-                    &numbers[1],
-                    &numbers[2],
-                    &numbers[3],
-                    if weak_proposal { "0" } else { "1" },
-                ],
-            )
-            .await;
-        let reply = reply.map_err(|e| match e {
-            PresenceError::RoomFull { limit, .. } => PresenceError::RoomFull {
-                room: request.room.clone(),
-                limit,
-            },
-            other => other,
-        })?;
-        let [session_token, joined] = reply.as_slice() else {
-            return Err(malformed_reply("heartbeat"));
-        };
+        let beat = self
+            .full_heartbeat(request, name, token, now, expires_at)
+            .await?;
+        let session_token = &beat.token;
+        let joined = beat.joined;
         let touch = self.touch_for(request, session_token, name, now, expires_at);
         self.inner
             .remembered
             .remember(&request.room, &request.session, touch, generation);
-        Ok(response(session_token.clone(), joined == "1"))
-    }
-
-    async fn update(
-        &self,
-        token: &str,
-        as_user: Option<&str>,
-        what: &str,
-        value: &str,
-    ) -> Result<(), PresenceError> {
-        let token = SessionToken::parse(token)
-            .map_err(|_| PresenceError::InvalidSessionToken)?
-            .to_hex();
-        self.check_session_rate(&token)?;
-        // The away flag may change here: the next heartbeat is checked against Redis again.
-        self.inner.remembered.forget(&token);
-        self.call("update", &[&token, as_user.unwrap_or(""), what, value])
-            .await
-            .map(drop)
+        Ok(response(session_token.clone(), joined))
     }
 
     /// Replaces a session's app-defined state (`null` clears it). One `Updated` if it changed.
@@ -453,14 +370,29 @@ impl RedisPresence {
         as_user: Option<&str>,
     ) -> Result<(), PresenceError> {
         validate::state(&state)?;
-        self.update(session_token, as_user, "state", &state.to_string())
-            .await
+        let token = self.session_token_arg(session_token)?;
+        self.change_session(&token, as_user, |current| {
+            rules::state_change(current, state.clone())
+        })
+        .await
     }
 
     /// Marks a session away or active. One `Updated` if it changed.
     pub async fn set_away(&self, session_token: &str, away: bool) -> Result<(), PresenceError> {
-        self.update(session_token, None, "away", if away { "1" } else { "0" })
+        let token = self.session_token_arg(session_token)?;
+        self.change_session(&token, None, |current| rules::away_change(current, away))
             .await
+    }
+
+    /// A token a client sent, as stored (hex); counted against its session's rate. The fast
+    /// path forgets it: the next heartbeat is checked against Redis again.
+    fn session_token_arg(&self, session_token: &str) -> Result<String, PresenceError> {
+        let token = SessionToken::parse(session_token)
+            .map_err(|_| PresenceError::InvalidSessionToken)?
+            .to_hex();
+        self.check_session_rate(&token)?;
+        self.inner.remembered.forget(&token);
+        Ok(token)
     }
 
     /// Ends a session now; with `as_user`, only if it is that user's.
@@ -473,9 +405,7 @@ impl RedisPresence {
             .map_err(|_| PresenceError::InvalidSessionToken)?
             .to_hex();
         self.inner.remembered.forget(&token);
-        self.call("disconnect", &[&token, as_user.unwrap_or("")])
-            .await
-            .map(drop)
+        self.end_by_token(&token, as_user).await
     }
 
     /// The room a room token grants, and its snapshot.
@@ -498,8 +428,27 @@ impl RedisPresence {
 
     /// A room's snapshot, without a token.
     pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
-        let reply = self.call("snapshot", &[room]).await?;
-        snapshot_of(room, reply)
+        let keys = keys::RoomKeys::new(&self.inner.prefix, room);
+        let mut conn = self.inner.conn.clone();
+        let (seq, users): (Option<u64>, std::collections::HashMap<String, String>) = self
+            .answered(
+                redis::pipe()
+                    .atomic()
+                    .get(keys.seq())
+                    .hgetall(keys.users())
+                    .query_async(&mut conn)
+                    .await,
+            )?;
+        let users = users
+            .into_iter()
+            .map(|(id, json)| Some((id, serde_json::from_str::<UserFacts>(&json).ok()?)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| malformed_reply("snapshot"))?;
+        Ok(rules::snapshot(
+            room,
+            seq.unwrap_or(0),
+            users.iter().map(|(id, facts)| (id.as_str(), facts)),
+        ))
     }
 
     /// A room as this server last relayed it, with no round trip to Redis (for server-side
@@ -510,21 +459,38 @@ impl RedisPresence {
 
     /// The rooms where `user` is online, sorted.
     pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
-        let mut rooms = self.call("list_user", &[user]).await?;
+        let mut conn = self.inner.conn.clone();
+        let mut rooms: Vec<String> = self.answered(
+            redis::cmd("HKEYS")
+                .arg(keys::user_rooms(&self.inner.prefix, user))
+                .query_async(&mut conn)
+                .await,
+        )?;
+        rooms.retain(|r| r != keys::VERSION_FIELD);
         rooms.sort();
         Ok(rooms)
     }
 
     /// Removes a user and its sessions from a room. True if listed.
     pub async fn remove_room_user(&self, room: &str, user: &str) -> Result<bool, PresenceError> {
-        let reply = self.call("remove_room_user", &[room, user]).await?;
-        Ok(reply.first().is_some_and(|r| r == "1"))
+        self.remove_user(room, user).await
     }
 
     /// Removes everyone from a room. True if anyone was listed.
     pub async fn remove_room(&self, room: &str) -> Result<bool, PresenceError> {
-        let reply = self.call("remove_room", &[room]).await?;
-        Ok(reply.first().is_some_and(|r| r == "1"))
+        let keys = keys::RoomKeys::new(&self.inner.prefix, room);
+        let mut conn = self.inner.conn.clone();
+        let users: Vec<String> = self.answered(
+            redis::cmd("HKEYS")
+                .arg(keys.users())
+                .query_async(&mut conn)
+                .await,
+        )?;
+        let mut any = false;
+        for user in users {
+            any |= self.remove_user(room, &user).await?;
+        }
+        Ok(any)
     }
 
     /// The room token for `room`.
@@ -548,13 +514,7 @@ impl RedisPresence {
                 let token = SessionToken::parse(token)
                     .map_err(|_| PresenceError::InvalidSessionToken)?
                     .to_hex();
-                let reply = self
-                    .call("hold", &[&token, as_user.unwrap_or(""), &room])
-                    .await?;
-                let sid = reply
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| malformed_reply("hold"))?;
+                let sid = self.hold_session(&token, as_user, &room).await?;
                 Some((sid, token))
             }
             None => None,
@@ -606,17 +566,33 @@ impl RedisPresence {
         }
     }
 
-    /// Ends what is due; returns the next deadline. Several calls in a row if many are due.
+    /// Ends what is due, one deadline at a time, earliest first; returns the next deadline.
     async fn expire_due(&self) -> Result<Option<u64>, PresenceError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inner.expiring.store(true, SeqCst);
+        let next = self.expire_each_due().await;
+        self.inner.expiring.store(false, SeqCst);
+        next
+    }
+
+    async fn expire_each_due(&self) -> Result<Option<u64>, PresenceError> {
+        let dl = keys::deadlines(&self.inner.prefix);
         loop {
-            let batch = EXPIRE_BATCH.to_string();
-            let reply = self.call("expire", &[&batch]).await?;
-            let [ended, next] = reply.as_slice() else {
-                return Err(malformed_reply("expire"));
-            };
-            if ended.parse::<usize>().unwrap_or(0) < EXPIRE_BATCH {
-                return Ok(next.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()));
+            let now = self.now_ms();
+            let mut conn = self.inner.conn.clone();
+            let (member, at): (String, String) = self.answered(
+                self.inner
+                    .claim
+                    .key(&dl)
+                    .arg(now)
+                    .arg(CLAIM_LEASE_MS)
+                    .invoke_async(&mut conn)
+                    .await,
+            )?;
+            if member.is_empty() {
+                return Ok(at.parse::<u64>().ok());
             }
+            self.act_on_deadline(&member, now).await?;
         }
     }
 
@@ -669,10 +645,8 @@ impl Source for RedisHold {
         let presence = self.presence.clone();
         let room = self.room.clone();
         runtime.spawn(async move {
-            let grace = presence.inner.config.subscription_grace_ms.to_string();
-            let _ = presence
-                .call("release", &[&room, &sid, &token, &grace])
-                .await;
+            let grace = presence.inner.config.subscription_grace_ms;
+            let _ = presence.release_session(&room, &sid, &token, grace).await;
         });
     }
 }
@@ -773,6 +747,29 @@ impl super::Store for RedisPresence {
     fn changes(&self) -> Changes {
         RedisPresence::changes(self)
     }
+
+    #[cfg(all(test, feature = "redis"))]
+    fn settled(&self) -> Answer<'_, bool> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.inner.expiring.load(SeqCst) {
+                return Ok(false);
+            }
+            let mut conn = self.inner.conn.clone();
+            let due: Vec<String> = self.answered(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(keys::deadlines(&self.inner.prefix))
+                    .arg("-inf")
+                    .arg(self.now_ms())
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await,
+            )?;
+            Ok(due.is_empty() && !self.inner.expiring.load(SeqCst))
+        })
+    }
 }
 
 /// The scheduler: claim and end what is due, then sleep until the next deadline or until a
@@ -849,57 +846,6 @@ fn malformed_reply(op: &str) -> PresenceError {
     PresenceError::Unavailable {
         message: format!("the presence store gave an unexpected reply to {op}"),
     }
-}
-
-/// The script's reply without its leading `"ok"`, or its error as a [`PresenceError`].
-fn reply_of(mut reply: Vec<String>) -> Result<Vec<String>, PresenceError> {
-    match reply.first().map(String::as_str) {
-        Some("ok") => {
-            reply.remove(0);
-            Ok(reply)
-        }
-        Some("err") => {
-            let code = reply.get(1).map(String::as_str).unwrap_or("");
-            let detail = reply.get(2).cloned().unwrap_or_default();
-            let limit = || detail.parse().unwrap_or(0);
-            Err(match code {
-                "invalid_session_token" => PresenceError::InvalidSessionToken,
-                "forbidden" => PresenceError::Forbidden {
-                    reason: "this session belongs to another user".into(),
-                },
-                "wrong_user" => PresenceError::Forbidden {
-                    reason: "this session belongs to another user".into(),
-                },
-                "session_token_mismatch" => PresenceError::SessionTokenMismatch { session: detail },
-                "room_full" => PresenceError::RoomFull {
-                    room: String::new(),
-                    limit: limit(),
-                },
-                "too_many_rooms" => PresenceError::TooManyRooms { limit: limit() },
-                "too_many_sessions" => PresenceError::TooManySessions { limit: limit() },
-                _ => PresenceError::BadRequest { message: detail },
-            })
-        }
-        _ => Err(malformed_reply("a call")),
-    }
-}
-
-fn snapshot_of(room: &str, reply: Vec<String>) -> Result<RoomSnapshot, PresenceError> {
-    let mut parts = reply.into_iter();
-    let seq = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| malformed_reply("snapshot"))?;
-    let mut users = parts
-        .map(|json| serde_json::from_str::<UserPresence>(&json))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| malformed_reply("snapshot"))?;
-    users.sort_by(room_order);
-    Ok(RoomSnapshot {
-        room: room.to_string(),
-        seq,
-        users,
-    })
 }
 
 #[cfg(test)]

@@ -2,19 +2,19 @@
 -- every interval), a batch at a time. For each session it either extends the session or does
 -- nothing, atomically with the rest of the batch.
 --
---   KEYS[i]  the i-th session's hash (R:s:<sid>, see presence.lua)
+--   KEYS[i]  the i-th session's hash (R:s:<sid>, see keys.rs)
 --   ARGV     6 per session, in KEYS' order: the session token the client sent, the user id,
 --            the name as stored, away (0/1), now (ms), and the new deadline (ms)
 --
 -- Returns one integer per session: 1 when it was extended; 0 when this is not a no-change
 -- heartbeat of a live session whose deadline moves later (no such session, another token or
 -- user, a new name or away flag, a shorter interval, an older heartbeat than the last one
--- written): the caller then runs the full heartbeat
--- of presence.lua, which decides what the change means.
+-- written): the caller then runs the full heartbeat, where the rules decide what the change
+-- means.
 --
--- A live session is always queued in the deadline set no later than its `exp` (presence.lua
--- only ever queues it earlier, and `expire` queues it again at its deadline), so a later `exp`
--- needs no write there: when the queued time comes, `expire` finds the new deadline.
+-- A live session is always queued in the deadline set no later than its `exp` (commits only
+-- ever queue it earlier, and expiry queues it again at its deadline), so a later `exp` needs no
+-- write there: when the queued time comes, expiry finds the new deadline.
 local out = {}
 for i = 1, #KEYS do
   local sk, a = KEYS[i], (i - 1) * 6

@@ -1,0 +1,121 @@
+//! What the rules know of a room's user and its sessions, and how it is shown on the wire.
+//!
+//! Both stores keep a user as [`UserFacts`]: the memory store in its room map, the Redis store as
+//! the JSON of this type in the room's users hash. Liveness (tokens, deadlines, grace,
+//! subscriptions, rates) is each store's own; it is not part of the facts.
+
+use crate::room_view::room_order;
+use crate::wire::{RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One live session as others see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SessionFacts {
+    #[serde(rename = "i")]
+    pub id: String,
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "a", default, skip_serializing_if = "std::ops::Not::not")]
+    pub away: bool,
+    /// Boxed: most sessions have none.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Box<Value>>,
+    #[serde(rename = "t")]
+    pub joined_at: u64,
+    #[serde(rename = "q")]
+    pub joined_seq: u64,
+}
+
+/// One listed user of a room (online or offline) with its live sessions in join order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UserFacts {
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "o")]
+    pub online_since: u64,
+    /// `None` while online.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+    /// Latest heartbeat of the user's sessions that have ended (folded in as each ends), so
+    /// the heartbeat path never touches the user.
+    #[serde(rename = "a")]
+    pub last_active: u64,
+    #[serde(rename = "s", default)]
+    pub sessions: Vec<SessionFacts>,
+}
+
+impl UserFacts {
+    /// A user not listed yet: what [`super::join`] starts from.
+    pub fn unlisted() -> Self {
+        UserFacts {
+            name: String::new(),
+            online_since: 0,
+            last_seen: None,
+            last_active: 0,
+            sessions: Vec::new(),
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        !self.sessions.is_empty()
+    }
+
+    pub fn session(&self, id: &str) -> Option<&SessionFacts> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+
+    pub fn session_mut(&mut self, id: &str) -> Option<&mut SessionFacts> {
+        self.sessions.iter_mut().find(|s| s.id == id)
+    }
+
+    /// The user as the wire shows it: the one place a [`UserPresence`] is made.
+    pub fn presence(&self, user_id: &str) -> UserPresence {
+        let sessions: Vec<SessionPresence> =
+            self.sessions.iter().map(SessionFacts::presence).collect();
+        UserPresence {
+            user_id: user_id.to_string(),
+            name: self.name.clone(),
+            online: !sessions.is_empty(),
+            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
+            online_since: self.online_since,
+            last_seen: self.last_seen,
+            sessions,
+        }
+    }
+}
+
+impl SessionFacts {
+    pub fn presence(&self) -> SessionPresence {
+        SessionPresence {
+            session_id: self.id.clone(),
+            name: self.name.clone(),
+            status: if self.away {
+                SessionStatus::Away
+            } else {
+                SessionStatus::Active
+            },
+            state: self.state.as_deref().cloned(),
+            joined_at: self.joined_at,
+            joined_seq: self.joined_seq,
+        }
+    }
+}
+
+/// A room's snapshot from its users, in the room's order (see [`room_order`]).
+pub(crate) fn snapshot<'a>(
+    room: &str,
+    seq: u64,
+    users: impl IntoIterator<Item = (&'a str, &'a UserFacts)>,
+) -> RoomSnapshot {
+    let mut users: Vec<UserPresence> = users
+        .into_iter()
+        .map(|(id, facts)| facts.presence(id))
+        .collect();
+    users.sort_by(room_order);
+    RoomSnapshot {
+        room: room.to_string(),
+        seq,
+        users,
+    }
+}

@@ -1,0 +1,310 @@
+//! The rules of presence, written once: which new sessions the caps allow, which token a new
+//! session gets, what a heartbeat or an update changes, what a leave does to its user (last seen,
+//! retention), which offline user the cap drops, when a session's deadline is, and the message
+//! every change emits.
+//!
+//! Pure functions over [`UserFacts`]: no store, no clock, no I/O. The memory store and the Redis
+//! store both call them and only record what they decide (the memory store in its maps and
+//! deadline queue; the Redis store through one atomic, guarded write, see
+//! `store/redis/commit.lua`), so the two cannot disagree on a rule.
+
+mod facts;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use facts::{snapshot, SessionFacts, UserFacts};
+
+use crate::error::PresenceError;
+use crate::server::config::PresenceConfig;
+use crate::server::token::SessionToken;
+use crate::validate;
+use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage};
+use serde_json::Value;
+
+/// What a user already holds, for the caps on a new session.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Holdings {
+    /// Rooms where the user is online.
+    pub rooms: usize,
+    /// Whether one of them is the room being joined.
+    pub here: bool,
+    /// Live sessions across those rooms.
+    pub sessions: usize,
+}
+
+/// Whether a new session fits under the caps: rooms per user, sessions per user, sessions per
+/// room (checked in that order).
+pub(crate) fn check_join(
+    config: &PresenceConfig,
+    room: &str,
+    room_sessions: usize,
+    held: Holdings,
+) -> Result<(), PresenceError> {
+    if !held.here && held.rooms >= config.max_rooms_per_user {
+        return Err(PresenceError::TooManyRooms {
+            limit: config.max_rooms_per_user,
+        });
+    }
+    if held.sessions >= config.max_sessions_per_user {
+        return Err(PresenceError::TooManySessions {
+            limit: config.max_sessions_per_user,
+        });
+    }
+    if room_sessions >= config.max_sessions_per_room {
+        return Err(PresenceError::RoomFull {
+            room: room.to_string(),
+            limit: config.max_sessions_per_room,
+        });
+    }
+    Ok(())
+}
+
+/// The token a new session gets. A token sent with a join is the client's proposal: a stale one
+/// (the session ended, the store restarted) or a fresh one it made up. Adopting it makes a join
+/// idempotent: if the call timed out after the store applied it, the retry (same session, same
+/// token) finds its session instead of a ghost it may not touch. A proposal that does not look
+/// random, or that another live session holds (`taken`), is not adopted.
+pub(crate) fn session_token(
+    proposed: Option<SessionToken>,
+    taken: impl FnOnce(&SessionToken) -> bool,
+) -> SessionToken {
+    match proposed {
+        Some(t) if t.looks_random() && !taken(&t) => t,
+        _ => SessionToken::generate(),
+    }
+}
+
+/// A new session from a join request (already validated; `name` as stored).
+pub(crate) fn new_session(req: &HeartbeatRequest, name: &str, now: u64, seq: u64) -> SessionFacts {
+    SessionFacts {
+        id: req.session.clone(),
+        name: name.to_string(),
+        away: req.away,
+        state: req.state.clone().and_then(non_null).map(Box::new),
+        joined_at: now,
+        joined_seq: seq,
+    }
+}
+
+/// Adds a new session to its user (`UserFacts::unlisted()` if the room does not list the user).
+/// A user coming online (new, or back from offline) is placed after those already online.
+/// Returns whether the user came online. Emits [`Event::Joined`].
+pub(crate) fn join(user: &mut UserFacts, session: SessionFacts, now: u64) -> bool {
+    let came_online = !user.is_online();
+    if came_online {
+        user.online_since = session.joined_seq;
+        user.last_seen = None;
+    }
+    user.name = session.name.clone();
+    user.last_active = user.last_active.max(now);
+    user.sessions.push(session);
+    came_online
+}
+
+/// What a request asks to change on one session: only what differs from it.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Change {
+    pub name: Option<String>,
+    pub away: Option<bool>,
+    /// `Some(None)` clears the state.
+    pub state: Option<Option<Box<Value>>>,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.away.is_none() && self.state.is_none()
+    }
+}
+
+/// What a heartbeat of a live session changes. A new name or state is validated; an unchanged
+/// one is not looked at again. `state: None` keeps the state, JSON `null` clears it.
+pub(crate) fn heartbeat_change(
+    current: &SessionFacts,
+    req: &HeartbeatRequest,
+) -> Result<Change, PresenceError> {
+    // Names are stored trimmed (see `validate`): compare the trimmed form.
+    let name = validate::name_as_stored(&req.name);
+    let mut change = Change::default();
+    if current.name != name {
+        validate::name(name)?;
+        change.name = Some(name.to_string());
+    }
+    if current.away != req.away {
+        change.away = Some(req.away);
+    }
+    change.state = match &req.state {
+        Some(state) if state.is_null() => current.state.is_some().then_some(None),
+        Some(state) if current.state.as_deref() != Some(state) => {
+            validate::state(state)?;
+            Some(Some(Box::new(state.clone())))
+        }
+        _ => None,
+    };
+    Ok(change)
+}
+
+/// What replacing a session's state changes (`null` clears it; `state` already validated).
+pub(crate) fn state_change(current: &SessionFacts, state: Value) -> Change {
+    let state = non_null(state).map(Box::new);
+    Change {
+        state: (current.state != state).then_some(state),
+        ..Change::default()
+    }
+}
+
+/// What marking a session away (or back) changes.
+pub(crate) fn away_change(current: &SessionFacts, away: bool) -> Change {
+    Change {
+        away: (current.away != away).then_some(away),
+        ..Change::default()
+    }
+}
+
+/// Applies a change to one of the user's sessions; a new name is the user's name too. Returns
+/// whether anything changed (then [`Event::Updated`] is emitted).
+pub(crate) fn apply(user: &mut UserFacts, session: &str, change: Change) -> bool {
+    if change.is_empty() {
+        return false;
+    }
+    let Some(s) = user.session_mut(session) else {
+        return false;
+    };
+    if let Some(away) = change.away {
+        s.away = away;
+    }
+    if let Some(state) = change.state {
+        s.state = state;
+    }
+    if let Some(name) = change.name {
+        s.name.clone_from(&name);
+        user.name = name;
+    }
+    true
+}
+
+/// A session that changed its state counts as heard from now (a state update is activity).
+pub(crate) fn heard_from(last_heartbeat: u64, now: u64) -> u64 {
+    last_heartbeat.max(now)
+}
+
+/// What a leave did to its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Left {
+    /// `Some` if that was the user's last session: the user is now offline, listed until then
+    /// (the end of its retention).
+    pub retained_until: Option<u64>,
+}
+
+/// Ends one of the user's sessions, whose latest heartbeat was `last_heartbeat`. The user's last
+/// activity folds it in. If it was the last session the user goes offline, last seen now (a
+/// goodbye) or at its last activity (an expiry); otherwise the user's name is that of its latest
+/// remaining session. `None` if the user has no such session. Emits [`Event::Left`].
+pub(crate) fn leave(
+    user: &mut UserFacts,
+    session: &str,
+    last_heartbeat: u64,
+    reason: LeaveReason,
+    now: u64,
+    config: &PresenceConfig,
+) -> Option<Left> {
+    let at = user.sessions.iter().position(|s| s.id == session)?;
+    user.sessions.remove(at);
+    user.last_active = user.last_active.max(last_heartbeat);
+    let retained_until = if let Some(latest) = user.sessions.last() {
+        user.name.clone_from(&latest.name);
+        None
+    } else {
+        let last_seen = match reason {
+            LeaveReason::Disconnected => now,
+            LeaveReason::Expired => user.last_active,
+        };
+        user.last_seen = Some(last_seen);
+        Some(retention_until(last_seen, config))
+    };
+    Some(Left { retained_until })
+}
+
+/// When an offline user last seen at `last_seen` stops being listed.
+pub(crate) fn retention_until(last_seen: u64, config: &PresenceConfig) -> u64 {
+    last_seen.saturating_add(config.offline_retention_ms)
+}
+
+/// Whether a room listing `offline_users` offline users must drop one.
+pub(crate) fn over_offline_cap(offline_users: usize, config: &PresenceConfig) -> bool {
+    offline_users > config.max_offline_users_per_room
+}
+
+/// The offline user the cap drops: the longest gone; among those gone equally long, the greatest
+/// user id (the last of them in the room's order).
+pub(crate) fn offline_victim<'a>(
+    offline: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Option<&'a str> {
+    offline
+        .into_iter()
+        .min_by(|(ia, a), (ib, b)| a.cmp(b).then_with(|| ib.cmp(ia)))
+        .map(|(id, _)| id)
+}
+
+/// When a session ends if nothing else happens: its heartbeat deadline, or its grace deadline
+/// (set when its last subscription closed) if earlier.
+pub(crate) fn session_deadline(expires_at: u64, grace_until: Option<u64>) -> u64 {
+    grace_until.map_or(expires_at, |g| g.min(expires_at))
+}
+
+/// A change of one user, as the room's subscribers are told of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    Joined {
+        session: String,
+    },
+    Updated {
+        session: String,
+    },
+    Left {
+        session: String,
+        reason: LeaveReason,
+    },
+    /// The user is no longer listed (retention over, the offline cap, or removed by the app).
+    Removed,
+}
+
+/// The message of one change at `seq`: the one place room diffs are made. `user` is the user
+/// after the change (`None` only for [`Event::Removed`]).
+pub(crate) fn message(
+    event: &Event,
+    seq: u64,
+    user_id: &str,
+    user: Option<&UserFacts>,
+) -> RoomMessage {
+    let user = || {
+        user.expect("a change of a listed user carries it")
+            .presence(user_id)
+    };
+    match event {
+        Event::Joined { session } => RoomMessage::Joined {
+            seq,
+            session_id: session.clone(),
+            user: user(),
+        },
+        Event::Updated { session } => RoomMessage::Updated {
+            seq,
+            session_id: session.clone(),
+            user: user(),
+        },
+        Event::Left { session, reason } => RoomMessage::Left {
+            seq,
+            session_id: session.clone(),
+            reason: *reason,
+            user: user(),
+        },
+        Event::Removed => RoomMessage::Removed {
+            seq,
+            user_id: user_id.to_string(),
+        },
+    }
+}
+
+/// JSON `null` means "no state".
+fn non_null(v: Value) -> Option<Value> {
+    (!v.is_null()).then_some(v)
+}

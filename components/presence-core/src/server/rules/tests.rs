@@ -1,0 +1,207 @@
+//! The rules on their own, without a store (the behaviour suite runs them through both stores,
+//! and the differential test checks that the stores agree).
+
+use super::*;
+use crate::server::test_support::req;
+use serde_json::json;
+
+fn config() -> PresenceConfig {
+    PresenceConfig::default()
+}
+
+fn joined(user: &mut UserFacts, session: &str, name: &str, now: u64, seq: u64) -> bool {
+    let mut request = req("r", "u", session);
+    request.name = name.into();
+    join(user, new_session(&request, name, now, seq), now)
+}
+
+#[test]
+fn the_offline_cap_drops_the_longest_gone_and_among_equals_the_greatest_id() {
+    let offline = [("bob", 20), ("amy", 10), ("cat", 10), ("dan", 30)];
+    assert_eq!(offline_victim(offline), Some("cat"));
+    assert_eq!(offline_victim([("amy", 10)]), Some("amy"));
+    assert_eq!(offline_victim(std::iter::empty::<(&str, u64)>()), None);
+    let cap = config().max_offline_users_per_room;
+    assert!(!over_offline_cap(cap, &config()));
+    assert!(over_offline_cap(cap + 1, &config()));
+}
+
+#[test]
+fn a_user_comes_online_with_its_first_session_and_is_ordered_by_it() {
+    let mut user = UserFacts::unlisted();
+    assert!(joined(&mut user, "s1", "Ann", 1_000, 7));
+    assert_eq!((user.online_since, user.last_seen), (7, None));
+    // A second tab: not "coming online" again, and the order key stays.
+    assert!(!joined(&mut user, "s2", "Ann B.", 2_000, 9));
+    assert_eq!(user.online_since, 7);
+    assert_eq!(user.name, "Ann B.");
+    assert_eq!(user.last_active, 2_000);
+    let ids: Vec<&str> = user.sessions.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s1", "s2"]);
+}
+
+#[test]
+fn leaving_keeps_the_latest_name_and_the_last_session_sets_last_seen() {
+    let config = config();
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    joined(&mut user, "s2", "Ann B.", 2_000, 2);
+    user.session_mut("s1").unwrap().name = "Ann A.".into();
+    // Leaving the newer session: the name is the remaining (latest) session's.
+    let left = leave(&mut user, "s2", 5_000, LeaveReason::Expired, 9_000, &config);
+    assert_eq!(
+        left,
+        Some(Left {
+            retained_until: None
+        })
+    );
+    assert_eq!(user.name, "Ann A.");
+    assert_eq!(user.last_active, 5_000);
+    // An expiry: last seen at the last activity (its heartbeats), not when noticed.
+    let left = leave(&mut user, "s1", 4_000, LeaveReason::Expired, 9_000, &config).unwrap();
+    assert_eq!(user.last_seen, Some(5_000));
+    assert_eq!(
+        left.retained_until,
+        Some(5_000 + config.offline_retention_ms)
+    );
+    assert!(leave(&mut user, "s1", 0, LeaveReason::Expired, 9_000, &config).is_none());
+
+    // A goodbye: last seen now.
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    leave(
+        &mut user,
+        "s1",
+        1_500,
+        LeaveReason::Disconnected,
+        3_000,
+        &config,
+    );
+    assert_eq!(user.last_seen, Some(3_000));
+    // Back online: ordered after those online now, no longer "last seen".
+    assert!(joined(&mut user, "s3", "Ann", 4_000, 12));
+    assert_eq!((user.online_since, user.last_seen), (12, None));
+}
+
+#[test]
+fn caps_are_checked_rooms_then_sessions_then_room_size_and_zero_allows_none() {
+    let config = PresenceConfig::default()
+        .max_rooms_per_user(2)
+        .max_sessions_per_user(3)
+        .max_sessions_per_room(4);
+    let held = |rooms, here, sessions| Holdings {
+        rooms,
+        here,
+        sessions,
+    };
+    assert!(check_join(&config, "r", 3, held(1, true, 2)).is_ok());
+    assert!(matches!(
+        check_join(&config, "r", 4, held(2, false, 3)),
+        Err(PresenceError::TooManyRooms { limit: 2 })
+    ));
+    // Already in this room: another tab there is not another room.
+    assert!(matches!(
+        check_join(&config, "r", 4, held(2, true, 3)),
+        Err(PresenceError::TooManySessions { limit: 3 })
+    ));
+    assert!(matches!(
+        check_join(&config, "r", 4, held(2, true, 2)),
+        Err(PresenceError::RoomFull { limit: 4, .. })
+    ));
+    let none = PresenceConfig::default().max_rooms_per_user(0);
+    assert!(matches!(
+        check_join(&none, "r", 0, Holdings::default()),
+        Err(PresenceError::TooManyRooms { limit: 0 })
+    ));
+}
+
+#[test]
+fn a_proposed_token_is_adopted_only_if_random_looking_and_free() {
+    let proposal = SessionToken::generate();
+    assert_eq!(session_token(Some(proposal), |_| false), proposal);
+    assert_ne!(session_token(Some(proposal), |_| true), proposal);
+    let weak = SessionToken::parse(&"0".repeat(64)).unwrap();
+    assert!(!weak.looks_random());
+    assert_ne!(session_token(Some(weak), |_| false), weak);
+}
+
+#[test]
+fn a_heartbeat_changes_only_what_differs_and_validates_only_that() {
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    let current = user.session("s1").unwrap().clone();
+    let mut same = req("r", "u", "s1");
+    same.name = "  Ann ".into(); // stored trimmed
+    assert!(heartbeat_change(&current, &same).unwrap().is_empty());
+    // JSON null clears a state only if there is one.
+    same.state = Some(Value::Null);
+    assert!(heartbeat_change(&current, &same).unwrap().is_empty());
+    let mut changed = same.clone();
+    changed.away = true;
+    changed.state = Some(json!({"typing": true}));
+    let change = heartbeat_change(&current, &changed).unwrap();
+    assert_eq!(change.away, Some(true));
+    assert!(apply(&mut user, "s1", change));
+    let s = user.session("s1").unwrap();
+    assert!(s.away);
+    assert_eq!(s.state.as_deref(), Some(&json!({"typing": true})));
+    // A new name that is not valid is refused; nothing is applied.
+    let mut bad = req("r", "u", "s1");
+    bad.name = " ".into();
+    assert!(matches!(
+        heartbeat_change(user.session("s1").unwrap(), &bad),
+        Err(PresenceError::InvalidInput { .. })
+    ));
+    // A rename names the user too.
+    let mut renamed = req("r", "u", "s1");
+    renamed.name = "Ann B.".into();
+    renamed.away = true;
+    let change = heartbeat_change(user.session("s1").unwrap(), &renamed).unwrap();
+    assert!(apply(&mut user, "s1", change));
+    assert_eq!(user.name, "Ann B.");
+    assert!(!apply(&mut user, "s1", Change::default()));
+}
+
+#[test]
+fn every_change_is_one_message_with_the_user_after_it() {
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    let joined = message(
+        &Event::Joined {
+            session: "s1".into(),
+        },
+        1,
+        "ann",
+        Some(&user),
+    );
+    let RoomMessage::Joined {
+        seq,
+        session_id,
+        user: shown,
+    } = joined
+    else {
+        panic!("{joined:?}");
+    };
+    assert_eq!((seq, session_id.as_str()), (1, "s1"));
+    assert_eq!(shown, user.presence("ann"));
+    assert!(shown.online && !shown.away);
+    assert_eq!(
+        message(&Event::Removed, 5, "ann", None),
+        RoomMessage::Removed {
+            seq: 5,
+            user_id: "ann".into()
+        }
+    );
+    assert_eq!(session_deadline(100, None), 100);
+    assert_eq!(session_deadline(100, Some(50)), 50);
+    assert_eq!(session_deadline(100, Some(150)), 100);
+}
+
+#[test]
+fn facts_round_trip_through_json_and_stay_small() {
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    let json = serde_json::to_string(&user).unwrap();
+    assert_eq!(serde_json::from_str::<UserFacts>(&json).unwrap(), user);
+    assert!(json.len() < 80, "{json}");
+}

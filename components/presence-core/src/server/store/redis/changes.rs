@@ -1,0 +1,700 @@
+//! Every change of the Redis store: load what the rules need ([`load`](super::load)), let the
+//! rules decide ([`crate::server::rules`], the same functions the memory store calls), commit the
+//! decision guarded by what it was made on ([`commit`](super::commit)); if the room changed
+//! meanwhile, decide again.
+
+use super::commit::{contended, Transition, MAX_TRIES};
+use super::keys::{self, RoomKeys};
+use super::load::{Ask, Loaded};
+use super::RedisPresence;
+use crate::error::PresenceError;
+use crate::server::rules::{self, Change, Event, SessionFacts, UserFacts};
+use crate::server::token::SessionToken;
+use crate::wire::{HeartbeatRequest, LeaveReason};
+
+/// What a full heartbeat did: the session's token, and whether it joined.
+pub(super) struct Beat {
+    pub token: String,
+    pub joined: bool,
+}
+
+/// A change being written: the transition and the room's seq as it moves.
+struct Writer<'a> {
+    presence: &'a RedisPresence,
+    keys: &'a RoomKeys,
+    t: Transition,
+    seq: u64,
+}
+
+impl<'a> Writer<'a> {
+    fn new(presence: &'a RedisPresence, keys: &'a RoomKeys, loaded: &Loaded) -> Self {
+        let mut t = Transition::default();
+        t.expect(&keys.seq(), &seq_value(loaded.seq));
+        Writer {
+            presence,
+            keys,
+            t,
+            seq: loaded.seq,
+        }
+    }
+
+    fn prefix(&self) -> &str {
+        &self.presence.inner.prefix
+    }
+
+    /// Publishes one change of `user_id` (whose facts after it are `user`) at the next seq.
+    fn emit(&mut self, event: Event, user_id: &str, user: Option<&UserFacts>) {
+        self.seq += 1;
+        let message = rules::message(&event, self.seq, user_id, user);
+        let json = serde_json::to_string(&message).expect("messages serialize");
+        self.t.set(&self.keys.seq(), &self.seq.to_string());
+        self.t.publish(&self.keys.channel(), &json);
+    }
+
+    fn put_user(&mut self, user_id: &str, facts: &UserFacts) {
+        let json = serde_json::to_string(facts).expect("facts serialize");
+        self.t.hset(&self.keys.users(), user_id, &json);
+    }
+
+    fn set_session_count(&mut self, n: usize) {
+        if n == 0 {
+            self.t.del(&self.keys.sessions());
+        } else {
+            self.t.set(&self.keys.sessions(), &n.to_string());
+        }
+    }
+
+    /// The user's count of live sessions in this room moves by `by`.
+    fn count_user_room(&mut self, user_id: &str, by: i64) {
+        let key = keys::user_rooms(self.prefix(), user_id);
+        let version = SessionToken::generate().to_hex();
+        self.t.count(&key, self.keys.room(), by, &version);
+    }
+
+    fn schedule(&mut self, at: u64, member: &str) {
+        let prefix = self.prefix().to_string();
+        self.t
+            .schedule(&keys::deadlines(&prefix), at, member, &keys::wake(&prefix));
+    }
+
+    /// Removes an offline user (no sessions) from the room: one `Removed`.
+    fn drop_offline(&mut self, user_id: &str) {
+        let prefix = self.prefix().to_string();
+        self.t.hdel(&self.keys.users(), user_id);
+        self.t.zrem(&self.keys.offline(), user_id);
+        self.t.zrem(
+            &keys::deadlines(&prefix),
+            &self.keys.retention_deadline(user_id),
+        );
+        self.emit(Event::Removed, user_id, None);
+    }
+
+    async fn commit(&self) -> Result<bool, PresenceError> {
+        self.presence.commit(&self.t).await
+    }
+}
+
+/// The room's seq as stored (no key before its first change).
+fn seq_value(seq: u64) -> String {
+    if seq == 0 {
+        String::new()
+    } else {
+        seq.to_string()
+    }
+}
+
+impl RedisPresence {
+    /// Joins, or keeps alive and changes, a session (the heartbeat that the fast path could not
+    /// answer). The request is validated; `token` is the one it carries (hex), if any.
+    pub(super) async fn full_heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+        name: &str,
+        token: Option<SessionToken>,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Beat, PresenceError> {
+        let keys = RoomKeys::new(&self.inner.prefix, &request.room);
+        let hex = token.map(|t| t.to_hex());
+        for _ in 0..MAX_TRIES {
+            let loaded = self
+                .load(
+                    &keys,
+                    Ask {
+                        session: Some(&request.session),
+                        user: Some(&request.user),
+                        rooms: true,
+                        token: hex.as_deref(),
+                    },
+                )
+                .await?;
+            let done = if loaded.session.is_empty() {
+                self.join(&keys, request, name, token, &loaded, now, expires_at)
+                    .await?
+            } else {
+                self.beat(&keys, request, hex.as_deref(), &loaded, now, expires_at)
+                    .await?
+            };
+            if let Some(beat) = done {
+                return Ok(beat);
+            }
+        }
+        Err(contended())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn join(
+        &self,
+        keys: &RoomKeys,
+        request: &HeartbeatRequest,
+        name: &str,
+        proposed: Option<SessionToken>,
+        loaded: &Loaded,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Option<Beat>, PresenceError> {
+        rules::check_join(
+            &self.inner.config,
+            &request.room,
+            loaded.sessions,
+            loaded.holdings(&request.room),
+        )?;
+        let token = rules::session_token(proposed, |_| loaded.token_taken).to_hex();
+        let mut w = Writer::new(self, keys, loaded);
+        let session = rules::new_session(request, name, now, w.seq + 1);
+        let listed = loaded.user.is_some();
+        let mut user = loaded.user.clone().unwrap_or_else(UserFacts::unlisted);
+        let was_offline = listed && !user.is_online();
+        rules::join(&mut user, session, now);
+        let sk = keys.session(&request.session);
+        let prefix = self.inner.prefix.clone();
+        w.t.expect_field(&sk, "tok", "")
+            .expect(&keys::token(&prefix, &token), "")
+            .expect_field(
+                &keys::user_rooms(&prefix, &request.user),
+                keys::VERSION_FIELD,
+                &loaded.rooms_version,
+            );
+        for (field, value) in [
+            ("user", request.user.as_str()),
+            ("tok", &token),
+            ("name", name),
+            ("away", if request.away { "1" } else { "0" }),
+            ("exp", &expires_at.to_string()),
+            ("hb", &now.to_string()),
+            ("subs", "0"),
+        ] {
+            w.t.hset(&sk, field, value);
+        }
+        w.t.set(
+            &keys::token(&prefix, &token),
+            &format!("{}\n{}", request.room, request.session),
+        );
+        w.put_user(&request.user, &user);
+        w.set_session_count(loaded.sessions + 1);
+        w.count_user_room(&request.user, 1);
+        if was_offline {
+            w.t.zrem(&keys.offline(), &request.user);
+            w.t.zrem(
+                &keys::deadlines(&prefix),
+                &keys.retention_deadline(&request.user),
+            );
+        }
+        w.schedule(expires_at, &keys.session_deadline(&request.session));
+        w.emit(
+            Event::Joined {
+                session: request.session.clone(),
+            },
+            &request.user,
+            Some(&user),
+        );
+        Ok(w.commit().await?.then_some(Beat {
+            token,
+            joined: true,
+        }))
+    }
+
+    /// A heartbeat of a live session: extends it, and applies what it changes.
+    async fn beat(
+        &self,
+        keys: &RoomKeys,
+        request: &HeartbeatRequest,
+        token: Option<&str>,
+        loaded: &Loaded,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<Option<Beat>, PresenceError> {
+        let current_token = loaded.field("tok").to_string();
+        if token != Some(current_token.as_str()) {
+            return Err(PresenceError::SessionTokenMismatch {
+                session: request.session.clone(),
+            });
+        }
+        if loaded.field("user") != request.user {
+            return Err(PresenceError::Forbidden {
+                reason: "this session belongs to another user".into(),
+            });
+        }
+        let mut user = loaded.user.clone().ok_or_else(|| missing("user"))?;
+        let current = user
+            .session(&request.session)
+            .ok_or_else(|| missing("session"))?;
+        let change = rules::heartbeat_change(current, request)?;
+        let sk = keys.session(&request.session);
+        let mut w = Writer::new(self, keys, loaded);
+        w.t.expect_field(&sk, "tok", &current_token);
+        w.t.hset(&sk, "exp", &expires_at.to_string())
+            .hset(&sk, "hb", &now.max(loaded.number("hb")).to_string())
+            .hdel(&sk, "grace");
+        w.schedule(expires_at, &keys.session_deadline(&request.session));
+        self.write_change(
+            &mut w,
+            &sk,
+            &request.user,
+            &mut user,
+            &request.session,
+            change,
+        );
+        Ok(w.commit().await?.then_some(Beat {
+            token: current_token,
+            joined: false,
+        }))
+    }
+
+    /// Writes a change of one session (if it changes anything): the facts, the name and away
+    /// flag the fast path compares with, one `Updated`.
+    fn write_change(
+        &self,
+        w: &mut Writer<'_>,
+        sk: &str,
+        user_id: &str,
+        user: &mut UserFacts,
+        session: &str,
+        change: Change,
+    ) -> bool {
+        let (name, away) = (change.name.clone(), change.away);
+        if !rules::apply(user, session, change) {
+            return false;
+        }
+        if let Some(name) = name {
+            w.t.hset(sk, "name", &name);
+        }
+        if let Some(away) = away {
+            w.t.hset(sk, "away", if away { "1" } else { "0" });
+        }
+        w.put_user(user_id, user);
+        w.emit(
+            Event::Updated {
+                session: session.to_string(),
+            },
+            user_id,
+            Some(user),
+        );
+        true
+    }
+
+    /// The room and session a token grants (`None`: no live session holds it).
+    async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, PresenceError> {
+        let mut conn = self.inner.conn.clone();
+        let at: Option<String> = self.answered(
+            redis::cmd("GET")
+                .arg(keys::token(&self.inner.prefix, token))
+                .query_async(&mut conn)
+                .await,
+        )?;
+        Ok(at.and_then(|at| {
+            let (room, sid) = at.split_once('\n')?;
+            Some((room.to_string(), sid.to_string()))
+        }))
+    }
+
+    /// Loads the live session a token grants (checking `as_user`), for a change to it.
+    async fn load_by_token(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(RoomKeys, String, Loaded), PresenceError> {
+        let (room, sid) = self
+            .resolve(token)
+            .await?
+            .ok_or(PresenceError::InvalidSessionToken)?;
+        let keys = RoomKeys::new(&self.inner.prefix, &room);
+        let loaded = self
+            .load(
+                &keys,
+                Ask {
+                    session: Some(&sid),
+                    ..Ask::default()
+                },
+            )
+            .await?;
+        if loaded.field("tok") != token {
+            return Err(PresenceError::InvalidSessionToken);
+        }
+        if as_user.is_some_and(|u| u != loaded.field("user")) {
+            return Err(PresenceError::Forbidden {
+                reason: "this session belongs to another user".into(),
+            });
+        }
+        Ok((keys, sid, loaded))
+    }
+
+    /// Changes a live session's state or away flag as `decide` says.
+    pub(super) async fn change_session(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+        decide: impl Fn(&SessionFacts) -> Change,
+    ) -> Result<(), PresenceError> {
+        for _ in 0..MAX_TRIES {
+            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            let user_id = loaded.user_id.clone();
+            let mut user = loaded.user.clone().ok_or_else(|| missing("user"))?;
+            let change = decide(user.session(&sid).ok_or_else(|| missing("session"))?);
+            let activity = change.state.is_some();
+            let sk = keys.session(&sid);
+            let mut w = Writer::new(self, &keys, &loaded);
+            w.t.expect_field(&sk, "tok", token);
+            if !self.write_change(&mut w, &sk, &user_id, &mut user, &sid, change) {
+                return Ok(());
+            }
+            if activity {
+                let now = self.now_ms();
+                let hb = rules::heard_from(loaded.number("hb"), now);
+                w.t.hset(&sk, "hb", &hb.to_string());
+            }
+            if w.commit().await? {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
+    /// Ends the live session a token grants (a goodbye).
+    pub(super) async fn end_by_token(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), PresenceError> {
+        for _ in 0..MAX_TRIES {
+            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            let now = self.now_ms();
+            if self
+                .end_session(&keys, &sid, &loaded, LeaveReason::Disconnected, now)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
+    /// Ends a loaded session: one `Left`; if its user went offline, the offline cap may drop
+    /// one offline user (one `Removed`). `false` if the room changed meanwhile.
+    async fn end_session(
+        &self,
+        keys: &RoomKeys,
+        sid: &str,
+        loaded: &Loaded,
+        reason: LeaveReason,
+        now: u64,
+    ) -> Result<bool, PresenceError> {
+        let config = &self.inner.config;
+        let prefix = self.inner.prefix.clone();
+        let user_id = loaded.user_id.clone();
+        let mut user = loaded.user.clone().ok_or_else(|| missing("user"))?;
+        let left = rules::leave(&mut user, sid, loaded.number("hb"), reason, now, config)
+            .ok_or_else(|| missing("session"))?;
+        let sk = keys.session(sid);
+        let token = loaded.field("tok").to_string();
+        let mut w = Writer::new(self, keys, loaded);
+        w.t.expect_field(&sk, "tok", &token)
+            .expect_field(&sk, "exp", loaded.field("exp"))
+            .expect_field(&sk, "grace", loaded.field("grace"));
+        w.t.del(&sk)
+            .del(&keys::token(&prefix, &token))
+            .zrem(&keys::deadlines(&prefix), &keys.session_deadline(sid));
+        w.put_user(&user_id, &user);
+        w.set_session_count(loaded.sessions.saturating_sub(1));
+        w.count_user_room(&user_id, -1);
+        if let (Some(until), Some(last_seen)) = (left.retained_until, user.last_seen) {
+            w.t.zadd(&keys.offline(), last_seen, &user_id);
+            w.schedule(until, &keys.retention_deadline(&user_id));
+        }
+        w.emit(
+            Event::Left {
+                session: sid.to_string(),
+                reason,
+            },
+            &user_id,
+            Some(&user),
+        );
+        if let (Some(_), Some(last_seen)) = (left.retained_until, user.last_seen) {
+            if rules::over_offline_cap(loaded.offline + 1, config) {
+                let candidates = loaded
+                    .oldest_offline
+                    .iter()
+                    .map(|(id, at)| (id.as_str(), *at))
+                    .chain([(user_id.as_str(), last_seen)]);
+                if let Some(victim) = rules::offline_victim(candidates).map(str::to_string) {
+                    w.drop_offline(&victim);
+                }
+            }
+        }
+        let applied = w.commit().await?;
+        if applied && loaded.offline + 1 > config.max_offline_users_per_room + 1 {
+            // Over by more than one (the cap was lowered): drop the rest one at a time.
+            self.enforce_offline_cap(keys).await?;
+        }
+        Ok(applied)
+    }
+
+    /// Drops offline users while the room lists more than the cap allows.
+    async fn enforce_offline_cap(&self, keys: &RoomKeys) -> Result<(), PresenceError> {
+        for _ in 0..MAX_TRIES {
+            let loaded = self.load(keys, Ask::default()).await?;
+            if !rules::over_offline_cap(loaded.offline, &self.inner.config) {
+                return Ok(());
+            }
+            let candidates = loaded
+                .oldest_offline
+                .iter()
+                .map(|(id, at)| (id.as_str(), *at));
+            let Some(victim) = rules::offline_victim(candidates).map(str::to_string) else {
+                return Ok(());
+            };
+            let mut w = Writer::new(self, keys, &loaded);
+            w.drop_offline(&victim);
+            w.commit().await?;
+        }
+        Err(contended())
+    }
+
+    /// Acts on one claimed deadline (see claim.lua): ends a session whose deadline passed,
+    /// drops an offline user whose retention is over, or queues the entry at its real time.
+    pub(super) async fn act_on_deadline(
+        &self,
+        member: &str,
+        now: u64,
+    ) -> Result<(), PresenceError> {
+        let mut parts = member.splitn(3, '\n');
+        let (Some(kind), Some(room), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(());
+        };
+        let prefix = self.inner.prefix.clone();
+        let dl = keys::deadlines(&prefix);
+        let keys = RoomKeys::new(&prefix, room);
+        for _ in 0..MAX_TRIES {
+            let mut t = Transition::default();
+            if kind == "s" {
+                let loaded = self
+                    .load(
+                        &keys,
+                        Ask {
+                            session: Some(id),
+                            ..Ask::default()
+                        },
+                    )
+                    .await?;
+                if loaded.session.is_empty() {
+                    // Ended meanwhile (unless a new session of that id is queued since).
+                    t.expect_field(&keys.session(id), "tok", "")
+                        .zrem(&dl, member);
+                } else {
+                    let grace = loaded.field("grace").parse().ok();
+                    let deadline = rules::session_deadline(loaded.number("exp"), grace);
+                    if deadline <= now {
+                        if self
+                            .end_session(&keys, id, &loaded, LeaveReason::Expired, now)
+                            .await?
+                        {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    // Extended since it was queued: queue it at its real deadline.
+                    t.zadd(&dl, deadline, member);
+                }
+            } else {
+                let loaded = self
+                    .load(
+                        &keys,
+                        Ask {
+                            user: Some(id),
+                            ..Ask::default()
+                        },
+                    )
+                    .await?;
+                let mut w = Writer::new(self, &keys, &loaded);
+                match loaded
+                    .user
+                    .as_ref()
+                    .and_then(|u| u.last_seen.filter(|_| !u.is_online()))
+                {
+                    Some(last_seen) => {
+                        let until = rules::retention_until(last_seen, &self.inner.config);
+                        if until <= now {
+                            w.drop_offline(id);
+                        } else {
+                            w.t.zadd(&dl, until, member);
+                        }
+                    }
+                    None => {
+                        w.t.zrem(&dl, member);
+                    }
+                }
+                if w.commit().await? {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.commit(&t).await? {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
+    /// Removes a user and its sessions from a room. True if it was listed.
+    pub(super) async fn remove_user(
+        &self,
+        room: &str,
+        user_id: &str,
+    ) -> Result<bool, PresenceError> {
+        let prefix = self.inner.prefix.clone();
+        let keys = RoomKeys::new(&prefix, room);
+        for _ in 0..MAX_TRIES {
+            let loaded = self
+                .load(
+                    &keys,
+                    Ask {
+                        user: Some(user_id),
+                        ..Ask::default()
+                    },
+                )
+                .await?;
+            let Some(user) = &loaded.user else {
+                return Ok(false);
+            };
+            let tokens = self.session_tokens(&keys, &user.sessions).await?;
+            let mut w = Writer::new(self, &keys, &loaded);
+            for (session, token) in user.sessions.iter().zip(&tokens) {
+                let sk = keys.session(&session.id);
+                w.t.expect_field(&sk, "tok", token);
+                w.t.del(&sk).del(&keys::token(&prefix, token)).zrem(
+                    &keys::deadlines(&prefix),
+                    &keys.session_deadline(&session.id),
+                );
+            }
+            if user.is_online() {
+                let n = user.sessions.len();
+                w.set_session_count(loaded.sessions.saturating_sub(n));
+                w.count_user_room(user_id, -(n as i64));
+            }
+            w.drop_offline(user_id);
+            if w.commit().await? {
+                return Ok(true);
+            }
+        }
+        Err(contended())
+    }
+
+    async fn session_tokens(
+        &self,
+        keys: &RoomKeys,
+        sessions: &[SessionFacts],
+    ) -> Result<Vec<String>, PresenceError> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for s in sessions {
+            pipe.hget(keys.session(&s.id), "tok");
+        }
+        let mut conn = self.inner.conn.clone();
+        let tokens: Vec<Option<String>> = self.answered(pipe.query_async(&mut conn).await)?;
+        Ok(tokens.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// A subscription holds the session a token grants: no grace deadline while it is open.
+    /// Returns the session id.
+    pub(super) async fn hold_session(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+        room: &str,
+    ) -> Result<String, PresenceError> {
+        for _ in 0..MAX_TRIES {
+            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            if keys.room() != room {
+                return Err(PresenceError::InvalidSessionToken);
+            }
+            let sk = keys.session(&sid);
+            let subs = loaded.number("subs");
+            let mut t = Transition::default();
+            t.expect_field(&sk, "tok", token)
+                .expect_field(&sk, "subs", loaded.field("subs"))
+                .hset(&sk, "subs", &(subs + 1).to_string())
+                .hdel(&sk, "grace");
+            if self.commit(&t).await? {
+                return Ok(sid);
+            }
+        }
+        Err(contended())
+    }
+
+    /// A subscription that held a session closed: the last one gone, the session gets the grace
+    /// deadline.
+    pub(super) async fn release_session(
+        &self,
+        room: &str,
+        sid: &str,
+        token: &str,
+        grace_ms: u64,
+    ) -> Result<(), PresenceError> {
+        let prefix = self.inner.prefix.clone();
+        let keys = RoomKeys::new(&prefix, room);
+        let sk = keys.session(sid);
+        for _ in 0..MAX_TRIES {
+            let mut conn = self.inner.conn.clone();
+            let (tok, subs): (Option<String>, Option<String>) = self.answered(
+                redis::cmd("HMGET")
+                    .arg(&sk)
+                    .arg("tok")
+                    .arg("subs")
+                    .query_async(&mut conn)
+                    .await,
+            )?;
+            if tok.as_deref() != Some(token) {
+                return Ok(()); // ended meanwhile
+            }
+            let subs = subs.unwrap_or_default();
+            let left = subs.parse::<u64>().unwrap_or(0).saturating_sub(1);
+            let mut t = Transition::default();
+            t.expect_field(&sk, "tok", token)
+                .expect_field(&sk, "subs", &subs)
+                .hset(&sk, "subs", &left.to_string());
+            if left == 0 {
+                let until = self.now_ms() + grace_ms;
+                t.hset(&sk, "grace", &until.to_string()).schedule(
+                    &keys::deadlines(&prefix),
+                    until,
+                    &keys.session_deadline(sid),
+                    &keys::wake(&prefix),
+                );
+            }
+            if self.commit(&t).await? {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+}
+
+/// Facts that the session's hash says exist but the room does not list: a store written by
+/// something else.
+fn missing(what: &str) -> PresenceError {
+    PresenceError::Unavailable {
+        message: format!("the presence store's data is inconsistent (no {what} facts)"),
+    }
+}

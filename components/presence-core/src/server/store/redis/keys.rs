@@ -1,0 +1,93 @@
+//! Where the Redis store keeps things: every key name is made here (the scripts are given them).
+//!
+//! A room's keys start with `R = <prefix>:r:<length of the room id>:<room id>` (the length keeps
+//! ids that contain `:` apart):
+//!
+//! | key | what |
+//! |---|---|
+//! | `R:seq` | the room's change number (the `seq` of its latest message) |
+//! | `R:users` | hash: user id → that user's facts (`rules::UserFacts` as JSON) |
+//! | `R:off` | sorted set: offline user id → last seen (for the offline cap) |
+//! | `R:n` | how many sessions are live in the room |
+//! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace subs` |
+//! | `<prefix>:tok:<token>` | the session a token grants: `room "\n" session id` |
+//! | `<prefix>:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version |
+//! | `<prefix>:dl` | sorted set of deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
+//!
+//! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest on
+//! `<prefix>:wake`.
+
+/// The keys of one room.
+pub(super) struct RoomKeys {
+    base: String,
+    prefix: String,
+    room: String,
+}
+
+impl RoomKeys {
+    pub fn new(prefix: &str, room: &str) -> Self {
+        RoomKeys {
+            base: format!("{prefix}:r:{}:{room}", room.len()),
+            prefix: prefix.to_string(),
+            room: room.to_string(),
+        }
+    }
+
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    pub fn seq(&self) -> String {
+        format!("{}:seq", self.base)
+    }
+
+    pub fn users(&self) -> String {
+        format!("{}:users", self.base)
+    }
+
+    pub fn offline(&self) -> String {
+        format!("{}:off", self.base)
+    }
+
+    pub fn sessions(&self) -> String {
+        format!("{}:n", self.base)
+    }
+
+    pub fn session(&self, sid: &str) -> String {
+        format!("{}:s:{sid}", self.base)
+    }
+
+    /// The channel its changes are published on.
+    pub fn channel(&self) -> String {
+        format!("{}:ev:{}", self.prefix, self.room)
+    }
+
+    /// A session's member in the deadline set.
+    pub fn session_deadline(&self, sid: &str) -> String {
+        format!("s\n{}\n{sid}", self.room)
+    }
+
+    /// An offline user's member in the deadline set (the end of its retention).
+    pub fn retention_deadline(&self, uid: &str) -> String {
+        format!("u\n{}\n{uid}", self.room)
+    }
+}
+
+pub(super) fn token(prefix: &str, token: &str) -> String {
+    format!("{prefix}:tok:{token}")
+}
+
+pub(super) fn user_rooms(prefix: &str, uid: &str) -> String {
+    format!("{prefix}:uh:{uid}")
+}
+
+pub(super) fn deadlines(prefix: &str) -> String {
+    format!("{prefix}:dl")
+}
+
+pub(super) fn wake(prefix: &str) -> String {
+    format!("{prefix}:wake")
+}
+
+/// The version field of a user's rooms hash (no room id contains a control character).
+pub(super) const VERSION_FIELD: &str = "\n";
