@@ -116,6 +116,7 @@ impl RedisPresence {
     ) -> Result<Beat, PresenceError> {
         let keys = RoomKeys::new(&self.inner.prefix, &request.room);
         let hex = token.map(|t| t.to_hex());
+        let _turn = self.inner.turns.take(&request.room).await;
         for _ in 0..MAX_TRIES {
             let loaded = self
                 .load(
@@ -308,17 +309,22 @@ impl RedisPresence {
         }))
     }
 
+    /// The room and session a token grants, or the typed error if none does.
+    async fn granted(&self, token: &str) -> Result<(String, String), PresenceError> {
+        self.resolve(token)
+            .await?
+            .ok_or(PresenceError::InvalidSessionToken)
+    }
+
     /// Loads the live session a token grants (checking `as_user`), for a change to it.
     async fn load_by_token(
         &self,
+        (room, sid): &(String, String),
         token: &str,
         as_user: Option<&str>,
     ) -> Result<(RoomKeys, String, Loaded), PresenceError> {
-        let (room, sid) = self
-            .resolve(token)
-            .await?
-            .ok_or(PresenceError::InvalidSessionToken)?;
-        let keys = RoomKeys::new(&self.inner.prefix, &room);
+        let keys = RoomKeys::new(&self.inner.prefix, room);
+        let sid = sid.clone();
         let loaded = self
             .load(
                 &keys,
@@ -346,8 +352,10 @@ impl RedisPresence {
         as_user: Option<&str>,
         decide: impl Fn(&SessionFacts) -> Change,
     ) -> Result<(), PresenceError> {
+        let granted = self.granted(token).await?;
+        let _turn = self.inner.turns.take(&granted.0).await;
         for _ in 0..MAX_TRIES {
-            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            let (keys, sid, loaded) = self.load_by_token(&granted, token, as_user).await?;
             let user_id = loaded.user_id.clone();
             let mut user = loaded.user.clone().ok_or_else(|| missing("user"))?;
             let change = decide(user.session(&sid).ok_or_else(|| missing("session"))?);
@@ -376,8 +384,10 @@ impl RedisPresence {
         token: &str,
         as_user: Option<&str>,
     ) -> Result<(), PresenceError> {
+        let granted = self.granted(token).await?;
+        let _turn = self.inner.turns.take(&granted.0).await;
         for _ in 0..MAX_TRIES {
-            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            let (keys, sid, loaded) = self.load_by_token(&granted, token, as_user).await?;
             let now = self.now_ms();
             if self
                 .end_session(&keys, &sid, &loaded, LeaveReason::Disconnected, now)
@@ -484,6 +494,7 @@ impl RedisPresence {
         let prefix = self.inner.prefix.clone();
         let dl = keys::deadlines(&prefix);
         let keys = RoomKeys::new(&prefix, room);
+        let _turn = self.inner.turns.take(room).await;
         for _ in 0..MAX_TRIES {
             let mut t = Transition::default();
             if kind == "s" {
@@ -563,6 +574,7 @@ impl RedisPresence {
     ) -> Result<bool, PresenceError> {
         let prefix = self.inner.prefix.clone();
         let keys = RoomKeys::new(&prefix, room);
+        let _turn = self.inner.turns.take(room).await;
         for _ in 0..MAX_TRIES {
             let loaded = self
                 .load(
@@ -624,8 +636,9 @@ impl RedisPresence {
         as_user: Option<&str>,
         room: &str,
     ) -> Result<String, PresenceError> {
+        let granted = self.granted(token).await?;
         for _ in 0..MAX_TRIES {
-            let (keys, sid, loaded) = self.load_by_token(token, as_user).await?;
+            let (keys, sid, loaded) = self.load_by_token(&granted, token, as_user).await?;
             if keys.room() != room {
                 return Err(PresenceError::InvalidSessionToken);
             }

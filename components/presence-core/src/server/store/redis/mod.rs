@@ -17,6 +17,7 @@ mod load;
 mod rates;
 mod reassert;
 mod touches;
+mod turns;
 
 use super::Answer;
 use crate::error::{Field, PresenceError};
@@ -90,6 +91,8 @@ struct Inner {
     /// Set while Redis does not answer (the last call found it unreachable): no heartbeat is
     /// answered from memory meanwhile.
     down: std::sync::atomic::AtomicBool,
+    /// This server's changes to one room take turns ([`turns`]).
+    turns: turns::Turns,
     /// Set while the scheduler acts on due deadlines.
     expiring: std::sync::atomic::AtomicBool,
 }
@@ -186,6 +189,7 @@ impl RedisPresence {
             outage: std::sync::atomic::AtomicBool::new(false),
             down: std::sync::atomic::AtomicBool::new(false),
             expiring: std::sync::atomic::AtomicBool::new(false),
+            turns: turns::Turns::default(),
         });
         let presence = RedisPresence { inner };
         *lock(&presence.inner.epoch) = presence.read_epoch().await;
@@ -861,3 +865,5 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod touch_tests;
+#[cfg(test)]
+mod turns_tests;
