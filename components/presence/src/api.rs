@@ -94,6 +94,20 @@ pub async fn disconnect(session_token: String) -> Result<(), ApiError> {
     })
 }
 
+/// Says this session's page is going (it unloads, or its `use_presence` unmounts): the session
+/// ends after `leave_grace_ms` (default 1.5 s) unless it heartbeats again first, so a reload,
+/// an in-app navigation or a back/forward-cache restore is not a leave. Subscribers then see it
+/// leave as `disconnected`, last seen at this moment. A form body, like `disconnect`, so
+/// `navigator.sendBeacon` can call it.
+#[server(name = Going, prefix = "/api/presence", endpoint = "going")]
+pub async fn going(session_token: String) -> Result<(), ApiError> {
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::respond(match crate::ssr::caller()? {
+        Some(identity) => presence.going_as(&identity.user_id, &session_token).await,
+        None => presence.going(&session_token).await,
+    })
+}
+
 /// The room that `room_token` grants, in its stable order. Counts against the caller's address
 /// rate, like a heartbeat. The JSON is the room's snapshot (with `"type":"snapshot"`, as the
 /// subscription sends it), built once per room version and shared by every reader.

@@ -47,7 +47,7 @@
 //!
 //! * [`use_presence`] / [`use_presence_with_options`]: join a room; signals of everyone in it.
 //! * [`FacePile`]: the faces, with their own CSS, tooltips and an accessible list.
-//! * [`api`]: the server functions (`/api/presence/heartbeat`, `/list`, `/update`, `/disconnect`),
+//! * [`api`]: the server functions (`/api/presence/heartbeat`, `/list`, `/update`, `/disconnect`, `/going`),
 //!   usable from any HTTP client (see the README's protocol section).
 //! * `ssr` (feature `ssr`): mounting the engine into an axum app with one call, the auth hook,
 //!   and the live subscription (`/api/presence/subscribe`, a WebSocket of snapshot-then-diffs).

@@ -8,7 +8,7 @@ use axum::routing::any;
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
-use leptos_presence::ssr::{Presence, PresenceConfig, PresenceRouterExt};
+use leptos_presence::ssr::{ManualClock, Presence, PresenceConfig, PresenceRouterExt};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -138,6 +138,65 @@ async fn heartbeat_list_and_disconnect_by_beacon() {
         .unwrap()
         .iter()
         .all(|u| u["online"] == false));
+}
+
+/// What the client's `going` beacon sends (form-encoded, like `disconnect`).
+fn going_beacon(token: &str) -> Request<Body> {
+    Request::post("/api/presence/going")
+        .header(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        )
+        .header(header::ACCEPT, "*/*")
+        .body(Body::from(format!("session_token={token}")))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn going_by_beacon_keeps_the_session_for_the_leave_grace_and_a_heartbeat_takes_it_back() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let presence = Presence::start_with_clock(
+        PresenceConfig::default().leave_grace_ms(1_500),
+        clock.clone(),
+    );
+    let app = app(presence);
+    let joined = join(&app, "r1", "ann", "tab-1").await;
+    let session_token = joined["session_token"].as_str().unwrap().to_string();
+    let room_token = joined["room_token"].as_str().unwrap().to_string();
+    let (status, body) = send(&app, going_beacon(&session_token)).await;
+    assert_eq!((status, &body), (StatusCode::OK, &Value::Null));
+    // Still listed online during the grace; the reloaded page's heartbeat keeps the session.
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(list["users"][0]["online"], true);
+    clock.advance(1_000);
+    let (status, again) = send(
+        &app,
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": "ann", "session": "tab-1", "name": "ANN",
+                   "session_token": session_token}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["joined"], false);
+    clock.advance(5_000);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(
+        list["users"][0]["online"], true,
+        "the goodbye was taken back"
+    );
+    // Not taken back: offline once the grace is over.
+    send(&app, going_beacon(&session_token)).await;
+    clock.advance(1_500);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (_, list) = send(&app, list_req(&room_token)).await;
+    assert_eq!(list["users"][0]["online"], false);
+    // A token nobody holds: the typed error, as for disconnect.
+    let (status, body) = send(&app, going_beacon(&session_token)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "invalid_session_token");
 }
 
 #[tokio::test]

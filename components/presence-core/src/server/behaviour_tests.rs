@@ -187,6 +187,7 @@ behaviour!(
     the_deepest_allowed_state_round_trips_and_a_deeper_one_is_refused,
     deadlines_in_one_millisecond_are_handled_in_id_order,
     the_offline_cap_drops_the_last_in_room_order_among_ties,
+    a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_after_the_leave_grace,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1161,4 +1162,95 @@ async fn the_offline_cap_drops_the_last_in_room_order_among_ties(kind: Kind) {
         users(&h.snapshot("r1").await),
         vec![("a".into(), false), ("b".into(), false)]
     );
+}
+
+async fn a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_after_the_leave_grace(
+    kind: Kind,
+) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            leave_grace_ms: 1_500,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut watcher = h.watch(&ann.room_token).await;
+    // A reload: the page says it is going, and comes back under the same session and token
+    // within the grace. Nothing is published, then or after the grace.
+    h.presence.going(&ann.session_token).await.unwrap();
+    settle().await;
+    h.advance(1_000).await;
+    let back = h
+        .presence
+        .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+        .await
+        .unwrap();
+    assert!(!back.joined, "the same session, kept");
+    assert_eq!(back.session_token, ann.session_token);
+    h.advance(5_000).await;
+    nothing_within(&mut watcher, 100).await;
+    assert_eq!(users(&h.snapshot("r1").await), [("ann".into(), true)]);
+
+    // A closed tab: it leaves when the grace runs out, as a disconnect, last seen at the goodbye.
+    let said_at = h.clock.now_ms();
+    h.presence.going(&ann.session_token).await.unwrap();
+    settle().await;
+    h.advance(1_499).await;
+    nothing_within(&mut watcher, 100).await;
+    h.clock.advance(1);
+    match next(&mut watcher).await {
+        RoomMessage::Left { reason, user, .. } => {
+            assert_eq!(reason, LeaveReason::Disconnected);
+            assert!(!user.online);
+            assert_eq!(user.last_seen, Some(said_at));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Its token is gone with it; a made-up one is a typed error and changes nothing.
+    assert!(matches!(
+        h.presence.going(&ann.session_token).await,
+        Err(PresenceError::InvalidSessionToken)
+    ));
+    assert!(matches!(
+        h.presence.going("not a token").await,
+        Err(PresenceError::InvalidSessionToken)
+    ));
+
+    // A reload that makes a new session (no resume): the new one joins within the grace, so the
+    // user never shows offline; the old one leaves after the grace with the user still online.
+    let bob = h.join("r1", "bob", "s2").await;
+    assert!(matches!(
+        next(&mut watcher).await,
+        RoomMessage::Joined { .. }
+    ));
+    h.presence.going(&bob.session_token).await.unwrap();
+    settle().await;
+    h.advance(500).await;
+    let bob3 = h.join("r1", "bob", "s3").await;
+    match next(&mut watcher).await {
+        RoomMessage::Joined { user, .. } => assert_eq!(user.sessions.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    h.advance(1_000).await;
+    match next(&mut watcher).await {
+        RoomMessage::Left {
+            session_id, user, ..
+        } => {
+            assert_eq!(session_id, "s2");
+            assert!(user.online, "bob stays online");
+        }
+        other => panic!("{other:?}"),
+    }
+    // On behalf of another user: refused, and nothing changes.
+    assert!(matches!(
+        h.presence.going_as("ann", &bob3.session_token).await,
+        Err(PresenceError::Forbidden { .. })
+    ));
+    h.advance(5_000).await;
+    nothing_within(&mut watcher, 100).await;
 }

@@ -25,6 +25,12 @@ pub struct PresenceConfig {
     /// longer (in ms) unless it heartbeats or resubscribes. A closed connection is a strong hint
     /// that the tab is gone. Default 5,000.
     pub subscription_grace_ms: u64,
+    /// When a page says it is going (it unloads, or its `use_presence` unmounts), its session
+    /// ends this much later (in ms) unless it heartbeats again first: a reload, an in-app
+    /// navigation or a back/forward-cache restore is not a leave, while a closed tab is shown
+    /// offline this long after it closed (`PRESENCE_LEAVE_GRACE_MS`). 0 ends it at once, as a
+    /// disconnect does. Default 1,500.
+    pub leave_grace_ms: u64,
     /// After a pause (the process or machine stopped, or the store unreachable, for more than
     /// 2 s past a deadline), no session expires for this long (ms), so the heartbeats sent
     /// meanwhile are served before anyone is judged gone. 0 turns this off. Default 5,000.
@@ -78,6 +84,7 @@ impl Default for PresenceConfig {
             offline_retention_ms: 24 * 60 * 60 * 1000,
             max_offline_users_per_room: 100,
             subscription_grace_ms: 5_000,
+            leave_grace_ms: 1_500,
             stall_grace_ms: 5_000,
             subscriber_buffer: 256,
             max_sessions_per_user: 50,
@@ -117,6 +124,12 @@ impl PresenceConfig {
     /// Sets [`PresenceConfig::max_offline_users_per_room`].
     pub fn max_offline_users_per_room(mut self, value: usize) -> Self {
         self.max_offline_users_per_room = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::leave_grace_ms`].
+    pub fn leave_grace_ms(mut self, value: u64) -> Self {
+        self.leave_grace_ms = value;
         self
     }
 
@@ -270,6 +283,7 @@ impl PresenceConfig {
                 "PRESENCE_SUBSCRIPTION_GRACE_MS",
                 &mut config.subscription_grace_ms,
             ),
+            ("PRESENCE_LEAVE_GRACE_MS", &mut config.leave_grace_ms),
             ("PRESENCE_STALL_GRACE_MS", &mut config.stall_grace_ms),
         ] {
             read(&lookup, name, into)?;

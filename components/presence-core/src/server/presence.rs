@@ -173,6 +173,19 @@ impl Presence {
         self.store.disconnect(session_token, Some(user)).await
     }
 
+    /// The session's page is going (it unloads, or its component unmounts): the session ends
+    /// after [`PresenceConfig::leave_grace_ms`] unless it heartbeats again first, so a reload or
+    /// an in-app navigation is not a leave. Ends as a disconnect at this moment.
+    pub async fn going(&self, session_token: &str) -> Result<(), PresenceError> {
+        self.store.going(session_token, None).await
+    }
+
+    /// [`Presence::going`] on behalf of an authenticated `user`: refused with `Forbidden` if the
+    /// session is someone else's.
+    pub async fn going_as(&self, user: &str, session_token: &str) -> Result<(), PresenceError> {
+        self.store.going(session_token, Some(user)).await
+    }
+
     /// The room a room token grants, and its snapshot.
     pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
         self.store.list(room_token).await

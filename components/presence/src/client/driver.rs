@@ -232,7 +232,7 @@ impl Driver {
                         let _ = http::disconnect(&base, &token).await;
                     });
                 }
-                Command::Beacon(token) => http::beacon(&self.base, &token),
+                Command::Going(token) => http::going(&self.base, &token),
                 Command::FlushStateAfter(delay) => self.after(delay, |driver| driver.flush_state()),
                 Command::RetrySocketAfter {
                     generation,

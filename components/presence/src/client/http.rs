@@ -59,8 +59,9 @@ pub(crate) async fn disconnect(base: &str, session_token: &str) -> Result<(), Ap
     .map(drop)
 }
 
-/// Ends a session with `navigator.sendBeacon`, the one request a closing page may still send.
-pub(crate) fn beacon(base: &str, session_token: &str) {
+/// Says the session's page is going with `navigator.sendBeacon`, the one request a closing page
+/// may still send: the session ends after the server's leave grace unless it heartbeats again.
+pub(crate) fn going(base: &str, session_token: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -69,7 +70,7 @@ pub(crate) fn beacon(base: &str, session_token: &str) {
     };
     let _ = window
         .navigator()
-        .send_beacon_with_opt_url_search_params(&endpoint(base, "disconnect"), Some(&params));
+        .send_beacon_with_opt_url_search_params(&endpoint(base, "going"), Some(&params));
 }
 
 /// The subscription's WebSocket URL: `ws(s)://` of the server URL, or of this page's host.

@@ -32,8 +32,9 @@ pub(crate) enum Command {
     CloseSocket,
     /// End this session on the server (a request whose answer does not matter).
     Disconnect(String),
-    /// End this session with `navigator.sendBeacon` (the page is going).
-    Beacon(String),
+    /// Say this session's page is going, with `navigator.sendBeacon`: the server ends the
+    /// session after its leave grace unless a heartbeat comes first (a reload, a remount).
+    Going(String),
     /// Call [`Machine::flush_due`] after this many ms.
     FlushStateAfter(u64),
     /// Call [`Machine::socket_retry_due`] with `generation` after `delay_ms`.
@@ -549,16 +550,23 @@ impl Machine {
         commands
     }
 
-    /// The component is gone.
+    /// The component is gone. Its session goes after the server's leave grace, not at once:
+    /// an in-app navigation to a page that shows the same room is not a leave.
     pub fn shut_down(&mut self) -> Vec<Command> {
-        let commands = self.leave();
+        if self.phase == Phase::ShutDown {
+            return Vec::new();
+        }
         self.phase = Phase::ShutDown;
+        let mut commands: Vec<Command> = self.close_socket().into_iter().collect();
+        if let Some(tokens) = self.tokens.take() {
+            commands.push(Command::Going(tokens.session));
+        }
         commands
     }
 
-    /// The page is going (`pagehide`, `beforeunload`) at `now`: leave with a beacon, and send no
-    /// heartbeat for a moment in case the page lives on (a cancelled unload, the back/forward
-    /// cache).
+    /// The page is going (`pagehide`, `beforeunload`) at `now`: say so with a beacon (the server
+    /// ends the session after its leave grace unless the page comes back: a reload, the
+    /// back/forward cache), and send no heartbeat for a moment in case the page lives on.
     pub fn unloading(&mut self, now: f64) -> Vec<Command> {
         if !self.options.leave_on_unload || self.phase != Phase::Present {
             return Vec::new();
@@ -568,8 +576,10 @@ impl Machine {
         // (a session the server made again after the beacon), that session is ended.
         self.room_generation += 1;
         let mut commands: Vec<Command> = self.close_socket().into_iter().collect();
-        if let Some(tokens) = self.tokens.take() {
-            commands.push(Command::Beacon(tokens.session));
+        // The tokens stay: if the page lives on, its next heartbeat takes the goodbye back (or,
+        // after the grace, makes the session again under the same token).
+        if let Some(tokens) = &self.tokens {
+            commands.push(Command::Going(tokens.session.clone()));
         }
         commands
     }

@@ -134,7 +134,8 @@ async fn guard(request: Request, next: Next) -> Response {
     }
     // JSON endpoints take JSON only: a cross-site page cannot send `application/json` without a
     // CORS preflight, so a "simple" text/plain or form POST carrying the user's cookies is
-    // refused here (CSRF). Disconnect stays form/text for sendBeacon; it needs the token anyway.
+    // refused here (CSRF). Disconnect and going stay form/text for sendBeacon; they need the token
+    // anyway.
     let wants_json = path.ends_with("/heartbeat") || path.ends_with("/update");
     let is_json = request
         .headers()
@@ -202,7 +203,7 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 fn method_of(path: &str) -> Option<axum::http::Method> {
     use axum::http::Method;
     match path.strip_prefix(API_PREFIX)? {
-        "/heartbeat" | "/update" | "/disconnect" => Some(Method::POST),
+        "/heartbeat" | "/update" | "/disconnect" | "/going" => Some(Method::POST),
         "/list" | "/subscribe" => Some(Method::GET),
         _ => None,
     }
@@ -270,6 +271,7 @@ mod tests {
     fn each_endpoint_has_its_method() {
         use axum::http::Method;
         assert_eq!(method_of("/api/presence/heartbeat"), Some(Method::POST));
+        assert_eq!(method_of("/api/presence/going"), Some(Method::POST));
         assert_eq!(method_of("/api/presence/list"), Some(Method::GET));
         assert_eq!(method_of("/api/presence/subscribe"), Some(Method::GET));
         assert_eq!(method_of("/api/presence/other"), None);

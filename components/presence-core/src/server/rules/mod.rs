@@ -245,6 +245,27 @@ pub(crate) fn offline_victim<'a>(
         .map(|(id, _)| id)
 }
 
+/// When a session whose page said it is going (at `now`) ends, unless it heartbeats again first
+/// (see [`PresenceConfig::leave_grace_ms`]).
+pub(crate) fn goodbye_deadline(now: u64, config: &PresenceConfig) -> u64 {
+    now.saturating_add(config.leave_grace_ms)
+}
+
+/// A grace deadline set while another may be pending: the earlier one holds.
+pub(crate) fn earlier_grace(current: Option<u64>, until: u64) -> u64 {
+    current.map_or(until, |g| g.min(until))
+}
+
+/// How a session whose deadline passed at `now` ends: if its page said it was going (at
+/// `goodbye_at`) and nothing took that back, it disconnected then (its user last seen then);
+/// otherwise it expired.
+pub(crate) fn ending(goodbye_at: Option<u64>, now: u64) -> (LeaveReason, u64) {
+    match goodbye_at {
+        Some(at) => (LeaveReason::Disconnected, at.min(now)),
+        None => (LeaveReason::Expired, now),
+    }
+}
+
 /// When a session ends if nothing else happens: its heartbeat deadline, or its grace deadline
 /// (set when its last subscription closed) if earlier.
 pub(crate) fn session_deadline(expires_at: u64, grace_until: Option<u64>) -> u64 {

@@ -205,3 +205,24 @@ fn facts_round_trip_through_json_and_stay_small() {
     assert_eq!(serde_json::from_str::<UserFacts>(&json).unwrap(), user);
     assert!(json.len() < 80, "{json}");
 }
+
+#[test]
+fn a_goodbye_ends_the_session_after_the_leave_grace_as_a_disconnect_at_the_goodbye() {
+    let config = PresenceConfig::default().leave_grace_ms(1_500);
+    assert_eq!(goodbye_deadline(10_000, &config), 11_500);
+    // A subscription's grace and a goodbye's: the earlier holds.
+    assert_eq!(earlier_grace(None, 11_500), 11_500);
+    assert_eq!(earlier_grace(Some(9_000), 11_500), 9_000);
+    assert_eq!(earlier_grace(Some(15_000), 11_500), 11_500);
+    assert_eq!(
+        ending(Some(10_000), 11_500),
+        (LeaveReason::Disconnected, 10_000)
+    );
+    assert_eq!(ending(None, 11_500), (LeaveReason::Expired, 11_500));
+    // Ended as a disconnect at the goodbye: last seen then, not when the grace ran out.
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    let (reason, at) = ending(Some(10_000), 11_500);
+    leave(&mut user, "s1", 9_000, reason, at, &config);
+    assert_eq!(user.last_seen, Some(10_000));
+}

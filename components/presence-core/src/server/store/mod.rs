@@ -46,6 +46,8 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     fn set_away<'a>(&'a self, session_token: &'a str, away: bool) -> Answer<'a, ()>;
     fn disconnect<'a>(&'a self, session_token: &'a str, as_user: Option<&'a str>)
         -> Answer<'a, ()>;
+    /// The session's page is going: it ends after the leave grace unless it heartbeats first.
+    fn going<'a>(&'a self, session_token: &'a str, as_user: Option<&'a str>) -> Answer<'a, ()>;
     fn list<'a>(&'a self, room_token: &'a str) -> Answer<'a, RoomSnapshot>;
     fn list_shared<'a>(&'a self, room_token: &'a str) -> Answer<'a, Arc<SharedMessage>>;
     fn list_room<'a>(&'a self, room: &'a str) -> Answer<'a, RoomSnapshot>;

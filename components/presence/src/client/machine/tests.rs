@@ -432,25 +432,26 @@ fn leave_stops_everything_until_the_room_is_set_again() {
     );
     assert!(matches!(m.next_heartbeat(0.0), Next::Send(_)));
     // After shut-down nothing comes back.
-    m.shut_down();
+    assert!(m.shut_down().is_empty(), "left already: nothing to say");
     assert!(m.set_room("third".into()).is_empty());
     assert_eq!(m.next_heartbeat(0.0), Next::Idle);
 }
 
 #[test]
-fn unloading_sends_a_beacon_and_pauses_heartbeats_until_shown_again() {
+fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() {
     let mut m = joined();
     assert_eq!(
         m.unloading(1_000.0),
-        vec![Command::CloseSocket, Command::Beacon("T".into())]
+        vec![Command::CloseSocket, Command::Going("T".into())]
     );
     assert_eq!(m.next_heartbeat(2_000.0), Next::Wait(2_001));
-    // Still there 3 s later (a cancelled unload): rejoins, with a fresh join.
+    // Still there 3 s later (a cancelled unload): the same session, which the heartbeat keeps
+    // (or makes again under its token, if the server's grace ran out).
     let args = match m.next_heartbeat(4_000.0) {
         Next::Send(args) => args,
         other => panic!("{other:?}"),
     };
-    assert_eq!(args.token, "t1", "the tokens went with the beacon");
+    assert_eq!(args.token, "T", "the tokens stay after a goodbye");
     // From the back/forward cache: at once.
     m.unloading(10_000.0);
     assert_eq!(m.shown_again(), vec![Command::Wake]);
@@ -592,4 +593,23 @@ fn a_new_user_id_leaves_as_the_old_user_and_joins_as_the_new() {
     );
     let args = send(&m);
     assert_eq!((args.user.as_str(), args.token.as_str()), ("u2", "t2"));
+}
+
+#[test]
+fn unmounting_says_going_so_a_remount_is_not_a_leave_but_leave_is_at_once() {
+    // The component unmounts (an in-app navigation): the server keeps the session for its leave
+    // grace, so a page that shows the same room right after does not flicker the user offline.
+    let mut m = joined();
+    assert_eq!(
+        m.shut_down(),
+        vec![Command::CloseSocket, Command::Going("T".into())]
+    );
+    assert_eq!(m.next_heartbeat(0.0), Next::Idle);
+    assert!(m.shut_down().is_empty());
+    // `leave()`, the app's own "I am leaving": at once.
+    let mut m = joined();
+    assert_eq!(
+        m.leave(),
+        vec![Command::CloseSocket, Command::Disconnect("T".into())]
+    );
 }

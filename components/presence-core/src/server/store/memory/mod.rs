@@ -191,6 +191,13 @@ impl MemoryPresence {
         self.with_registry(|r, now| r.disconnect(session_token, Some(user), now))
     }
 
+    /// The session's page is going (it unloads, or its component unmounts): the session ends
+    /// after [`PresenceConfig::leave_grace_ms`] unless it heartbeats again first; with
+    /// `as_user`, only if it is that user's.
+    pub fn going(&self, session_token: &str, as_user: Option<&str>) -> Result<(), PresenceError> {
+        self.with_registry(|r, now| r.going(session_token, as_user, now))
+    }
+
     /// The room a room token grants, and its snapshot.
     pub fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
         let shared = self.list_shared(room_token)?;
@@ -418,6 +425,10 @@ impl super::Store for MemoryPresence {
             Some(user) => self.disconnect_as(user, session_token),
             None => MemoryPresence::disconnect(self, session_token),
         })
+    }
+
+    fn going<'a>(&'a self, session_token: &'a str, as_user: Option<&'a str>) -> Answer<'a, ()> {
+        ready(MemoryPresence::going(self, session_token, as_user))
     }
 
     fn list<'a>(&'a self, room_token: &'a str) -> Answer<'a, RoomSnapshot> {

@@ -126,6 +126,7 @@ impl Registry {
         session.expires_at = expires_at;
         session.last_heartbeat = now;
         session.grace_until = None;
+        session.goodbye_at = None;
         if session.timer.is_none_or(|t| expires_at < t.at) {
             // Only a deadline that moved earlier is queued now; later ones are lazy.
             session.timer = Some(self.queue.push(
@@ -234,6 +235,7 @@ impl Registry {
                 expires_at,
                 last_heartbeat: now,
                 grace_until: None,
+                goodbye_at: None,
                 subscriptions: 0,
                 bucket: Bucket::full(self.config.session_rate, now),
                 timer: Some(timer),
@@ -370,6 +372,43 @@ impl Registry {
         Ok(())
     }
 
+    /// The session's page is going: it ends after the leave grace unless it heartbeats again
+    /// first (with no grace, now).
+    pub fn going(
+        &mut self,
+        token: &str,
+        as_user: Option<&str>,
+        now: u64,
+    ) -> Result<(), PresenceError> {
+        let (_, room_id, sid) = self.resolve(token, as_user)?;
+        if self.config.leave_grace_ms == 0 {
+            self.end_session(&room_id, &sid, LeaveReason::Disconnected, now);
+            return Ok(());
+        }
+        let until = rules::goodbye_deadline(now, &self.config);
+        let room = self
+            .rooms
+            .get_mut(&room_id)
+            .expect("tokens point at live rooms");
+        let s = room
+            .sessions
+            .get_mut(&sid)
+            .expect("tokens point at live sessions");
+        s.goodbye_at = Some(now);
+        let until = rules::earlier_grace(s.grace_until, until);
+        s.grace_until = Some(until);
+        if s.timer.is_none_or(|t| until < t.at) {
+            s.timer = Some(self.queue.push(
+                until,
+                Owner::Session {
+                    room: room_id.clone(),
+                    session: sid.clone(),
+                },
+            ));
+        }
+        Ok(())
+    }
+
     /// Ends every session and retention whose deadline is `now` or earlier. Touches only due
     /// queue entries.
     pub fn expire_due(&mut self, now: u64) {
@@ -388,7 +427,8 @@ impl Registry {
                     s.timer = None;
                     let deadline = s.deadline();
                     if deadline <= now {
-                        self.end_session(&room, &session, LeaveReason::Expired, now);
+                        let (reason, at) = rules::ending(s.goodbye_at, now);
+                        self.end_session(&room, &session, reason, at);
                     } else {
                         // Extended since it was queued: queue it once more at its real deadline.
                         let owner = Owner::Session {
@@ -642,6 +682,7 @@ impl Registry {
             let s = room.sessions.get_mut(sid).expect("resolved above");
             s.subscriptions += 1;
             s.grace_until = None;
+            s.goodbye_at = None;
         }
         let rx = room.receiver(self.config.subscriber_buffer);
         let snapshot = room.snapshot_message();
@@ -683,7 +724,7 @@ impl Registry {
                 if s.token == *token {
                     s.subscriptions = s.subscriptions.saturating_sub(1);
                     if s.subscriptions == 0 {
-                        let until = now + grace;
+                        let until = rules::earlier_grace(s.grace_until, now + grace);
                         s.grace_until = Some(until);
                         if s.timer.is_none_or(|t| until < t.at) {
                             s.timer = Some(self.queue.push(

@@ -21,8 +21,11 @@ pub(crate) struct Session {
     pub expires_at: u64,
     /// Time of this session's latest heartbeat (or state update).
     pub last_heartbeat: u64,
-    /// Earlier deadline set when its last subscription closed; cleared by a heartbeat or resubscribe.
+    /// Earlier deadline set when its last subscription closed or its page said it was going;
+    /// cleared by a heartbeat or resubscribe.
     pub grace_until: Option<u64>,
+    /// When its page said it was going (see [`rules::goodbye_deadline`]), unless taken back.
+    pub goodbye_at: Option<u64>,
     /// Heartbeats and updates this session may still send right now.
     pub bucket: Bucket,
     /// Open subscriptions tied to this session.

@@ -246,7 +246,8 @@ impl RedisPresence {
         w.t.expect_field(&sk, "tok", &current_token);
         w.t.hset(&sk, "exp", &expires_at.to_string())
             .hset(&sk, "hb", &now.max(loaded.number("hb")).to_string())
-            .hdel(&sk, "grace");
+            .hdel(&sk, "grace")
+            .hdel(&sk, "bye");
         w.schedule(expires_at, &keys.session_deadline(&request.session));
         self.write_change(
             &mut w,
@@ -345,6 +346,45 @@ impl RedisPresence {
         Ok((keys, sid, loaded))
     }
 
+    /// The session a token grants is going: it ends after the leave grace unless it heartbeats
+    /// again first (with no grace, now).
+    pub(super) async fn going_by_token(
+        &self,
+        token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), PresenceError> {
+        let config = &self.inner.config;
+        if config.leave_grace_ms == 0 {
+            return self.end_by_token(token, as_user).await;
+        }
+        let granted = self.granted(token).await?;
+        let prefix = self.inner.prefix.clone();
+        for _ in 0..MAX_TRIES {
+            let (keys, sid, loaded) = self.load_by_token(&granted, token, as_user).await?;
+            let now = self.now_ms();
+            let until = rules::earlier_grace(
+                loaded.field("grace").parse().ok(),
+                rules::goodbye_deadline(now, config),
+            );
+            let sk = keys.session(&sid);
+            let mut t = Transition::default();
+            t.expect_field(&sk, "tok", token)
+                .expect_field(&sk, "grace", loaded.field("grace"))
+                .hset(&sk, "grace", &until.to_string())
+                .hset(&sk, "bye", &now.to_string())
+                .schedule(
+                    &keys::deadlines(&prefix),
+                    until,
+                    &keys.session_deadline(&sid),
+                    &keys::wake(&prefix),
+                );
+            if self.commit(&t).await? {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
     /// Changes a live session's state or away flag as `decide` says.
     pub(super) async fn change_session(
         &self,
@@ -420,7 +460,8 @@ impl RedisPresence {
         let mut w = Writer::new(self, keys, loaded);
         w.t.expect_field(&sk, "tok", &token)
             .expect_field(&sk, "exp", loaded.field("exp"))
-            .expect_field(&sk, "grace", loaded.field("grace"));
+            .expect_field(&sk, "grace", loaded.field("grace"))
+            .expect_field(&sk, "bye", loaded.field("bye"));
         w.t.del(&sk)
             .del(&keys::token(&prefix, &token))
             .zrem(&keys::deadlines(&prefix), &keys.session_deadline(sid));
@@ -515,10 +556,8 @@ impl RedisPresence {
                     let grace = loaded.field("grace").parse().ok();
                     let deadline = rules::session_deadline(loaded.number("exp"), grace);
                     if deadline <= now {
-                        if self
-                            .end_session(&keys, id, &loaded, LeaveReason::Expired, now)
-                            .await?
-                        {
+                        let (reason, at) = rules::ending(loaded.field("bye").parse().ok(), now);
+                        if self.end_session(&keys, id, &loaded, reason, at).await? {
                             return Ok(());
                         }
                         continue;
@@ -648,7 +687,8 @@ impl RedisPresence {
             t.expect_field(&sk, "tok", token)
                 .expect_field(&sk, "subs", loaded.field("subs"))
                 .hset(&sk, "subs", &(subs + 1).to_string())
-                .hdel(&sk, "grace");
+                .hdel(&sk, "grace")
+                .hdel(&sk, "bye");
             if self.commit(&t).await? {
                 return Ok(sid);
             }
@@ -670,25 +710,29 @@ impl RedisPresence {
         let sk = keys.session(sid);
         for _ in 0..MAX_TRIES {
             let mut conn = self.inner.conn.clone();
-            let (tok, subs): (Option<String>, Option<String>) = self.answered(
-                redis::cmd("HMGET")
-                    .arg(&sk)
-                    .arg("tok")
-                    .arg("subs")
-                    .query_async(&mut conn)
-                    .await,
-            )?;
+            let (tok, subs, grace): (Option<String>, Option<String>, Option<String>) = self
+                .answered(
+                    redis::cmd("HMGET")
+                        .arg(&sk)
+                        .arg("tok")
+                        .arg("subs")
+                        .arg("grace")
+                        .query_async(&mut conn)
+                        .await,
+                )?;
             if tok.as_deref() != Some(token) {
                 return Ok(()); // ended meanwhile
             }
             let subs = subs.unwrap_or_default();
             let left = subs.parse::<u64>().unwrap_or(0).saturating_sub(1);
             let mut t = Transition::default();
+            let grace = grace.unwrap_or_default();
             t.expect_field(&sk, "tok", token)
                 .expect_field(&sk, "subs", &subs)
+                .expect_field(&sk, "grace", &grace)
                 .hset(&sk, "subs", &left.to_string());
             if left == 0 {
-                let until = self.now_ms() + grace_ms;
+                let until = rules::earlier_grace(grace.parse().ok(), self.now_ms() + grace_ms);
                 t.hset(&sk, "grace", &until.to_string()).schedule(
                     &keys::deadlines(&prefix),
                     until,

@@ -412,6 +412,20 @@ impl RedisPresence {
         self.end_by_token(&token, as_user).await
     }
 
+    /// The session's page is going; see [`crate::server::Presence::going`].
+    pub async fn going(
+        &self,
+        session_token: &str,
+        as_user: Option<&str>,
+    ) -> Result<(), PresenceError> {
+        let token = SessionToken::parse(session_token)
+            .map_err(|_| PresenceError::InvalidSessionToken)?
+            .to_hex();
+        // The next heartbeat goes to Redis, which takes the goodbye back.
+        self.inner.remembered.forget(&token);
+        self.going_by_token(&token, as_user).await
+    }
+
     /// The room a room token grants, and its snapshot.
     pub async fn list(&self, room_token: &str) -> Result<RoomSnapshot, PresenceError> {
         let room = self.inner.room_key.verify(room_token)?.to_string();
@@ -700,6 +714,10 @@ impl super::Store for RedisPresence {
         as_user: Option<&'a str>,
     ) -> Answer<'a, ()> {
         Box::pin(RedisPresence::disconnect(self, session_token, as_user))
+    }
+
+    fn going<'a>(&'a self, session_token: &'a str, as_user: Option<&'a str>) -> Answer<'a, ()> {
+        Box::pin(RedisPresence::going(self, session_token, as_user))
     }
 
     fn list<'a>(&'a self, room_token: &'a str) -> Answer<'a, RoomSnapshot> {
