@@ -49,3 +49,23 @@ export async function setHidden(page: Page, hidden: boolean): Promise<void> {
     document.dispatchEvent(new Event('visibilitychange'));
   }, hidden);
 }
+
+/** Records on `page` every moment `userId`'s face is anything but online (or is gone); read
+ * them with `blinks`. */
+export async function recordBlinks(page: Page, userId: string): Promise<void> {
+  await page.evaluate((id) => {
+    const w = window as unknown as { __blinks: string[] };
+    w.__blinks = [];
+    const check = () => {
+      const li = document.querySelector(`ul[aria-label="People in this room"] > li[data-presence-user="${id}"]`);
+      const status = li?.getAttribute('data-presence-status') ?? 'gone';
+      if (status !== 'online') w.__blinks.push(status);
+    };
+    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true });
+  }, userId);
+}
+
+/** What `recordBlinks` saw so far. */
+export async function blinks(page: Page): Promise<string[]> {
+  return page.evaluate(() => (window as unknown as { __blinks: string[] }).__blinks);
+}

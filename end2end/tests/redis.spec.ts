@@ -2,7 +2,7 @@ import { Browser, BrowserContext, expect, Page, test } from '@playwright/test';
 import { spawn, ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { DemoServer, killHard } from '../support/server';
-import { face, joinRoom, newUser, uniqueRoom, userIdOf } from '../support/presence';
+import { blinks, face, joinRoom, newUser, recordBlinks, uniqueRoom, userIdOf } from '../support/presence';
 
 // Two demo servers share rooms through one Redis (the test command starts a redis-server and
 // passes its URL). Without one this file is skipped, unless PRESENCE_REQUIRE_REDIS says it must run.
@@ -62,16 +62,7 @@ test.describe('several app servers on one Redis', () => {
         const { ca, cb, a, b, ida, idb, roomToken } = await adaAndBo(browser, one, two, 'redis-restart');
 
         // A records every moment B's face is anything but online (or missing) from here on.
-        await a.evaluate((id) => {
-          const w = window as any;
-          w.__blinks = [];
-          const check = () => {
-            const li = document.querySelector(`ul[aria-label="People in this room"] > li[data-presence-user="${id}"]`);
-            const status = li?.getAttribute('data-presence-status') ?? 'gone';
-            if (status !== 'online') w.__blinks.push(status);
-          };
-          new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true });
-        }, idb);
+        await recordBlinks(a, idb);
 
         const restartedAt = Date.now();
         await redis.kill();
@@ -94,7 +85,7 @@ test.describe('several app servers on one Redis', () => {
         await expect(face(a, ida)).toHaveCount(1);
         // Past the servers' 3 s resync delay: A never showed B as gone or offline.
         await a.waitForTimeout(4_000);
-        expect(await a.evaluate(() => (window as any).__blinks)).toEqual([]);
+        expect(await blinks(a)).toEqual([]);
         // And presence works as before: B leaves, A sees it.
         await b.close({ runBeforeUnload: true });
         await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'offline', { timeout: 2_000 });

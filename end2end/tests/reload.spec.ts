@@ -1,23 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { face, joinRoom, newUser, uniqueRoom, userIdOf } from '../support/presence';
-
-/** Records on `page` every moment `userId`'s face is anything but online (or is gone). */
-async function recordBlinks(page: import('@playwright/test').Page, userId: string): Promise<void> {
-  await page.evaluate((id) => {
-    const w = window as unknown as { __blinks: string[] };
-    w.__blinks = [];
-    const check = () => {
-      const li = document.querySelector(`ul[aria-label="People in this room"] > li[data-presence-user="${id}"]`);
-      const status = li?.getAttribute('data-presence-status') ?? 'gone';
-      if (status !== 'online') w.__blinks.push(status);
-    };
-    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, attributes: true });
-  }, userId);
-}
-
-async function blinks(page: import('@playwright/test').Page): Promise<string[]> {
-  return page.evaluate(() => (window as unknown as { __blinks: string[] }).__blinks);
-}
+import { blinks, face, joinRoom, newUser, recordBlinks, uniqueRoom, userIdOf } from '../support/presence';
 
 test('a reload is not a leave: the watcher never sees the user offline; a closed tab is offline within 2 s', async ({
   browser,

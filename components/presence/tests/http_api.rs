@@ -49,7 +49,12 @@ fn beacon_text(token: &str) -> Request<Body> {
 
 /// What `navigator.sendBeacon(url, new URLSearchParams({session_token}))` sends.
 fn beacon_form(token: &str) -> Request<Body> {
-    Request::post("/api/presence/disconnect")
+    beacon_form_to("disconnect", token)
+}
+
+/// [`beacon_form`] to another endpoint (the client's `going` beacon).
+fn beacon_form_to(endpoint: &str, token: &str) -> Request<Body> {
+    Request::post(format!("/api/presence/{endpoint}"))
         .header(
             header::CONTENT_TYPE,
             "application/x-www-form-urlencoded;charset=UTF-8",
@@ -140,18 +145,6 @@ async fn heartbeat_list_and_disconnect_by_beacon() {
         .all(|u| u["online"] == false));
 }
 
-/// What the client's `going` beacon sends (form-encoded, like `disconnect`).
-fn going_beacon(token: &str) -> Request<Body> {
-    Request::post("/api/presence/going")
-        .header(
-            header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded;charset=UTF-8",
-        )
-        .header(header::ACCEPT, "*/*")
-        .body(Body::from(format!("session_token={token}")))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn going_by_beacon_keeps_the_session_for_the_leave_grace_and_a_heartbeat_takes_it_back() {
     let clock = ManualClock::new(1_700_000_000_000);
@@ -163,7 +156,7 @@ async fn going_by_beacon_keeps_the_session_for_the_leave_grace_and_a_heartbeat_t
     let joined = join(&app, "r1", "ann", "tab-1").await;
     let session_token = joined["session_token"].as_str().unwrap().to_string();
     let room_token = joined["room_token"].as_str().unwrap().to_string();
-    let (status, body) = send(&app, going_beacon(&session_token)).await;
+    let (status, body) = send(&app, beacon_form_to("going", &session_token)).await;
     assert_eq!((status, &body), (StatusCode::OK, &Value::Null));
     // Still listed online during the grace; the reloaded page's heartbeat keeps the session.
     let (_, list) = send(&app, list_req(&room_token)).await;
@@ -188,13 +181,13 @@ async fn going_by_beacon_keeps_the_session_for_the_leave_grace_and_a_heartbeat_t
         "the goodbye was taken back"
     );
     // Not taken back: offline once the grace is over.
-    send(&app, going_beacon(&session_token)).await;
+    send(&app, beacon_form_to("going", &session_token)).await;
     clock.advance(1_500);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let (_, list) = send(&app, list_req(&room_token)).await;
     assert_eq!(list["users"][0]["online"], false);
     // A token nobody holds: the typed error, as for disconnect.
-    let (status, body) = send(&app, going_beacon(&session_token)).await;
+    let (status, body) = send(&app, beacon_form_to("going", &session_token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["code"], "invalid_session_token");
 }

@@ -367,9 +367,7 @@ impl Registry {
         as_user: Option<&str>,
         now: u64,
     ) -> Result<(), PresenceError> {
-        let (_, room_id, sid) = self.resolve(token, as_user)?;
-        self.end_session(&room_id, &sid, LeaveReason::Disconnected, now);
-        Ok(())
+        self.leave_or_go(token, as_user, now, true)
     }
 
     /// The session's page is going: it ends after the leave grace unless it heartbeats again
@@ -380,8 +378,20 @@ impl Registry {
         as_user: Option<&str>,
         now: u64,
     ) -> Result<(), PresenceError> {
+        self.leave_or_go(token, as_user, now, self.config.leave_grace_ms == 0)
+    }
+
+    /// Ends the session now (`at_once`: a disconnect), or after the leave grace unless it
+    /// heartbeats again first.
+    fn leave_or_go(
+        &mut self,
+        token: &str,
+        as_user: Option<&str>,
+        now: u64,
+        at_once: bool,
+    ) -> Result<(), PresenceError> {
         let (_, room_id, sid) = self.resolve(token, as_user)?;
-        if self.config.leave_grace_ms == 0 {
+        if at_once {
             self.end_session(&room_id, &sid, LeaveReason::Disconnected, now);
             return Ok(());
         }

@@ -395,8 +395,7 @@ impl RedisPresence {
             .map_err(|_| PresenceError::InvalidSessionToken)?
             .to_hex();
         self.check_session_rate(&token)?;
-        self.inner.remembered.forget(&token);
-        Ok(token)
+        self.forget_token(&token)
     }
 
     /// Ends a session now; with `as_user`, only if it is that user's.
@@ -405,11 +404,18 @@ impl RedisPresence {
         session_token: &str,
         as_user: Option<&str>,
     ) -> Result<(), PresenceError> {
+        let token = self.forget_token(session_token)?;
+        self.end_by_token(&token, as_user).await
+    }
+
+    /// A token a client sent, as stored (hex), forgotten by the fast path: the session's next
+    /// heartbeat goes to Redis (which ends it, or takes a goodbye back).
+    fn forget_token(&self, session_token: &str) -> Result<String, PresenceError> {
         let token = SessionToken::parse(session_token)
             .map_err(|_| PresenceError::InvalidSessionToken)?
             .to_hex();
         self.inner.remembered.forget(&token);
-        self.end_by_token(&token, as_user).await
+        Ok(token)
     }
 
     /// The session's page is going; see [`crate::server::Presence::going`].
@@ -418,11 +424,7 @@ impl RedisPresence {
         session_token: &str,
         as_user: Option<&str>,
     ) -> Result<(), PresenceError> {
-        let token = SessionToken::parse(session_token)
-            .map_err(|_| PresenceError::InvalidSessionToken)?
-            .to_hex();
-        // The next heartbeat goes to Redis, which takes the goodbye back.
-        self.inner.remembered.forget(&token);
+        let token = self.forget_token(session_token)?;
         self.going_by_token(&token, as_user).await
     }
 
