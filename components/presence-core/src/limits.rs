@@ -18,10 +18,13 @@ pub const MIN_INTERVAL_MS: u64 = 1_000;
 pub const MAX_INTERVAL_MS: u64 = 300_000;
 /// Interval assumed when a heartbeat names none.
 pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
-/// A session expires this many intervals after its last heartbeat (as a fraction: 5/2 = 2.5).
-pub const EXPIRY_INTERVALS_NUM: u64 = 5;
-/// Denominator of [`EXPIRY_INTERVALS_NUM`].
-pub const EXPIRY_INTERVALS_DEN: u64 = 2;
+/// A visible tab's session lives at most this long (ms) past its interval: time for a heartbeat
+/// that failed (a network blip of a few seconds) to be retried, and short enough that a lost
+/// network shows within 15 s at the default interval (10 s + 4.5 s, then one message).
+pub const MAX_HEARTBEAT_SLACK_MS: u64 = 4_500;
+/// From this interval on (hidden tabs, 60 s by default) the slack is 1.5 intervals again:
+/// browsers delay a hidden tab's timers by up to a minute.
+pub const HIDDEN_INTERVAL_FROM_MS: u64 = 30_000;
 
 /// Clamps a requested heartbeat interval to `[MIN_INTERVAL_MS, MAX_INTERVAL_MS]`.
 pub fn clamp_interval(requested_ms: Option<u64>) -> u64 {
@@ -30,9 +33,16 @@ pub fn clamp_interval(requested_ms: Option<u64>) -> u64 {
         .clamp(MIN_INTERVAL_MS, MAX_INTERVAL_MS)
 }
 
-/// How long after a heartbeat a session with this (clamped) interval lives: 2.5 × interval.
+/// How long after a heartbeat a session with this (clamped) interval lives: the interval plus a
+/// slack of 1.5 intervals, at most [`MAX_HEARTBEAT_SLACK_MS`] below [`HIDDEN_INTERVAL_FROM_MS`].
+/// 1 s → 2.5 s, 3 s → 7.5 s, 10 s → 14.5 s, 60 s → 150 s.
 pub fn expiry_after(interval_ms: u64) -> u64 {
-    interval_ms * EXPIRY_INTERVALS_NUM / EXPIRY_INTERVALS_DEN
+    let slack = interval_ms * 3 / 2;
+    if interval_ms >= HIDDEN_INTERVAL_FROM_MS {
+        interval_ms + slack
+    } else {
+        interval_ms + slack.min(MAX_HEARTBEAT_SLACK_MS)
+    }
 }
 
 #[cfg(test)]
@@ -40,11 +50,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interval_is_clamped_and_expiry_is_two_and_a_half_intervals() {
+    fn interval_is_clamped_and_expiry_leaves_a_bounded_slack_for_visible_tabs() {
         assert_eq!(clamp_interval(None), 10_000);
         assert_eq!(clamp_interval(Some(1)), 1_000);
         assert_eq!(clamp_interval(Some(10_000_000)), 300_000);
-        assert_eq!(expiry_after(10_000), 25_000);
+        // A lost network shows within 15 s at the default interval; a 3 s blip does not.
+        assert_eq!(expiry_after(10_000), 14_500);
         assert_eq!(expiry_after(1_000), 2_500);
+        assert_eq!(expiry_after(3_000), 7_500);
+        assert_eq!(expiry_after(29_000), 33_500);
+        // Hidden tabs: 2.5 intervals, for throttled timers.
+        assert_eq!(expiry_after(60_000), 150_000);
+        // Never shorter for a longer interval.
+        let mut last = 0;
+        for interval in (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).step_by(500) {
+            assert!(expiry_after(interval) > last, "{interval}");
+            last = expiry_after(interval);
+        }
     }
 }

@@ -434,7 +434,7 @@ async fn a_closed_session_socket_ends_the_session_after_the_grace() {
     let event = next_json(&mut watcher).await;
     assert_eq!(event["type"], "left");
     assert_eq!(event["reason"], "expired");
-    // Long before the 25 s heartbeat timeout, but not before the grace.
+    // Long before the 14.5 s heartbeat timeout, but not before the grace.
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");

@@ -5,14 +5,15 @@ use crate::wire::HeartbeatRequest;
 /// The tests' starting time (ms since the Unix epoch).
 pub(crate) const T0: u64 = 1_700_000_000_000;
 
-/// A first heartbeat: no token, a 10 s interval (so a 25 s timeout), name "Name {user}".
+/// A first heartbeat: no token, a 20.5 s interval (so a 25 s timeout, which the tests'
+/// arithmetic assumes: 20.5 s + the 4.5 s slack), name "Name {user}".
 pub(crate) fn req(room: &str, user: &str, session: &str) -> HeartbeatRequest {
     HeartbeatRequest {
         room: room.into(),
         user: user.into(),
         session: session.into(),
         name: format!("Name {user}"),
-        interval_ms: Some(10_000),
+        interval_ms: Some(20_500),
         state: None,
         away: false,
         session_token: None,

@@ -19,6 +19,11 @@ pub(crate) const UNLOAD_PAUSE_MS: f64 = 3_000.0;
 /// No retry comes sooner than this (ms), whatever the options say.
 pub(crate) const MIN_RETRY_MS: u64 = 50;
 
+/// A visible tab that holds a session retries a failed heartbeat at least this often (ms): the
+/// server keeps the session only 4.5 s past its interval (`limits::expiry_after`), so a network
+/// blip of a few seconds must be bridged by a retry soon after the network is back.
+pub(crate) const LIVE_RETRY_MAX_MS: u64 = 1_000;
+
 /// Something the driver must do in the browser.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Command {
@@ -336,7 +341,12 @@ impl Machine {
                 self.heartbeat_failures += 1;
                 self.heartbeat_ok = false;
                 commands.push(Command::SetError(Some(error)));
-                self.backoff_ms(self.heartbeat_failures, jitter)
+                let backoff = self.backoff_ms(self.heartbeat_failures, jitter);
+                if self.tokens.is_some() && !self.away {
+                    backoff.min(LIVE_RETRY_MAX_MS)
+                } else {
+                    backoff
+                }
             }
         };
         self.note_status();

@@ -138,6 +138,8 @@ fn a_new_room_token_reopens_the_socket() {
 #[test]
 fn failures_back_off_doubling_with_jitter_up_to_the_maximum_and_keep_the_tokens() {
     let mut m = joined();
+    // Hidden: the backoff as set (a visible tab with a session retries within a second).
+    m.visibility(true);
     let waits: Vec<u64> = (0..8)
         .map(|_| {
             let args = send(&m);
@@ -612,4 +614,35 @@ fn unmounting_says_going_so_a_remount_is_not_a_leave_but_leave_is_at_once() {
         m.leave(),
         vec![Command::CloseSocket, Command::Disconnect("T".into())]
     );
+}
+
+#[test]
+fn a_visible_tab_with_a_session_retries_a_failed_heartbeat_within_a_second() {
+    // The server keeps a session 4.5 s past its interval: a retry at least every second bridges
+    // a blip of a few seconds. Before a session exists, or while hidden, the backoff is as set.
+    let failing_waits = |mut m: Machine| -> Vec<u64> {
+        let args = send(&m);
+        (0..8)
+            .map(|_| {
+                let down = PresenceError::Unavailable {
+                    message: "down".into(),
+                };
+                m.heartbeat_answered(&args, Err(down), 1.0).0
+            })
+            .collect()
+    };
+    let visible = failing_waits(joined());
+    assert!(
+        visible.iter().all(|w| *w <= LIVE_RETRY_MAX_MS),
+        "{visible:?}"
+    );
+    let before_joining = failing_waits(machine(None));
+    assert!(
+        before_joining.iter().any(|w| *w > LIVE_RETRY_MAX_MS),
+        "{before_joining:?}"
+    );
+    let mut hidden = joined();
+    hidden.visibility(true);
+    let hidden = failing_waits(hidden);
+    assert!(hidden.iter().any(|w| *w > LIVE_RETRY_MAX_MS), "{hidden:?}");
 }

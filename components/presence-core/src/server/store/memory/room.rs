@@ -17,7 +17,7 @@ pub(crate) use crate::server::Map;
 pub(crate) struct Session {
     pub user: Arc<str>,
     pub token: SessionToken,
-    /// Deadline from heartbeats: last heartbeat + 2.5 × interval.
+    /// Deadline from heartbeats: last heartbeat + [`crate::limits::expiry_after`] its interval.
     pub expires_at: u64,
     /// Time of this session's latest heartbeat (or state update).
     pub last_heartbeat: u64,

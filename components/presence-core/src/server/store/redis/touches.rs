@@ -10,8 +10,8 @@
 //! leave) goes to Redis at once through the full script, as before.
 //!
 //! So a session's deadline in Redis lags its last heartbeat by one flush (every [`FLUSH_MS`];
-//! longer while Redis is slow, which the margin below covers; deadlines are 2.5 intervals away:
-//! 25 s at the default interval), and a session ended elsewhere (another server's disconnect,
+//! longer while Redis is slow, which the margin below covers; deadlines are 14.5 s away at the
+//! default interval), and a session ended elsewhere (another server's disconnect,
 //! an expiry) can be told "still there" until a flush finds it gone; its next heartbeat then
 //! rejoins it. While Redis is unreachable, and right after, nothing is answered from memory.
 
@@ -32,9 +32,10 @@ pub(crate) const FLUSH_MS: u64 = 250;
 /// A heartbeat is answered from memory only if the deadline Redis has for its session is at
 /// least this far away (ms): more than a flush takes even when Redis is slow (its response
 /// timeout is 2 s), so the new one is written before any server could judge the session gone.
-/// Heartbeats on time have 15 s to spare at the default interval; one that comes this late (or
-/// any, with a short interval) goes to Redis at once.
-const MARGIN_MS: u64 = 5_000;
+/// Heartbeats on time have 4.5 s to spare at the default interval (a 14.5 s deadline, see
+/// [`crate::limits::expiry_after`]); one that comes later than that (or any, with a short
+/// interval) goes to Redis at once.
+const MARGIN_MS: u64 = 3_000;
 
 /// A remembered session not heard from for this long (ms) is forgotten: longer than any
 /// interval (at most 5 min), so only gone tabs are.
@@ -306,12 +307,22 @@ mod tests {
             name: "Ann".into(),
             away: false,
             now,
-            expires_at: now + 25_000,
+            expires_at: now + crate::limits::expiry_after(10_000),
         }
     }
 
     fn request() -> HeartbeatRequest {
         HeartbeatRequest::new("r1", "ann", "s1", "Ann")
+    }
+
+    #[test]
+    fn a_heartbeat_on_time_at_the_default_interval_is_answered_from_memory() {
+        let remembered = Remembered::default();
+        remembered.remember("r1", "s1", touch("t1", 0), remembered.generation());
+        // 10 s later, Redis' deadline (14.5 s) is 4.5 s away: more than a slow flush takes.
+        assert!(remembered.answer(&request(), &touch("t1", 10_000)));
+        // A late one (a retried heartbeat after a blip) asks Redis.
+        assert!(!remembered.answer(&request(), &touch("t1", 12_000)));
     }
 
     #[test]

@@ -228,7 +228,7 @@ fn sessions_expire_in_deadline_order_and_only_when_due() {
     let mut reg = registry(config());
     let mut watch = Watch::new(&mut reg, "r1");
     let mut slow = req("r1", "slow", "s-slow");
-    slow.interval_ms = Some(20_000); // deadline T0 + 50 s
+    slow.interval_ms = Some(29_000); // deadline T0 + 33.5 s (29 s + the 4.5 s slack)
     reg.heartbeat(&slow, T0).unwrap();
     reg.heartbeat(&req("r1", "fast", "s-fast"), T0).unwrap(); // T0 + 25 s
     let mut tiny = req("r1", "tiny", "s-tiny");
@@ -239,8 +239,8 @@ fn sessions_expire_in_deadline_order_and_only_when_due() {
     reg.expire_due(T0 + 2_499);
     assert!(watch.drain().is_empty());
     reg.expire_due(T0 + 2_500);
-    reg.expire_due(T0 + 49_999);
-    reg.expire_due(T0 + 50_000);
+    reg.expire_due(T0 + 33_499);
+    reg.expire_due(T0 + 33_500);
     let left: Vec<(String, LeaveReason)> = watch
         .drain()
         .into_iter()
