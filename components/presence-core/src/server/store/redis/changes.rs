@@ -129,6 +129,12 @@ impl RedisPresence {
                     },
                 )
                 .await?;
+            // (The facts read are the requesting user's: only a session of that user can be
+            // judged an orphan here; another user's session is refused below.)
+            if loaded.field("user") == request.user && is_orphan(&loaded, &request.session) {
+                self.drop_orphan(&keys, &request.session, &loaded).await?;
+                continue;
+            }
             let done = if loaded.session.is_empty() {
                 self.join(&keys, request, name, token, &loaded, now, expires_at)
                     .await?
@@ -336,6 +342,10 @@ impl RedisPresence {
             )
             .await?;
         if loaded.field("tok") != token {
+            return Err(PresenceError::InvalidSessionToken);
+        }
+        if is_orphan(&loaded, &sid) {
+            self.drop_orphan(&keys, &sid, &loaded).await?;
             return Err(PresenceError::InvalidSessionToken);
         }
         if as_user.is_some_and(|u| u != loaded.field("user")) {
@@ -548,6 +558,9 @@ impl RedisPresence {
                         },
                     )
                     .await?;
+                if is_orphan(&loaded, id) {
+                    return self.drop_orphan(&keys, id, &loaded).await;
+                }
                 if loaded.session.is_empty() {
                     // Ended meanwhile (unless a new session of that id is queued since).
                     t.expect_field(&keys.session(id), "tok", "")
@@ -748,8 +761,41 @@ impl RedisPresence {
     }
 }
 
-/// Facts that the session's hash says exist but the room does not list: a store written by
-/// something else.
+/// A session hash that its user's facts do not list: data written by an older version (whose
+/// layout this one does not read) or by something else.
+fn is_orphan(loaded: &Loaded, sid: &str) -> bool {
+    !loaded.session.is_empty()
+        && loaded
+            .user
+            .as_ref()
+            .is_none_or(|u| u.session(sid).is_none())
+}
+
+impl RedisPresence {
+    /// Removes an orphan session (see [`is_orphan`]) with its token and deadline, so that it
+    /// neither blocks its session id nor comes due forever. Nobody is told: no room lists it.
+    async fn drop_orphan(
+        &self,
+        keys: &RoomKeys,
+        sid: &str,
+        loaded: &Loaded,
+    ) -> Result<(), PresenceError> {
+        let prefix = &self.inner.prefix;
+        let sk = keys.session(sid);
+        let token = loaded.field("tok");
+        let mut t = Transition::default();
+        t.expect_field(&sk, "tok", token)
+            .del(&sk)
+            .zrem(&keys::deadlines(prefix), &keys.session_deadline(sid));
+        if !token.is_empty() {
+            t.del(&keys::token(prefix, token));
+        }
+        self.commit(&t).await.map(drop)
+    }
+}
+
+/// Facts that the session's hash says exist but the room does not list (only between a load
+/// that saw them and a commit: [`is_orphan`] sessions are removed first).
 fn missing(what: &str) -> PresenceError {
     PresenceError::Unavailable {
         message: format!("the presence store's data is inconsistent (no {what} facts)"),

@@ -884,6 +884,8 @@ pub(crate) mod test_support {
 }
 
 #[cfg(test)]
+mod orphans_tests;
+#[cfg(test)]
 mod touch_tests;
 #[cfg(test)]
 mod turns_tests;
