@@ -188,6 +188,7 @@ behaviour!(
     deadlines_in_one_millisecond_are_handled_in_id_order,
     the_offline_cap_drops_the_last_in_room_order_among_ties,
     a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_after_the_leave_grace,
+    a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothing,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1253,4 +1254,29 @@ async fn a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_a
     ));
     h.advance(5_000).await;
     nothing_within(&mut watcher, 100).await;
+}
+
+async fn a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothing(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut watcher = h.watch(&ann.room_token).await;
+    // A number that the default JSON parser reads back one unit in the last place off.
+    let state = json!({"x": 130.65331632653061, "y": 0.1, "z": 1e-300});
+    h.presence
+        .update_state(&ann.session_token, state.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut watcher).await,
+        RoomMessage::Updated { .. }
+    ));
+    let listed = h.snapshot("r1").await;
+    assert_eq!(listed.users[0].sessions[0].state.as_ref(), Some(&state));
+    h.presence
+        .update_state(&ann.session_token, state)
+        .await
+        .unwrap();
+    nothing_within(&mut watcher, 200).await;
 }

@@ -249,11 +249,19 @@ impl RedisPresence {
         let change = rules::heartbeat_change(current, request)?;
         let sk = keys.session(&request.session);
         let mut w = Writer::new(self, keys, loaded);
-        w.t.expect_field(&sk, "tok", &current_token);
-        w.t.hset(&sk, "exp", &expires_at.to_string())
-            .hset(&sk, "hb", &now.max(loaded.number("hb")).to_string())
-            .hdel(&sk, "grace")
-            .hdel(&sk, "bye");
+        w.t.expect_field(&sk, "tok", &current_token)
+            .expect_field(&sk, "grace", loaded.field("grace"))
+            .expect_field(&sk, "gs", loaded.field("gs"));
+        w.t.hset(&sk, "exp", &expires_at.to_string()).hset(
+            &sk,
+            "hb",
+            &now.max(loaded.number("hb")).to_string(),
+        );
+        // A heartbeat takes back a grace (a closed socket's, a goodbye's) set before it, not one
+        // set after it arrived (a goodbye that overtook it while it was being decided).
+        if grace_set_before(loaded, now) {
+            w.t.hdel(&sk, "grace").hdel(&sk, "bye").hdel(&sk, "gs");
+        }
         w.schedule(expires_at, &keys.session_deadline(&request.session));
         self.write_change(
             &mut w,
@@ -381,6 +389,7 @@ impl RedisPresence {
             t.expect_field(&sk, "tok", token)
                 .expect_field(&sk, "grace", loaded.field("grace"))
                 .hset(&sk, "grace", &until.to_string())
+                .hset(&sk, "gs", &now.to_string())
                 .hset(&sk, "bye", &now.to_string())
                 .schedule(
                     &keys::deadlines(&prefix),
@@ -504,15 +513,18 @@ impl RedisPresence {
         }
         let applied = w.commit().await?;
         if applied && loaded.offline + 1 > config.max_offline_users_per_room + 1 {
-            // Over by more than one (the cap was lowered): drop the rest one at a time.
-            self.enforce_offline_cap(keys).await?;
+            // Over by more than one (the cap was lowered): drop the rest one at a time. The
+            // session has ended whatever happens here; what is left over is dropped at the next
+            // leave in the room.
+            let _ = self.enforce_offline_cap(keys).await;
         }
         Ok(applied)
     }
 
     /// Drops offline users while the room lists more than the cap allows.
     async fn enforce_offline_cap(&self, keys: &RoomKeys) -> Result<(), PresenceError> {
-        for _ in 0..MAX_TRIES {
+        let mut failed = 0;
+        while failed < MAX_TRIES {
             let loaded = self.load(keys, Ask::default()).await?;
             if !rules::over_offline_cap(loaded.offline, &self.inner.config) {
                 return Ok(());
@@ -526,7 +538,9 @@ impl RedisPresence {
             };
             let mut w = Writer::new(self, keys, &loaded);
             w.drop_offline(&victim);
-            w.commit().await?;
+            if !w.commit().await? {
+                failed += 1;
+            }
         }
         Err(contended())
     }
@@ -575,8 +589,11 @@ impl RedisPresence {
                         }
                         continue;
                     }
-                    // Extended since it was queued: queue it at its real deadline.
-                    t.zadd(&dl, deadline, member);
+                    // Extended since it was queued: queue it at its real deadline (unless a
+                    // grace was set meanwhile, which queued it earlier: decide again).
+                    t.expect_field(&keys.session(id), "tok", loaded.field("tok"))
+                        .expect_field(&keys.session(id), "grace", loaded.field("grace"))
+                        .zadd(&dl, deadline, member);
                 }
             } else {
                 let loaded = self
@@ -604,6 +621,10 @@ impl RedisPresence {
                     }
                     None => {
                         w.t.zrem(&dl, member);
+                        if loaded.user.is_none() {
+                            // Not listed: no offline entry either (an older version's leftover).
+                            w.t.zrem(&keys.offline(), id);
+                        }
                     }
                 }
                 if w.commit().await? {
@@ -701,7 +722,8 @@ impl RedisPresence {
                 .expect_field(&sk, "subs", loaded.field("subs"))
                 .hset(&sk, "subs", &(subs + 1).to_string())
                 .hdel(&sk, "grace")
-                .hdel(&sk, "bye");
+                .hdel(&sk, "bye")
+                .hdel(&sk, "gs");
             if self.commit(&t).await? {
                 return Ok(sid);
             }
@@ -745,13 +767,16 @@ impl RedisPresence {
                 .expect_field(&sk, "grace", &grace)
                 .hset(&sk, "subs", &left.to_string());
             if left == 0 {
-                let until = rules::earlier_grace(grace.parse().ok(), self.now_ms() + grace_ms);
-                t.hset(&sk, "grace", &until.to_string()).schedule(
-                    &keys::deadlines(&prefix),
-                    until,
-                    &keys.session_deadline(sid),
-                    &keys::wake(&prefix),
-                );
+                let now = self.now_ms();
+                let until = rules::earlier_grace(grace.parse().ok(), now + grace_ms);
+                t.hset(&sk, "grace", &until.to_string())
+                    .hset(&sk, "gs", &now.to_string())
+                    .schedule(
+                        &keys::deadlines(&prefix),
+                        until,
+                        &keys.session_deadline(sid),
+                        &keys::wake(&prefix),
+                    );
             }
             if self.commit(&t).await? {
                 return Ok(());
@@ -759,6 +784,12 @@ impl RedisPresence {
         }
         Err(contended())
     }
+}
+
+/// Whether the session's grace (if any) was set before `now`, so that a heartbeat at `now`
+/// takes it back.
+fn grace_set_before(loaded: &Loaded, now: u64) -> bool {
+    loaded.field("gs").parse::<u64>().is_ok_and(|gs| gs < now) || loaded.field("gs").is_empty()
 }
 
 /// A session hash that its user's facts do not list: data written by an older version (whose

@@ -9,7 +9,7 @@
 //! | `R:users` | hash: user id → that user's facts (`rules::UserFacts` as JSON) |
 //! | `R:off` | sorted set: offline user id → last seen (for the offline cap) |
 //! | `R:n` | how many sessions are live in the room |
-//! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace bye subs` |
+//! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace gs bye subs` (`gs`: when the grace was set) |
 //! | `<prefix>:tok:<token>` | the session a token grants: `room "\n" session id` |
 //! | `<prefix>:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version |
 //! | `<prefix>:dl` | sorted set of deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |

@@ -612,7 +612,13 @@ impl RedisPresence {
             if member.is_empty() {
                 return Ok(at.parse::<u64>().ok());
             }
-            self.act_on_deadline(&member, now).await?;
+            if let Err(e) = self.act_on_deadline(&member, now).await {
+                if self.inner.down.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(e);
+                }
+                // Not an outage (a room too busy right now): its entry comes back when its
+                // lease ends; the other due deadlines go on.
+            }
         }
     }
 

@@ -19,16 +19,16 @@ local out = {}
 for i = 1, #KEYS do
   local sk, a = KEYS[i], (i - 1) * 6
   local extended = 0
-  local s = redis.call('HMGET', sk, 'tok', 'user', 'name', 'away', 'exp', 'grace', 'hb', 'bye')
+  local s = redis.call('HMGET', sk, 'tok', 'user', 'name', 'away', 'exp', 'grace', 'hb', 'gs')
   -- Also in order: a touch older than the session's last heartbeat (one put back after a
   -- failed flush) must not undo a newer one.
   if s[1] == ARGV[a + 1] and s[2] == ARGV[a + 2] and s[3] == ARGV[a + 3] and s[4] == ARGV[a + 4]
       and tonumber(s[5]) <= tonumber(ARGV[a + 6]) and tonumber(s[7]) <= tonumber(ARGV[a + 5]) then
     redis.call('HSET', sk, 'exp', ARGV[a + 6], 'hb', ARGV[a + 5])
-    -- A heartbeat takes back a subscription's grace, and a goodbye older than itself (one
-    -- answered before its page said it was going, flushed after, does not).
+    -- A heartbeat takes back a grace (a closed socket's, a goodbye's) set before it, not one
+    -- set after it (a heartbeat answered from memory, flushed after the socket closed).
     if s[6] and (not s[8] or tonumber(s[8]) < tonumber(ARGV[a + 5])) then
-      redis.call('HDEL', sk, 'grace', 'bye')
+      redis.call('HDEL', sk, 'grace', 'bye', 'gs')
     end
     extended = 1
   end

@@ -181,3 +181,48 @@ async fn touches_arriving_together_share_a_batch_and_each_gets_its_own_answer() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_heartbeat_older_than_a_goodbye_does_not_take_it_back() {
+    let Some((store, clock)) = store().await else {
+        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's tests");
+        return;
+    };
+    let joined = store.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
+    let token = joined.session_token.clone();
+    let field = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut conn = store.inner.conn.clone();
+            let value: Option<String> = redis::cmd("HGET")
+                .arg(store.session_key("r1", "s1"))
+                .arg(name)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            value
+        }
+    };
+    clock.advance(1_000);
+    store.going(&token, None).await.unwrap();
+    assert_eq!(field("bye").await, Some((T0 + 1_000).to_string()));
+    // A heartbeat from before the goodbye (answered from memory, flushed after it): it extends
+    // the session but leaves the goodbye standing.
+    let mut request = req("r1", "ann", "s1");
+    request.session_token = Some(token.clone());
+    let before = store.touch_for(&request, &token, "Name ann", T0 + 500, T0 + 30_000);
+    assert!(store
+        .touch(&request, before, store.inner.remembered.generation())
+        .await
+        .unwrap());
+    assert_eq!(field("bye").await, Some((T0 + 1_000).to_string()));
+    assert!(field("grace").await.is_some());
+    // One from after it (the reloaded page) takes it back.
+    let after = store.touch_for(&request, &token, "Name ann", T0 + 1_200, T0 + 30_000);
+    assert!(store
+        .touch(&request, after, store.inner.remembered.generation())
+        .await
+        .unwrap());
+    assert_eq!(field("bye").await, None);
+    assert_eq!(field("grace").await, None);
+}
