@@ -397,6 +397,7 @@ impl RedisPresence {
                     &keys.session_deadline(&sid),
                     &keys::wake(&prefix),
                 );
+            t.publish(&keys::forget(&prefix), token);
             if self.commit(&t).await? {
                 return Ok(());
             }
@@ -777,6 +778,7 @@ impl RedisPresence {
                         &keys.session_deadline(sid),
                         &keys::wake(&prefix),
                     );
+                t.publish(&keys::forget(&prefix), token);
             }
             if self.commit(&t).await? {
                 return Ok(());

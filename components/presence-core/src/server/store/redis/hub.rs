@@ -301,10 +301,12 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
         let prefix = presence.inner.prefix.clone();
         let events = format!("{prefix}:ev:");
         let wake = format!("{prefix}:wake");
+        let forget = super::keys::forget(&prefix);
         let connected = async {
             let mut pubsub = presence.inner.client.get_async_pubsub().await?;
             pubsub.psubscribe(format!("{events}*")).await?;
             pubsub.subscribe(&wake).await?;
+            pubsub.subscribe(&forget).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let pubsub = tokio::time::timeout(Duration::from_secs(2), connected).await;
@@ -359,6 +361,18 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             let channel = message.get_channel_name();
             if channel == wake {
                 hub_wake.notify_one();
+                continue;
+            }
+            if channel == forget {
+                // A session got a grace (a goodbye, a closed socket) on some server: its next
+                // heartbeat must reach Redis, which takes the grace back in time; an answer
+                // from memory would be written only by the next flush.
+                if let (Some(presence), Ok(token)) = (
+                    RedisPresence::upgrade(&weak),
+                    std::str::from_utf8(message.get_payload_bytes()),
+                ) {
+                    presence.inner.remembered.forget(token);
+                }
                 continue;
             }
             let Some(room) = channel.strip_prefix(&events) else {

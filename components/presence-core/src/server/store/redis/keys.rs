@@ -15,7 +15,7 @@
 //! | `<prefix>:dl` | sorted set of deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
 //!
 //! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest on
-//! `<prefix>:wake`.
+//! `<prefix>:wake`; a session token that got a grace on `<prefix>:forget`.
 
 /// The keys of one room.
 pub(super) struct RoomKeys {
@@ -87,6 +87,12 @@ pub(super) fn deadlines(prefix: &str) -> String {
 
 pub(super) fn wake(prefix: &str) -> String {
     format!("{prefix}:wake")
+}
+
+/// The channel on which a token that no server may answer for from memory any more is
+/// announced (its session got a grace: see `touches`).
+pub(super) fn forget(prefix: &str) -> String {
+    format!("{prefix}:forget")
 }
 
 /// The version field of a user's rooms hash (no room id contains a control character).

@@ -226,3 +226,36 @@ async fn a_heartbeat_older_than_a_goodbye_does_not_take_it_back() {
     assert_eq!(field("bye").await, None);
     assert_eq!(field("grace").await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grace_set_through_one_server_stops_the_others_answering_from_memory() {
+    let Some((a, clock)) = store().await else {
+        eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's tests");
+        return;
+    };
+    let b = RedisPresence::connect_with_clock(
+        &test_support::url().unwrap(),
+        a.inner.config.clone(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let joined = b.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
+    let token = joined.session_token.clone();
+    let mut request = req("r1", "ann", "s1");
+    request.session_token = Some(token.clone());
+    let touch = |now: u64| b.touch_for(&request, &token, "Name ann", now, now + 25_000);
+    // B has seen it heartbeat: B answers from memory.
+    assert!(b.inner.remembered.answer(&request, &touch(T0 + 100)));
+    // The page says it is going, through A: B forgets it (its next heartbeat goes to Redis,
+    // which takes the goodbye back in time).
+    a.going(&token, None).await.unwrap();
+    let started = std::time::Instant::now();
+    while b.inner.remembered.answer(&request, &touch(T0 + 200)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B still answers from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
