@@ -125,6 +125,7 @@ mod tests {
             name: id.into(),
             online,
             away: false,
+            idle: false,
             online_since,
             last_seen,
             sessions: vec![],

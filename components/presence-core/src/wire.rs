@@ -13,6 +13,9 @@ pub enum SessionStatus {
     Active,
     /// The tab is hidden: still present, shown dimmed.
     Away,
+    /// The tab is visible but has had no input for a while (`idle_after_ms`): still present,
+    /// shown dimmed, with how long it has been idle (`idle_since`).
+    Idle,
 }
 
 /// One live session (one browser tab) of a user in a room.
@@ -25,8 +28,11 @@ pub struct SessionPresence {
     pub session_id: String,
     /// The display name this session reported.
     pub name: String,
-    /// Active or away.
+    /// Active, away (hidden) or idle (no input for a while).
     pub status: SessionStatus,
+    /// While idle: since when, in milliseconds since the Unix epoch (its last input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<u64>,
     /// App-defined JSON state, if any was reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Value>,
@@ -44,6 +50,7 @@ impl SessionPresence {
             session_id: session_id.into(),
             name: name.into(),
             status: SessionStatus::Active,
+            idle_since: None,
             state: None,
             joined_at: 0,
             joined_seq: 0,
@@ -81,6 +88,9 @@ pub struct UserPresence {
     pub online: bool,
     /// True when every live session is away (and there is at least one).
     pub away: bool,
+    /// True when no live session is active and at least one is idle (none of it hidden-only).
+    #[serde(default)]
+    pub idle: bool,
     /// Order key of online users: the room sequence number at which the user last came online.
     pub online_since: u64,
     /// When the user was last seen, in milliseconds since the Unix epoch; `None` while online.
@@ -103,20 +113,37 @@ impl UserPresence {
             name: name.into(),
             online: !sessions.is_empty(),
             away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
+            idle: user_idle(&sessions),
             online_since: 0,
             last_seen: None,
             sessions,
         }
     }
 
-    /// `online`, `away` or `offline`: the value of the `data-presence-status` attribute.
+    /// `online`, `idle`, `away` or `offline`: the value of the `data-presence-status` attribute.
     pub fn status_label(&self) -> &'static str {
-        match (self.online, self.away) {
-            (false, _) => "offline",
-            (true, true) => "away",
-            (true, false) => "online",
+        match (self.online, self.away, self.idle) {
+            (false, _, _) => "offline",
+            (true, true, _) => "away",
+            (true, false, true) => "idle",
+            (true, false, false) => "online",
         }
     }
+
+    /// Since when the user has been idle (the latest `idle_since` of its idle sessions), while
+    /// [`UserPresence::idle`].
+    pub fn idle_since(&self) -> Option<u64> {
+        if !self.idle {
+            return None;
+        }
+        self.sessions.iter().filter_map(|s| s.idle_since).max()
+    }
+}
+
+/// A user is idle when no live session is active and at least one is idle.
+pub(crate) fn user_idle(sessions: &[SessionPresence]) -> bool {
+    !sessions.iter().any(|s| s.status == SessionStatus::Active)
+        && sessions.iter().any(|s| s.status == SessionStatus::Idle)
 }
 
 /// Everyone in a room at one moment, in the room's stable order: online users by when they came
@@ -242,6 +269,11 @@ pub struct HeartbeatRequest {
     /// True while the tab is hidden.
     #[serde(default)]
     pub away: bool,
+    /// While the tab is idle (visible, no input for the app's `idle_after_ms`): how long it has
+    /// had no input, in ms. `None` while active. A session turns idle (one `updated`) when this
+    /// first comes, and active again when it stops coming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_for_ms: Option<u64>,
     /// The token from this session's previous heartbeat; `None` on the first.
     #[serde(default)]
     pub session_token: Option<String>,
@@ -264,6 +296,7 @@ impl HeartbeatRequest {
             interval_ms: None,
             state: None,
             away: false,
+            idle_for_ms: None,
             session_token: None,
         }
     }
@@ -283,6 +316,12 @@ impl HeartbeatRequest {
     /// Sets [`HeartbeatRequest::away`].
     pub fn away(mut self, away: bool) -> Self {
         self.away = away;
+        self
+    }
+
+    /// Sets [`HeartbeatRequest::idle_for_ms`].
+    pub fn idle_for_ms(mut self, ms: Option<u64>) -> Self {
+        self.idle_for_ms = ms;
         self
     }
 

@@ -189,6 +189,7 @@ behaviour!(
     the_offline_cap_drops_the_last_in_room_order_among_ties,
     a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_after_the_leave_grace,
     a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothing,
+    idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1279,4 +1280,52 @@ async fn a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothi
         .await
         .unwrap();
     nothing_within(&mut watcher, 200).await;
+}
+
+async fn idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut watcher = h.watch(&ann.room_token).await;
+    h.advance(1_000).await;
+    let idle = again(req("r1", "ann", "s1"), &ann).idle_for_ms(Some(300_000));
+    h.presence.heartbeat(&idle).await.unwrap();
+    let went_idle_at = h.clock.now_ms() - 300_000;
+    match next(&mut watcher).await {
+        RoomMessage::Updated { user, .. } => {
+            assert_eq!(user.status_label(), "idle");
+            assert_eq!(user.sessions[0].status, crate::wire::SessionStatus::Idle);
+            assert_eq!(user.idle_since(), Some(went_idle_at));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Still idle, later and longer: nothing changes (idle since stays when it began).
+    h.advance(10_000).await;
+    h.presence
+        .heartbeat(&idle.clone().idle_for_ms(Some(310_000)))
+        .await
+        .unwrap();
+    nothing_within(&mut watcher, 300).await;
+    // Input again: one updated, active.
+    h.presence
+        .heartbeat(&again(req("r1", "ann", "s1"), &ann))
+        .await
+        .unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Updated { user, .. } => {
+            assert_eq!(user.status_label(), "online");
+            assert_eq!(user.idle_since(), None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Hidden beats idle: away.
+    h.presence
+        .heartbeat(&idle.clone().away(true))
+        .await
+        .unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Updated { user, .. } => assert_eq!(user.status_label(), "away"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) fn req(room: &str, user: &str, session: &str) -> HeartbeatRequest {
         interval_ms: Some(20_500),
         state: None,
         away: false,
+        idle_for_ms: None,
         session_token: None,
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct SessionFacts {
     pub name: String,
     #[serde(rename = "a", default, skip_serializing_if = "std::ops::Not::not")]
     pub away: bool,
+    /// While idle: since when (its last input).
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<u64>,
     /// Boxed: most sessions have none.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Box<Value>>,
@@ -78,6 +81,7 @@ impl UserFacts {
             name: self.name.clone(),
             online: !sessions.is_empty(),
             away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
+            idle: crate::wire::user_idle(&sessions),
             online_since: self.online_since,
             last_seen: self.last_seen,
             sessions,
@@ -92,9 +96,12 @@ impl SessionFacts {
             name: self.name.clone(),
             status: if self.away {
                 SessionStatus::Away
+            } else if self.idle_since.is_some() {
+                SessionStatus::Idle
             } else {
                 SessionStatus::Active
             },
+            idle_since: self.idle_since.filter(|_| !self.away),
             state: self.state.as_deref().cloned(),
             joined_at: self.joined_at,
             joined_seq: self.joined_seq,

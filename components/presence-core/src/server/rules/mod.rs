@@ -80,6 +80,7 @@ pub(crate) fn new_session(req: &HeartbeatRequest, name: &str, now: u64, seq: u64
         id: req.session.clone(),
         name: name.to_string(),
         away: req.away,
+        idle_since: idle_since(req, now),
         state: req.state.clone().and_then(non_null).map(Box::new),
         joined_at: now,
         joined_seq: seq,
@@ -106,21 +107,30 @@ pub(crate) fn join(user: &mut UserFacts, session: SessionFacts, now: u64) -> boo
 pub(crate) struct Change {
     pub name: Option<String>,
     pub away: Option<bool>,
+    /// `Some(Some(since))`: idle since then; `Some(None)`: active again.
+    pub idle: Option<Option<u64>>,
     /// `Some(None)` clears the state.
     pub state: Option<Option<Box<Value>>>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.away.is_none() && self.state.is_none()
+        self.name.is_none() && self.away.is_none() && self.idle.is_none() && self.state.is_none()
     }
 }
 
-/// What a heartbeat of a live session changes. A new name or state is validated; an unchanged
-/// one is not looked at again. `state: None` keeps the state, JSON `null` clears it.
+/// Since when a heartbeat at `now` says its tab has been idle (`None`: active).
+fn idle_since(req: &HeartbeatRequest, now: u64) -> Option<u64> {
+    req.idle_for_ms.map(|ms| now.saturating_sub(ms))
+}
+
+/// What a heartbeat (at `now`) of a live session changes. A new name or state is validated; an
+/// unchanged one is not looked at again. `state: None` keeps the state, JSON `null` clears it.
+/// Idle or not is a change only when it flips: an idle tab's heartbeats change nothing more.
 pub(crate) fn heartbeat_change(
     current: &SessionFacts,
     req: &HeartbeatRequest,
+    now: u64,
 ) -> Result<Change, PresenceError> {
     // Names are stored trimmed (see `validate`): compare the trimmed form.
     let name = validate::name_as_stored(&req.name);
@@ -131,6 +141,9 @@ pub(crate) fn heartbeat_change(
     }
     if current.away != req.away {
         change.away = Some(req.away);
+    }
+    if current.idle_since.is_some() != req.idle_for_ms.is_some() {
+        change.idle = Some(idle_since(req, now));
     }
     change.state = match &req.state {
         Some(state) if state.is_null() => current.state.is_some().then_some(None),
@@ -171,6 +184,9 @@ pub(crate) fn apply(user: &mut UserFacts, session: &str, change: Change) -> bool
     };
     if let Some(away) = change.away {
         s.away = away;
+    }
+    if let Some(idle) = change.idle {
+        s.idle_since = idle;
     }
     if let Some(state) = change.state {
         s.state = state;

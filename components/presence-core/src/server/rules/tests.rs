@@ -132,14 +132,14 @@ fn a_heartbeat_changes_only_what_differs_and_validates_only_that() {
     let current = user.session("s1").unwrap().clone();
     let mut same = req("r", "u", "s1");
     same.name = "  Ann ".into(); // stored trimmed
-    assert!(heartbeat_change(&current, &same).unwrap().is_empty());
+    assert!(heartbeat_change(&current, &same, 0).unwrap().is_empty());
     // JSON null clears a state only if there is one.
     same.state = Some(Value::Null);
-    assert!(heartbeat_change(&current, &same).unwrap().is_empty());
+    assert!(heartbeat_change(&current, &same, 0).unwrap().is_empty());
     let mut changed = same.clone();
     changed.away = true;
     changed.state = Some(json!({"typing": true}));
-    let change = heartbeat_change(&current, &changed).unwrap();
+    let change = heartbeat_change(&current, &changed, 0).unwrap();
     assert_eq!(change.away, Some(true));
     assert!(apply(&mut user, "s1", change));
     let s = user.session("s1").unwrap();
@@ -149,14 +149,14 @@ fn a_heartbeat_changes_only_what_differs_and_validates_only_that() {
     let mut bad = req("r", "u", "s1");
     bad.name = " ".into();
     assert!(matches!(
-        heartbeat_change(user.session("s1").unwrap(), &bad),
+        heartbeat_change(user.session("s1").unwrap(), &bad, 0),
         Err(PresenceError::InvalidInput { .. })
     ));
     // A rename names the user too.
     let mut renamed = req("r", "u", "s1");
     renamed.name = "Ann B.".into();
     renamed.away = true;
-    let change = heartbeat_change(user.session("s1").unwrap(), &renamed).unwrap();
+    let change = heartbeat_change(user.session("s1").unwrap(), &renamed, 0).unwrap();
     assert!(apply(&mut user, "s1", change));
     assert_eq!(user.name, "Ann B.");
     assert!(!apply(&mut user, "s1", Change::default()));
@@ -225,4 +225,34 @@ fn a_goodbye_ends_the_session_after_the_leave_grace_as_a_disconnect_at_the_goodb
     let (reason, at) = ending(Some(10_000), 11_500);
     leave(&mut user, "s1", 9_000, reason, at, &config);
     assert_eq!(user.last_seen, Some(10_000));
+}
+
+#[test]
+fn idle_flips_once_each_way_and_keeps_when_it_began() {
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    let mut idle = req("r", "u", "s1");
+    idle.name = "Ann".into();
+    idle.idle_for_ms = Some(300_000);
+    let change = heartbeat_change(user.session("s1").unwrap(), &idle, 400_000).unwrap();
+    assert_eq!(change.idle, Some(Some(100_000)));
+    assert!(apply(&mut user, "s1", change));
+    let shown = user.presence("u");
+    assert!(shown.idle && !shown.away);
+    assert_eq!(shown.status_label(), "idle");
+    assert_eq!(shown.idle_since(), Some(100_000));
+    // Idle again, later: no change; the start stays.
+    idle.idle_for_ms = Some(310_000);
+    assert!(
+        heartbeat_change(user.session("s1").unwrap(), &idle, 410_000)
+            .unwrap()
+            .is_empty()
+    );
+    // A second, active tab: the user is not idle.
+    joined(&mut user, "s2", "Ann", 420_000, 2);
+    assert!(!user.presence("u").idle);
+    // Active again.
+    idle.idle_for_ms = None;
+    let change = heartbeat_change(user.session("s1").unwrap(), &idle, 420_000).unwrap();
+    assert_eq!(change.idle, Some(None));
 }

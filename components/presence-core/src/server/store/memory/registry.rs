@@ -122,7 +122,7 @@ impl Registry {
             .facts
             .session(&req.session)
             .expect("a live session is in its user's facts");
-        let change = rules::heartbeat_change(current, req)?;
+        let change = rules::heartbeat_change(current, req, now)?;
         session.expires_at = expires_at;
         session.last_heartbeat = now;
         session.grace_until = None;

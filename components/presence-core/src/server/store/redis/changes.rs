@@ -186,7 +186,10 @@ impl RedisPresence {
             ("user", request.user.as_str()),
             ("tok", &token),
             ("name", name),
-            ("away", if request.away { "1" } else { "0" }),
+            (
+                "away",
+                keys::status_mark(request.away, request.idle_for_ms.is_some()),
+            ),
             ("exp", &expires_at.to_string()),
             ("hb", &now.to_string()),
             ("subs", "0"),
@@ -246,7 +249,7 @@ impl RedisPresence {
         let current = user
             .session(&request.session)
             .ok_or_else(|| missing("session"))?;
-        let change = rules::heartbeat_change(current, request)?;
+        let change = rules::heartbeat_change(current, request, now)?;
         let sk = keys.session(&request.session);
         let mut w = Writer::new(self, keys, loaded);
         w.t.expect_field(&sk, "tok", &current_token)
@@ -288,15 +291,20 @@ impl RedisPresence {
         session: &str,
         change: Change,
     ) -> bool {
-        let (name, away) = (change.name.clone(), change.away);
+        let name = change.name.clone();
+        let status = change.away.is_some() || change.idle.is_some();
         if !rules::apply(user, session, change) {
             return false;
         }
         if let Some(name) = name {
             w.t.hset(sk, "name", &name);
         }
-        if let Some(away) = away {
-            w.t.hset(sk, "away", if away { "1" } else { "0" });
+        if let (true, Some(s)) = (status, user.session(session)) {
+            w.t.hset(
+                sk,
+                "away",
+                keys::status_mark(s.away, s.idle_since.is_some()),
+            );
         }
         w.put_user(user_id, user);
         w.emit(

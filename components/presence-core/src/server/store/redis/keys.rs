@@ -95,5 +95,15 @@ pub(super) fn forget(prefix: &str) -> String {
     format!("{prefix}:forget")
 }
 
+/// What a session hash's `away` field holds, for the fast path to compare: `0` active, `1` away
+/// (hidden), `2` idle.
+pub(super) fn status_mark(away: bool, idle: bool) -> &'static str {
+    match (away, idle) {
+        (true, _) => "1",
+        (false, true) => "2",
+        (false, false) => "0",
+    }
+}
+
 /// The version field of a user's rooms hash (no room id contains a control character).
 pub(super) const VERSION_FIELD: &str = "\n";

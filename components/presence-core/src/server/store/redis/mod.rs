@@ -310,7 +310,7 @@ impl RedisPresence {
             token: token.to_string(),
             user: request.user.clone(),
             name: name.to_string(),
-            away: request.away,
+            mark: keys::status_mark(request.away, request.idle_for_ms.is_some()),
             now,
             expires_at,
         }

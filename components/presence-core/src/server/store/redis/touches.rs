@@ -53,7 +53,9 @@ pub(crate) struct Touch {
     pub user: String,
     /// The name as stored.
     pub name: String,
-    pub away: bool,
+    /// Active, away or idle, as the session hash's `away` field holds it
+    /// ([`super::keys::status_mark`]).
+    pub mark: &'static str,
     pub now: u64,
     pub expires_at: u64,
 }
@@ -76,7 +78,7 @@ impl Known {
             && self.session == request.session
             && self.touch.user == touch.user
             && self.touch.name == touch.name
-            && self.touch.away == touch.away
+            && self.touch.mark == touch.mark
             && touch.expires_at >= self.touch.expires_at
             && self.written >= touch.now + MARGIN_MS
     }
@@ -256,7 +258,7 @@ impl RedisPresence {
                 .arg(&touch.token)
                 .arg(&touch.user)
                 .arg(&touch.name)
-                .arg(if touch.away { "1" } else { "0" })
+                .arg(touch.mark)
                 .arg(touch.now)
                 .arg(touch.expires_at);
         }
@@ -305,7 +307,7 @@ mod tests {
             token: token.into(),
             user: "ann".into(),
             name: "Ann".into(),
-            away: false,
+            mark: "0",
             now,
             expires_at: now + crate::limits::expiry_after(10_000),
         }

@@ -150,6 +150,7 @@ fn run(ops: Vec<Op>) {
                     interval_ms: Some(interval_s * 1000),
                     state: None,
                     away: false,
+                    idle_for_ms: None,
                     session_token: None,
                 };
                 let result = reg.heartbeat(&request, now);
@@ -190,6 +191,7 @@ fn run(ops: Vec<Op>) {
                     interval_ms: Some(interval_s * 1000),
                     state: None,
                     away,
+                    idle_for_ms: None,
                     session_token: Some(token.to_hex()),
                 };
                 let result = reg.heartbeat(&request, now);
@@ -297,7 +299,7 @@ proptest! {
         let mut reg = Registry::new(PresenceConfig::default(), RoomTokenKey::new(b"k"));
         let request = HeartbeatRequest {
             room, user, session, name, interval_ms: interval, state: None, away: false,
-            session_token: token,
+            idle_for_ms: None, session_token: token,
         };
         match reg.heartbeat(&request, 1_700_000_000_000) {
             Ok(outcome) => prop_assert!(outcome.joined),
@@ -322,6 +324,7 @@ fn a_clock_jump_like_a_laptop_waking_expires_everyone_once_and_only_once() {
                 interval_ms: Some(10_000),
                 state: None,
                 away: false,
+                idle_for_ms: None,
                 session_token: None,
             },
             t0,
