@@ -58,6 +58,8 @@ pub struct DemoConfig {
     pub interval_ms: u64,
     /// `PRESENCE_HIDDEN_INTERVAL_MS` (default 60 s).
     pub hidden_interval_ms: u64,
+    /// `PRESENCE_IDLE_AFTER_MS` (default 5 min; 0: never idle).
+    pub idle_after_ms: u64,
     /// `PRESENCE_DEMO_AUTH=1`.
     pub sign_in: bool,
     /// True when rooms live in Redis (`PRESENCE_REDIS_URL`), shared with other servers.
@@ -80,6 +82,7 @@ pub fn demo_config() -> DemoConfig {
             DemoConfig {
                 interval_ms: read("PRESENCE_INTERVAL_MS", 10_000),
                 hidden_interval_ms: read("PRESENCE_HIDDEN_INTERVAL_MS", 60_000),
+                idle_after_ms: read("PRESENCE_IDLE_AFTER_MS", 300_000),
                 sign_in: crate::auth::ssr::enabled(),
                 shared_store: std::env::var("PRESENCE_REDIS_URL").is_ok_and(|u| !u.is_empty()),
                 port: std::env::var("LEPTOS_SITE_ADDR")
@@ -92,6 +95,7 @@ pub fn demo_config() -> DemoConfig {
         DemoConfig {
             interval_ms: 10_000,
             hidden_interval_ms: 60_000,
+            idle_after_ms: 300_000,
             sign_in: false,
             shared_store: false,
             port: 0,

@@ -67,6 +67,7 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
         UsePresenceOptions::default()
             .interval_ms(config.interval_ms)
             .hidden_interval_ms(config.hidden_interval_ms)
+            .idle_after_ms(config.idle_after_ms)
             .initial_state(&DemoState {
                 section: "intro".into(),
                 typing: false,

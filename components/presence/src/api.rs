@@ -31,9 +31,10 @@ use serde_json::Value;
 ///
 /// The first heartbeat of a session (without `session_token`) creates it; every later one must
 /// carry the returned `session_token`. `interval_ms` is the interval the client intends
-/// (clamped to 1 s … 5 min, default 10 s); the session expires 2.5 intervals after its last
-/// heartbeat. `state` (omit to keep) is app-defined JSON up to 4 KiB; `away` marks a hidden tab.
-/// A heartbeat that changes nothing notifies nobody.
+/// (clamped to 1 s … 5 min, default 10 s); the session expires the interval plus min(1.5
+/// intervals, 4.5 s) after its last heartbeat (2.5 intervals from 30 s). `state` (omit to keep)
+/// is app-defined JSON up to 4 KiB; `away` marks a hidden tab; `idle_for_ms` an idle one (no
+/// input for that long). A heartbeat that changes nothing notifies nobody.
 #[server(name = Heartbeat, prefix = "/api/presence", endpoint = "heartbeat", input = Json)]
 pub async fn heartbeat(
     room: String,
@@ -43,6 +44,7 @@ pub async fn heartbeat(
     interval_ms: Option<u64>,
     state: Option<Value>,
     away: Option<bool>,
+    idle_for_ms: Option<u64>,
     session_token: Option<String>,
 ) -> Result<HeartbeatResponse, ApiError> {
     use presence_core::wire::HeartbeatRequest;
@@ -59,6 +61,7 @@ pub async fn heartbeat(
     let mut request = HeartbeatRequest::new(room, user, session, name).away(away.unwrap_or(false));
     request.interval_ms = interval_ms;
     request.state = state;
+    request.idle_for_ms = idle_for_ms;
     request.session_token = session_token;
     crate::ssr::respond(presence.heartbeat(&request).await)
 }

@@ -114,6 +114,11 @@ impl SessionEntry {
     pub fn is_away(&self) -> bool {
         self.with(|s| s.session.status == presence_core::wire::SessionStatus::Away)
     }
+
+    /// True while the session's tab is visible but has had no input for a while (tracked).
+    pub fn is_idle(&self) -> bool {
+        self.with(|s| s.session.status == presence_core::wire::SessionStatus::Idle)
+    }
 }
 
 impl PartialEq for SessionEntry {

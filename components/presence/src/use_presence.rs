@@ -54,7 +54,8 @@ pub struct UsePresenceOptions {
     /// State to report on join. Default: none.
     pub initial_state: Option<Value>,
     /// Heartbeat interval while the tab is visible, in ms. Default 10,000. The server ends a
-    /// session 2.5 intervals after its last heartbeat.
+    /// session its interval plus min(1.5 intervals, 4.5 s) after its last heartbeat: 14.5 s
+    /// at the default.
     pub interval_ms: u64,
     /// Heartbeat interval while the tab is hidden, in ms. Default 60,000: browsers run hidden
     /// tabs' timers about once a minute, and 2.5 × 60 s outlasts that, so a hidden tab shows as
@@ -70,6 +71,10 @@ pub struct UsePresenceOptions {
     pub max_backoff_ms: u64,
     /// Leave with `navigator.sendBeacon` on `pagehide` and `beforeunload`. Default true.
     pub leave_on_unload: bool,
+    /// A visible tab with no input (pointer, keys, wheel, touch) for this long, in ms, shows as
+    /// idle: dimmed, "idle for 6 min". Noticed at its next heartbeat (no extra ones); input makes
+    /// it active again at once. 0 turns idle off. Default 300,000 (5 min).
+    pub idle_after_ms: u64,
     /// The presence server's URL (scheme, host and port, e.g. `https://presence.example.com`)
     /// when it is not this page's origin: a client-side-rendered app (feature `csr`) served
     /// from elsewhere. Heartbeats, updates, the leave beacon and the WebSocket (`wss://` for
@@ -90,6 +95,7 @@ impl Default for UsePresenceOptions {
             min_backoff_ms: 250,
             max_backoff_ms: 10_000,
             leave_on_unload: true,
+            idle_after_ms: 300_000,
             server_url: None,
         }
     }
@@ -127,6 +133,12 @@ impl UsePresenceOptions {
         self.max_backoff_ms = max.max(min);
         self
     }
+    /// Sets [`UsePresenceOptions::idle_after_ms`] (0: never idle).
+    pub fn idle_after_ms(mut self, ms: u64) -> Self {
+        self.idle_after_ms = ms;
+        self
+    }
+
     /// Sets [`UsePresenceOptions::leave_on_unload`].
     pub fn leave_on_unload(mut self, leave: bool) -> Self {
         self.leave_on_unload = leave;

@@ -173,6 +173,8 @@ struct Driver {
     listeners: RefCell<Vec<WindowListenerHandle>>,
     /// `visibilitychange`, on the document where it is fired.
     visibility: RefCell<Option<EventCallback>>,
+    /// When input was last passed to the machine (at most once a second).
+    last_input: std::cell::Cell<f64>,
     kick: mpsc::UnboundedSender<()>,
     this: Weak<Driver>,
 }
@@ -199,12 +201,25 @@ impl Driver {
             socket: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
             visibility: RefCell::new(None),
+            last_input: std::cell::Cell::new(0.0),
             kick,
             this: this.clone(),
         });
         driver.listen();
+        // Loading the page counts as input: idle is measured from here.
+        driver.input();
         spawn_local(heartbeat_loop(driver.clone(), kicks));
         driver
+    }
+
+    /// Input (pointer, keys, wheel, touch), passed to the machine at most once a second: idle
+    /// needs no finer grain, and pointer moves come 60 times a second.
+    fn input(&self) {
+        let now = js_sys::Date::now();
+        if now - self.last_input.get() >= 1_000.0 {
+            self.last_input.set(now);
+            self.event(|m| m.input(now));
+        }
     }
 
     /// Feeds one event to the machine and carries out what it decides.
@@ -354,7 +369,7 @@ impl Driver {
                 }
             }
         };
-        let handles = vec![
+        let mut handles = vec![
             window_event_listener_untyped(
                 "pagehide",
                 on(self.this.clone(), |m, _| m.unloading(js_sys::Date::now())),
@@ -382,11 +397,31 @@ impl Driver {
                 on(self.this.clone(), |m, _| m.network(false)),
             ),
         ];
+        for name in [
+            "pointermove",
+            "pointerdown",
+            "keydown",
+            "wheel",
+            "touchstart",
+        ] {
+            let this = self.this.clone();
+            handles.push(window_event_listener_untyped(name, move |_| {
+                if let Some(driver) = this.upgrade() {
+                    driver.input();
+                }
+            }));
+        }
         *self.listeners.borrow_mut() = handles;
         if let Some(document) = web_sys::window().and_then(|w| w.document()) {
             let callback =
                 Closure::<dyn FnMut(web_sys::Event)>::new(on(self.this.clone(), |m, _| {
-                    m.visibility(is_hidden())
+                    let hidden = is_hidden();
+                    let mut commands = m.visibility(hidden);
+                    if !hidden {
+                        // Coming back to the tab is input.
+                        commands.extend(m.input(js_sys::Date::now()));
+                    }
+                    commands
                 }));
             let _ = document.add_event_listener_with_callback(
                 "visibilitychange",

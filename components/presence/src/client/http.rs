@@ -28,6 +28,7 @@ pub(crate) async fn heartbeat(
         "interval_ms": args.interval_ms,
         "state": args.state,
         "away": args.away,
+        "idle_for_ms": args.idle_for_ms,
         "session_token": args.token,
     });
     let text = post(base, "heartbeat", "application/json", body.to_string()).await?;

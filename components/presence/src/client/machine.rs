@@ -79,6 +79,8 @@ pub(crate) struct HeartbeatArgs {
     /// Sent on a join; later changes go through `update`.
     pub state: Option<Value>,
     pub away: bool,
+    /// While the visible tab has had no input for `idle_after_ms`: for how long.
+    pub idle_for_ms: Option<u64>,
     /// The session's token, or on a join the one this tab proposes.
     pub token: String,
 }
@@ -135,6 +137,10 @@ pub(crate) struct Machine {
     state: Option<Value>,
     flush_armed: bool,
     away: bool,
+    /// The latest input (ms since the epoch); `None` until the first heartbeat.
+    last_input: Option<f64>,
+    /// Whether the latest heartbeat the server took said idle.
+    reported_idle: bool,
     online: bool,
     /// No heartbeats before this time (ms since the epoch), after a `pagehide`.
     paused_until: f64,
@@ -172,6 +178,8 @@ impl Machine {
             state: state.filter(|v| !v.is_null()),
             flush_armed: false,
             away: hidden,
+            last_input: None,
+            reported_idle: false,
             online: true,
             paused_until: 0.0,
             room_generation: 0,
@@ -254,6 +262,7 @@ impl Machine {
                 None
             },
             away: self.away,
+            idle_for_ms: self.idle_for(now),
             token: self
                 .tokens
                 .as_ref()
@@ -292,6 +301,7 @@ impl Machine {
                 });
                 self.heartbeat_failures = 0;
                 self.heartbeat_ok = true;
+                self.reported_idle = args.idle_for_ms.is_some();
                 if !response.user_id.is_empty() && self.user != response.user_id {
                     // The server stamped another identity (an auth hook): that is who we are.
                     self.user = response.user_id;
@@ -598,6 +608,24 @@ impl Machine {
     pub fn shown_again(&mut self) -> Vec<Command> {
         self.paused_until = 0.0;
         vec![Command::Wake]
+    }
+
+    /// How long the visible tab has had no input at `now`, once that is `idle_after_ms` or more.
+    fn idle_for(&self, now: f64) -> Option<u64> {
+        let after = self.options.idle_after_ms;
+        let since = self.last_input.unwrap_or(now);
+        let quiet = (now - since).max(0.0) as u64;
+        (after > 0 && !self.away && quiet >= after).then_some(quiet)
+    }
+
+    /// Input (pointer, keys, wheel, touch) at `now`. An idle tab is active again at once.
+    pub fn input(&mut self, now: f64) -> Vec<Command> {
+        self.last_input = Some(now);
+        if self.reported_idle && self.phase == Phase::Present {
+            self.reported_idle = false;
+            return vec![Command::Wake];
+        }
+        Vec::new()
     }
 
     /// The tab was hidden or shown. Hidden: one heartbeat says "away" and stretches the

@@ -31,6 +31,21 @@ pub fn color(user_id: &str) -> String {
 }
 
 /// "just now", "1 min ago", "5 min ago", "3 h ago", "2 days ago".
+/// How long `ms` is, as a person would say it after "for": "under a minute", "6 min", "2 h",
+/// "3 days".
+pub fn for_how_long(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..=59 => "under a minute".into(),
+        60..=3_599 => format!("{} min", secs / 60),
+        3_600..=86_399 => format!("{} h", secs / 3_600),
+        _ => match secs / 86_400 {
+            1 => "1 day".into(),
+            days => format!("{days} days"),
+        },
+    }
+}
+
 pub fn ago(now_ms: u64, then_ms: u64) -> String {
     let secs = now_ms.saturating_sub(then_ms) / 1000;
     match secs {
@@ -73,6 +88,14 @@ mod tests {
             hues.len() >= 10,
             "100 users land in most of the 12 hue bands"
         );
+    }
+
+    #[test]
+    fn how_long_reads_like_a_person_would_say_it() {
+        assert_eq!(for_how_long(30_000), "under a minute");
+        assert_eq!(for_how_long(6 * 60_000 + 20_000), "6 min");
+        assert_eq!(for_how_long(2 * 3_600_000), "2 h");
+        assert_eq!(for_how_long(86_400_000), "1 day");
     }
 
     #[test]

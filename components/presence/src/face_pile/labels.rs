@@ -35,6 +35,11 @@ pub struct FacePileLabels {
     pub away: String,
     /// See [`FacePileLabels::online`].
     pub offline: String,
+    /// Status word of a user whose tabs have had no input for a while. Default "idle".
+    pub idle: String,
+    /// An idle user's tooltip line, from the milliseconds it has been idle. Default
+    /// "Idle for 6 min".
+    pub idle_tooltip: LabelFormat,
     /// A tooltip's status line for online, away and offline (without a last-seen time) users.
     /// Default "Online now", "Away (tab in background)", "Offline".
     pub online_tooltip: String,
@@ -66,6 +71,8 @@ impl Default for FacePileLabels {
             online: "online".into(),
             away: "away".into(),
             offline: "offline".into(),
+            idle: "idle".into(),
+            idle_tooltip: Arc::new(|ms| format!("Idle for {}", super::avatar::for_how_long(ms))),
             online_tooltip: "Online now".into(),
             away_tooltip: "Away (tab in background)".into(),
             offline_tooltip: "Offline".into(),
@@ -121,6 +128,16 @@ impl FacePileLabels {
             (online.into(), away.into(), offline.into());
         self
     }
+    /// Sets [`FacePileLabels::idle`].
+    pub fn idle(mut self, text: impl Into<String>) -> Self {
+        self.idle = text.into();
+        self
+    }
+    /// Sets [`FacePileLabels::idle_tooltip`].
+    pub fn idle_tooltip(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.idle_tooltip = Arc::new(f);
+        self
+    }
     /// Sets [`FacePileLabels::last_seen`].
     pub fn last_seen(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
         self.last_seen = Arc::new(f);
@@ -147,9 +164,11 @@ impl FacePileLabels {
         self
     }
 
-    /// A face's status in its accessible name: "online", "away", "offline, last seen 3 min ago".
+    /// A face's status in its accessible name: "online", "idle", "away", "offline, last seen 3
+    /// min ago".
     pub(crate) fn status(&self, user: &UserPresence, now_ms: u64) -> String {
         match (user.online, user.away, user.last_seen) {
+            (true, false, _) if user.idle => self.idle.clone(),
             (true, false, _) => self.online.clone(),
             (true, true, _) => self.away.clone(),
             (false, _, Some(seen)) => (self.offline_last_seen)(now_ms.saturating_sub(seen)),
@@ -157,9 +176,13 @@ impl FacePileLabels {
         }
     }
 
-    /// A face's tooltip line: "Online now", "Away (tab in background)", "Last seen 3 min ago".
+    /// A face's tooltip line: "Online now", "Idle for 6 min", "Away (tab in background)",
+    /// "Last seen 3 min ago".
     pub(crate) fn tooltip(&self, user: &UserPresence, now_ms: u64) -> String {
         match (user.online, user.away, user.last_seen) {
+            (true, false, _) if user.idle => {
+                (self.idle_tooltip)(now_ms.saturating_sub(user.idle_since().unwrap_or(now_ms)))
+            }
             (true, false, _) => self.online_tooltip.clone(),
             (true, true, _) => self.away_tooltip.clone(),
             (false, _, Some(seen)) => (self.last_seen)(now_ms.saturating_sub(seen)),

@@ -383,6 +383,19 @@ mod tests {
             "Last seen 3 min ago"
         );
         assert_eq!(user(true, true, None).status_label(), "away");
+        // Idle: its own word, and for how long in the tooltip.
+        let mut idle_session = presence_core::wire::SessionPresence::new("s", "U");
+        idle_session.status = presence_core::wire::SessionStatus::Idle;
+        idle_session.idle_since = Some(t - 6 * 60_000);
+        let idle = UserPresence::new("u", "U", vec![idle_session]);
+        assert_eq!(idle.status_label(), "idle");
+        assert_eq!(en.status(&idle, t), "idle");
+        assert_eq!(en.tooltip(&idle, t), "Idle for 6 min");
+        let fr = FacePileLabels::default()
+            .idle("inactif")
+            .idle_tooltip(|ms| format!("Inactif depuis {} min", ms / 60_000));
+        assert_eq!(fr.status(&idle, t), "inactif");
+        assert_eq!(fr.tooltip(&idle, t), "Inactif depuis 6 min");
     }
 
     #[test]

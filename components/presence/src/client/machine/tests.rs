@@ -646,3 +646,34 @@ fn a_visible_tab_with_a_session_retries_a_failed_heartbeat_within_a_second() {
     let hidden = failing_waits(hidden);
     assert!(hidden.iter().any(|w| *w > LIVE_RETRY_MAX_MS), "{hidden:?}");
 }
+
+fn send_at(m: &Machine, now: f64) -> HeartbeatArgs {
+    match m.next_heartbeat(now) {
+        Next::Send(args) => args,
+        other => panic!("expected a heartbeat, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_visible_tab_without_input_turns_idle_at_a_heartbeat_and_input_makes_it_active_at_once() {
+    let mut m = joined();
+    let after = UsePresenceOptions::default().idle_after_ms;
+    assert!(m.input(1_000.0).is_empty(), "not idle: nothing to say");
+    // Idle is noticed by the next heartbeat after `idle_after_ms`: no extra heartbeat.
+    assert_eq!(send_at(&m, 1_000.0 + after as f64 - 1.0).idle_for_ms, None);
+    let idle = send_at(&m, 1_000.0 + after as f64 + 5_000.0);
+    assert_eq!(idle.idle_for_ms, Some(after + 5_000));
+    m.heartbeat_answered(&idle, ok("T", "R", false), 0.0);
+    // Input: a heartbeat at once, active.
+    let now = 1_000.0 + after as f64 + 6_000.0;
+    assert_eq!(m.input(now), vec![Command::Wake]);
+    assert_eq!(send_at(&m, now).idle_for_ms, None);
+    assert!(m.input(now + 1.0).is_empty(), "once is enough");
+    // Hidden is away, never idle.
+    m.visibility(true);
+    assert_eq!(send_at(&m, now + 10.0 * after as f64).idle_for_ms, None);
+    // Off when 0.
+    let mut off = machine_with(UsePresenceOptions::default().idle_after_ms(0), None);
+    off.input(0.0);
+    assert_eq!(send_at(&off, 1e12).idle_for_ms, None);
+}
