@@ -190,6 +190,7 @@ behaviour!(
     a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_after_the_leave_grace,
     a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothing,
     idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing,
+    server_side_code_is_told_when_a_room_is_occupied_and_vacated,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1328,4 +1329,59 @@ async fn idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing
         RoomMessage::Updated { user, .. } => assert_eq!(user.status_label(), "away"),
         other => panic!("{other:?}"),
     }
+}
+
+async fn server_side_code_is_told_when_a_room_is_occupied_and_vacated(kind: Kind) {
+    let Some(h) = open(
+        kind,
+        PresenceConfig {
+            max_offline_users_per_room: 0,
+            ..base_config()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let mut changes = h.presence.changes();
+    let ann = h.join("r1", "ann", "s1").await;
+    let ann2 = h.join("r1", "ann", "s2").await;
+    let bob = h.join("r1", "bob", "s3").await;
+    h.presence.disconnect(&ann.session_token).await.unwrap();
+    h.presence.disconnect(&ann2.session_token).await.unwrap();
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    // A user with two tabs removed by the app: the room goes from 2 sessions to none at once.
+    let cy = h.join("r2", "cy", "s4").await;
+    h.join("r2", "cy", "s5").await;
+    h.presence.remove_room_user("r2", "cy").await.unwrap();
+    drop(cy);
+    let mut seen = Vec::new();
+    // r1: 3 joins, 3 lefts (a user going offline is removed at once: the offline cap is 0);
+    // r2: 2 joins, 1 removed.
+    for _ in 0..11 {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the engine is alive");
+        let m = change.message.message();
+        seen.push((change.room.to_string(), kind_of(m), change.occupancy));
+    }
+    use crate::server::Occupancy::{Occupied, Vacated};
+    let expected: Vec<(String, &str, Option<crate::server::Occupancy>)> = [
+        ("r1", "joined", Some(Occupied)),
+        ("r1", "joined", None),
+        ("r1", "joined", None),
+        ("r1", "left", None),
+        ("r1", "left", None),
+        ("r1", "removed", None),
+        ("r1", "left", Some(Vacated)),
+        ("r1", "removed", None),
+        ("r2", "joined", Some(Occupied)),
+        ("r2", "joined", None),
+        ("r2", "removed", Some(Vacated)),
+    ]
+    .iter()
+    .map(|(r, k, o)| (r.to_string(), *k, *o))
+    .collect();
+    assert_eq!(seen, expected);
 }

@@ -37,7 +37,7 @@ pub use store::memory::{HeartbeatAck, MemoryPresence};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisPresence;
-pub use subscription::{Changes, RoomChange, SharedMessage, Subscription};
+pub use subscription::{Changes, Occupancy, RoomChange, SharedMessage, Subscription};
 pub use token::{RoomTokenKey, SessionToken};
 
 /// A hash map with a fast, randomly seeded (collision-attack resistant) hasher.

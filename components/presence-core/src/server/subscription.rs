@@ -136,6 +136,19 @@ pub struct RoomChange {
     pub room: Arc<str>,
     /// The change (`joined`, `left`, `updated` or `removed`; never a snapshot).
     pub message: Arc<SharedMessage>,
+    /// `Some` when this change made the room occupied (its first live session joined) or vacated
+    /// (its last live session ended).
+    pub occupancy: Option<Occupancy>,
+}
+
+/// A room's first live session came, or its last one went (see [`RoomChange::occupancy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Occupancy {
+    /// Nobody was present; now someone is.
+    Occupied,
+    /// Someone was present; now nobody is.
+    Vacated,
 }
 
 /// Every change in every room, for server-side code (on join / on leave hooks, audit logs,

@@ -16,6 +16,7 @@ pub(crate) use facts::{snapshot, SessionFacts, UserFacts};
 
 use crate::error::PresenceError;
 use crate::server::config::PresenceConfig;
+use crate::server::subscription::Occupancy;
 use crate::server::token::SessionToken;
 use crate::validate;
 use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage};
@@ -286,6 +287,16 @@ pub(crate) fn ending(goodbye_at: Option<u64>, now: u64) -> (LeaveReason, u64) {
 /// (set when its last subscription closed) if earlier.
 pub(crate) fn session_deadline(expires_at: u64, grace_until: Option<u64>) -> u64 {
     grace_until.map_or(expires_at, |g| g.min(expires_at))
+}
+
+/// Whether a change that took a room from `before` live sessions to `after` occupied it (its
+/// first) or vacated it (its last).
+pub(crate) fn occupancy(before: usize, after: usize) -> Option<Occupancy> {
+    match (before, after) {
+        (0, 1..) => Some(Occupancy::Occupied),
+        (1.., 0) => Some(Occupancy::Vacated),
+        _ => None,
+    }
 }
 
 /// A change of one user, as the room's subscribers are told of it.

@@ -163,6 +163,20 @@ fn a_heartbeat_changes_only_what_differs_and_validates_only_that() {
 }
 
 #[test]
+fn the_first_session_in_occupies_a_room_and_the_last_out_vacates_it() {
+    assert_eq!(occupancy(0, 1), Some(Occupancy::Occupied));
+    assert_eq!(occupancy(1, 2), None);
+    assert_eq!(occupancy(2, 1), None);
+    assert_eq!(occupancy(1, 0), Some(Occupancy::Vacated));
+    assert_eq!(
+        occupancy(3, 0),
+        Some(Occupancy::Vacated),
+        "a user with 3 tabs removed"
+    );
+    assert_eq!(occupancy(0, 0), None, "an offline user dropped");
+}
+
+#[test]
 fn every_change_is_one_message_with_the_user_after_it() {
     let mut user = UserFacts::unlisted();
     joined(&mut user, "s1", "Ann", 1_000, 1);

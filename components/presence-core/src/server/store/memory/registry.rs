@@ -142,6 +142,7 @@ impl Registry {
             let user_id = session.user.clone();
             publish(
                 room,
+                room.sessions.len(),
                 &user_id,
                 Event::Updated {
                     session: req.session.clone(),
@@ -244,6 +245,7 @@ impl Registry {
         self.tokens.insert(token, (room_id, session_id));
         publish(
             room,
+            room.sessions.len() - 1,
             &user_id,
             Event::Joined {
                 session: req.session.clone(),
@@ -352,6 +354,7 @@ impl Registry {
             let user_id = session.user.clone();
             publish(
                 room,
+                room.sessions.len(),
                 &user_id,
                 Event::Updated {
                     session: sid.to_string(),
@@ -533,6 +536,7 @@ impl Registry {
         }
         publish(
             room,
+            room.sessions.len() + 1,
             &user_id,
             Event::Left {
                 session: sid.to_string(),
@@ -572,7 +576,7 @@ impl Registry {
         if room.users.remove(user_id).is_some() {
             room.offline_users -= 1;
             self.offline_total -= 1;
-            publish(room, user_id, Event::Removed);
+            publish(room, room.sessions.len(), user_id, Event::Removed);
         }
         if room.is_idle() {
             self.rooms.remove(room_id);
@@ -626,13 +630,14 @@ impl Registry {
             room.offline_users -= 1;
             self.offline_total -= 1;
         }
+        let before = room.sessions.len();
         for s in &removed.facts.sessions {
             if let Some(s) = room.sessions.remove(s.id.as_str()) {
                 self.tokens.remove(&s.token);
             }
         }
         let room_key = room.id.clone();
-        publish(room, &user_id, Event::Removed);
+        publish(room, before, &user_id, Event::Removed);
         if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
             rooms.retain(|r| *r != room_key);
             if rooms.is_empty() {
@@ -771,9 +776,11 @@ impl Registry {
     }
 }
 
-/// Publishes one change of `user_id` in the room (built only if someone watches).
-fn publish(room: &mut Room, user_id: &str, event: Event) {
-    room.publish(|room, seq| {
+/// Publishes one change of `user_id` in the room (built only if someone watches) that took the
+/// room from `before` live sessions to what it has now.
+fn publish(room: &mut Room, before: usize, user_id: &str, event: Event) {
+    let occupancy = rules::occupancy(before, room.sessions.len());
+    room.publish(occupancy, |room, seq| {
         rules::message(
             &event,
             seq,

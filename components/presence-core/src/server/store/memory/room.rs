@@ -3,7 +3,7 @@
 use super::deadlines::Timer;
 use crate::server::rate::Bucket;
 use crate::server::rules::{self, UserFacts};
-use crate::server::subscription::{RoomChange, SharedMessage};
+use crate::server::subscription::{Occupancy, RoomChange, SharedMessage};
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::wire::{RoomMessage, RoomSnapshot};
 use std::sync::Arc;
@@ -93,7 +93,11 @@ impl Room {
     /// Records one change and, if anyone is subscribed (to this room, or to every room's
     /// changes), builds its message with `make` (given the room and the change's seq) and sends
     /// it. Unwatched rooms build nothing.
-    pub fn publish(&mut self, make: impl FnOnce(&Room, u64) -> RoomMessage) {
+    pub fn publish(
+        &mut self,
+        occupancy: Option<Occupancy>,
+        make: impl FnOnce(&Room, u64) -> RoomMessage,
+    ) {
         self.seq += 1;
         self.snapshot_cache = None;
         let local = self.channel.as_ref().filter(|tx| tx.receiver_count() > 0);
@@ -109,6 +113,7 @@ impl Room {
         if global {
             let _ = self.all.send(RoomChange {
                 room: self.id.clone(),
+                occupancy,
                 message,
             });
         }

@@ -9,6 +9,7 @@ use super::load::{Ask, Loaded};
 use super::RedisPresence;
 use crate::error::PresenceError;
 use crate::server::rules::{self, Change, Event, SessionFacts, UserFacts};
+use crate::server::subscription::Occupancy;
 use crate::server::token::SessionToken;
 use crate::wire::{HeartbeatRequest, LeaveReason};
 
@@ -24,6 +25,10 @@ struct Writer<'a> {
     keys: &'a RoomKeys,
     t: Transition,
     seq: u64,
+    /// Live sessions in the room as this change leaves it.
+    sessions: usize,
+    /// Set when the session count moved from or to 0: goes with the next message.
+    occupancy: Option<Occupancy>,
 }
 
 impl<'a> Writer<'a> {
@@ -35,6 +40,8 @@ impl<'a> Writer<'a> {
             keys,
             t,
             seq: loaded.seq,
+            sessions: loaded.sessions,
+            occupancy: None,
         }
     }
 
@@ -48,7 +55,8 @@ impl<'a> Writer<'a> {
         let message = rules::message(&event, self.seq, user_id, user);
         let json = serde_json::to_string(&message).expect("messages serialize");
         self.t.set(&self.keys.seq(), &self.seq.to_string());
-        self.t.publish(&self.keys.channel(), &json);
+        let payload = keys::with_occupancy(self.occupancy.take(), json);
+        self.t.publish(&self.keys.channel(), &payload);
     }
 
     fn put_user(&mut self, user_id: &str, facts: &UserFacts) {
@@ -57,6 +65,8 @@ impl<'a> Writer<'a> {
     }
 
     fn set_session_count(&mut self, n: usize) {
+        self.occupancy = rules::occupancy(self.sessions, n).or(self.occupancy);
+        self.sessions = n;
         if n == 0 {
             self.t.del(&self.keys.sessions());
         } else {

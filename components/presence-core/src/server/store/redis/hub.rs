@@ -386,9 +386,10 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             if !watched && !global {
                 continue; // nobody here wants this room's messages: not even parsed
             }
-            let Ok(json) = String::from_utf8(message.get_payload_bytes().to_vec()) else {
+            let Ok(payload) = String::from_utf8(message.get_payload_bytes().to_vec()) else {
                 continue;
             };
+            let (occupancy, json) = super::keys::read_occupancy(payload);
             let Ok(message) = SharedMessage::from_json(json) else {
                 continue;
             };
@@ -397,6 +398,7 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
                 let _ = presence.inner.all.send(RoomChange {
                     room: Arc::from(room),
                     message: message.clone(),
+                    occupancy,
                 });
             }
             if watched && presence.inner.hub.deliver(room, message) {

@@ -105,5 +105,31 @@ pub(super) fn status_mark(away: bool, idle: bool) -> &'static str {
     }
 }
 
+/// A room channel's payload: the message's JSON, after `o\n` when it occupied the room or `v\n`
+/// when it vacated it (so that every server's `changes()` can tell; subscribers get the JSON).
+pub(super) fn with_occupancy(
+    occupancy: Option<crate::server::subscription::Occupancy>,
+    json: String,
+) -> String {
+    use crate::server::subscription::Occupancy;
+    match occupancy {
+        Some(Occupancy::Occupied) => format!("o\n{json}"),
+        Some(Occupancy::Vacated) => format!("v\n{json}"),
+        _ => json,
+    }
+}
+
+/// A room channel's payload read back: the occupancy, if any, and the message's JSON.
+pub(super) fn read_occupancy(
+    payload: String,
+) -> (Option<crate::server::subscription::Occupancy>, String) {
+    use crate::server::subscription::Occupancy;
+    match payload.get(..2) {
+        Some("o\n") => (Some(Occupancy::Occupied), payload[2..].to_string()),
+        Some("v\n") => (Some(Occupancy::Vacated), payload[2..].to_string()),
+        _ => (None, payload),
+    }
+}
+
 /// The version field of a user's rooms hash (no room id contains a control character).
 pub(super) const VERSION_FIELD: &str = "\n";
