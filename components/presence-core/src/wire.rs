@@ -146,6 +146,21 @@ pub(crate) fn user_idle(sessions: &[SessionPresence]) -> bool {
         && sessions.iter().any(|s| s.status == SessionStatus::Idle)
 }
 
+/// One user across every room: online anywhere, or when last seen (a member list's dot).
+/// From [`crate::server::Presence::users_status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserStatus {
+    /// The user id asked about.
+    pub user_id: String,
+    /// True while the user has a live session in any room.
+    pub online: bool,
+    /// While offline: the latest `last_seen` among the rooms that still list the user (each
+    /// keeps it for its offline retention). `None` while online, or if no room lists the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+}
+
 /// Everyone in a room at one moment, in the room's stable order: online users by when they came
 /// online, then offline users by most recent `last_seen`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -191,6 +191,7 @@ behaviour!(
     a_state_with_floats_reads_back_exactly_and_the_same_again_changes_nothing,
     idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing,
     server_side_code_is_told_when_a_room_is_occupied_and_vacated,
+    many_users_status_at_once_online_anywhere_or_last_seen,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1384,4 +1385,55 @@ async fn server_side_code_is_told_when_a_room_is_occupied_and_vacated(kind: Kind
     .map(|(r, k, o)| (r.to_string(), *k, *o))
     .collect();
     assert_eq!(seen, expected);
+}
+
+async fn many_users_status_at_once_online_anywhere_or_last_seen(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    // Ann: online in r2, offline in r1. Bob: offline in r1 and r2 (r2 later). Cy: never seen.
+    let ann1 = h.join("r1", "ann", "s1").await;
+    h.join("r2", "ann", "s2").await;
+    let bob1 = h.join("r1", "bob", "s3").await;
+    let bob2 = h.join("r2", "bob", "s4").await;
+    h.advance(1_000).await;
+    h.presence.disconnect(&ann1.session_token).await.unwrap();
+    h.presence.disconnect(&bob1.session_token).await.unwrap();
+    h.advance(1_000).await;
+    h.presence.disconnect(&bob2.session_token).await.unwrap();
+    let bob_last = h.clock.now_ms();
+    let status = h.presence.users_status(["ann", "bob", "cy"]).await.unwrap();
+    let seen: Vec<(&str, bool, Option<u64>)> = status
+        .iter()
+        .map(|s| (s.user_id.as_str(), s.online, s.last_seen))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ann", true, None),
+            ("bob", false, Some(bob_last)),
+            ("cy", false, None)
+        ]
+    );
+    // Removed from both rooms: no room lists Bob any more.
+    h.presence.remove_room_user("r1", "bob").await.unwrap();
+    h.presence.remove_room_user("r2", "bob").await.unwrap();
+    let bob = &h.presence.users_status(["bob"]).await.unwrap()[0];
+    assert_eq!((bob.online, bob.last_seen), (false, None));
+    // Bad input: typed errors.
+    assert!(matches!(
+        h.presence.users_status([""]).await,
+        Err(PresenceError::InvalidInput { .. })
+    ));
+    let many = (0..=1_000).map(|i| format!("u{i}"));
+    assert!(matches!(
+        h.presence.users_status(many).await,
+        Err(PresenceError::BadRequest { .. })
+    ));
+    assert!(h
+        .presence
+        .users_status(Vec::<String>::new())
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -11,7 +11,7 @@ use super::store::memory::MemoryPresence;
 use super::store::Store;
 use super::subscription::{Changes, SharedMessage, Subscription};
 use crate::error::PresenceError;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -213,6 +213,18 @@ impl Presence {
     /// The rooms where `user` is online, sorted.
     pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
         self.store.list_user(user).await
+    }
+
+    /// Many users' status across every room at once, in the order asked: online anywhere, or
+    /// when last seen (a chat app's member list). At most 1,000 ids; a bad id or too many is a
+    /// typed error.
+    pub async fn users_status<I, S>(&self, user_ids: I) -> Result<Vec<UserStatus>, PresenceError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let ids: Vec<String> = user_ids.into_iter().map(Into::into).collect();
+        self.store.users_status(&ids).await
     }
 
     /// Removes a user and its sessions from a room (subscribers get `Removed`). True if listed.

@@ -19,7 +19,7 @@ use crate::server::config::PresenceConfig;
 use crate::server::subscription::Occupancy;
 use crate::server::token::SessionToken;
 use crate::validate;
-use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage};
+use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, UserStatus};
 use serde_json::Value;
 
 /// What a user already holds, for the caps on a new session.
@@ -296,6 +296,42 @@ pub(crate) fn occupancy(before: usize, after: usize) -> Option<Occupancy> {
         (0, 1..) => Some(Occupancy::Occupied),
         (1.., 0) => Some(Occupancy::Vacated),
         _ => None,
+    }
+}
+
+/// Most user ids one status lookup takes.
+pub(crate) const MAX_STATUS_LOOKUP: usize = 1_000;
+
+/// A status lookup's ids, checked: at most [`MAX_STATUS_LOOKUP`], each a valid id.
+pub(crate) fn check_status_lookup(user_ids: &[String]) -> Result<(), PresenceError> {
+    if user_ids.len() > MAX_STATUS_LOOKUP {
+        return Err(PresenceError::BadRequest {
+            message: format!(
+                "{} user ids asked at once; at most {MAX_STATUS_LOOKUP}",
+                user_ids.len()
+            ),
+        });
+    }
+    user_ids
+        .iter()
+        .try_for_each(|id| validate::id(crate::error::Field::User, id))
+}
+
+/// A user across the rooms that list it: online if any listing is; otherwise last seen at the
+/// latest of them.
+pub(crate) fn user_status<'a>(
+    user_id: &str,
+    listings: impl IntoIterator<Item = &'a UserFacts>,
+) -> UserStatus {
+    let (mut online, mut last_seen) = (false, None::<u64>);
+    for facts in listings {
+        online |= facts.is_online();
+        last_seen = last_seen.max(facts.last_seen);
+    }
+    UserStatus {
+        user_id: user_id.to_string(),
+        online,
+        last_seen: if online { None } else { last_seen },
     }
 }
 

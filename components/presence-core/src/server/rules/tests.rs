@@ -163,6 +163,48 @@ fn a_heartbeat_changes_only_what_differs_and_validates_only_that() {
 }
 
 #[test]
+fn a_users_status_is_online_anywhere_or_the_latest_last_seen() {
+    let config = config();
+    let mut here = UserFacts::unlisted();
+    joined(&mut here, "s1", "Ann", 1_000, 1);
+    let mut there = UserFacts::unlisted();
+    joined(&mut there, "s2", "Ann", 1_000, 1);
+    leave(
+        &mut there,
+        "s2",
+        0,
+        LeaveReason::Disconnected,
+        5_000,
+        &config,
+    );
+    assert!(user_status("ann", [&here, &there]).online);
+    assert_eq!(user_status("ann", [&here, &there]).last_seen, None);
+    leave(
+        &mut here,
+        "s1",
+        0,
+        LeaveReason::Disconnected,
+        9_000,
+        &config,
+    );
+    let status = user_status("ann", [&here, &there]);
+    assert!(!status.online);
+    assert_eq!(status.last_seen, Some(9_000));
+    assert_eq!(user_status("nobody", []).last_seen, None);
+    // Bad input: a typed error.
+    let many: Vec<String> = (0..=MAX_STATUS_LOOKUP).map(|i| format!("u{i}")).collect();
+    assert!(matches!(
+        check_status_lookup(&many),
+        Err(PresenceError::BadRequest { .. })
+    ));
+    assert!(matches!(
+        check_status_lookup(&[String::new()]),
+        Err(PresenceError::InvalidInput { .. })
+    ));
+    assert!(check_status_lookup(&many[..10]).is_ok());
+}
+
+#[test]
 fn the_first_session_in_occupies_a_room_and_the_last_out_vacates_it() {
     assert_eq!(occupancy(0, 1), Some(Occupancy::Occupied));
     assert_eq!(occupancy(1, 2), None);

@@ -6,7 +6,7 @@
 use super::config::PresenceConfig;
 use super::subscription::{Changes, SharedMessage, Subscription};
 use crate::error::PresenceError;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use serde_json::Value;
 use std::future::Future;
 use std::net::IpAddr;
@@ -54,6 +54,8 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     /// Without waiting on I/O; `None` if the store cannot tell that way.
     fn list_room_now(&self, room: &str) -> Option<RoomSnapshot>;
     fn list_user<'a>(&'a self, user: &'a str) -> Answer<'a, Vec<String>>;
+    /// Each user's status across every room, in the order asked (ids checked).
+    fn users_status<'a>(&'a self, users: &'a [String]) -> Answer<'a, Vec<UserStatus>>;
     fn remove_room_user<'a>(&'a self, room: &'a str, user: &'a str) -> Answer<'a, bool>;
     fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool>;
     fn room_token(&self, room: &str) -> Result<String, PresenceError>;

@@ -13,7 +13,7 @@ use crate::server::rate::KeyedLimiter;
 use crate::server::subscription::{Changes, Resubscribed, SharedMessage, Source, Subscription};
 use crate::server::token::RoomTokenKey;
 use crate::validate;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use registry::{Registry, SubscriberKey};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -449,6 +449,13 @@ impl super::Store for MemoryPresence {
 
     fn list_user<'a>(&'a self, user: &'a str) -> Answer<'a, Vec<String>> {
         ready(Ok(MemoryPresence::list_user(self, user)))
+    }
+
+    fn users_status<'a>(&'a self, users: &'a [String]) -> Answer<'a, Vec<UserStatus>> {
+        ready(
+            crate::server::rules::check_status_lookup(users)
+                .map(|()| self.lock().users_status(users)),
+        )
     }
 
     fn remove_room_user<'a>(&'a self, room: &'a str, user: &'a str) -> Answer<'a, bool> {

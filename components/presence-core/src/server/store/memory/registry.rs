@@ -11,7 +11,7 @@ use crate::server::rules::{self, Change, Event, Holdings, SessionFacts, UserFact
 use crate::server::subscription::{RoomChange, SharedMessage, CHANGES_BUFFER};
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
-use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, RoomSnapshot, UserStatus};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -49,6 +49,8 @@ pub(crate) struct Registry {
     tokens: Map<SessionToken, (Arc<str>, Arc<str>)>,
     /// user id → rooms where that user is online.
     user_rooms: Map<Arc<str>, SmallVec<[Arc<str>; 1]>>,
+    /// user id → rooms that list that user (online or offline), for status lookups.
+    user_listed: Map<Arc<str>, SmallVec<[Arc<str>; 1]>>,
     pub(crate) queue: DeadlineQueue,
     /// Offline users listed across all rooms (each holds one retention entry in the queue).
     offline_total: usize,
@@ -64,6 +66,7 @@ impl Registry {
             rooms: Map::default(),
             tokens: Map::default(),
             user_rooms: Map::default(),
+            user_listed: Map::default(),
             queue: DeadlineQueue::default(),
             offline_total: 0,
             all: broadcast::channel(CHANGES_BUFFER).0,
@@ -206,6 +209,12 @@ impl Registry {
         let tokens = &self.tokens;
         let token = rules::session_token(proposed, |t| tokens.contains_key(t));
         let session = rules::new_session(req, name, now, room.seq + 1);
+        if !room.users.contains_key(&user_id) {
+            self.user_listed
+                .entry(user_id.clone())
+                .or_default()
+                .push(room_id.clone());
+        }
         let user = room.users.entry(user_id.clone()).or_insert_with(|| User {
             facts: UserFacts::unlisted(),
             retention_timer: None,
@@ -577,6 +586,7 @@ impl Registry {
             room.offline_users -= 1;
             self.offline_total -= 1;
             publish(room, room.sessions.len(), user_id, Event::Removed);
+            unlist(&mut self.user_listed, user_id, room_id);
         }
         if room.is_idle() {
             self.rooms.remove(room_id);
@@ -618,6 +628,24 @@ impl Registry {
         rooms
     }
 
+    /// Each user's status across every room that lists it, in the order asked.
+    pub fn users_status(&self, users: &[String]) -> Vec<UserStatus> {
+        users
+            .iter()
+            .map(|user| {
+                let listings = self
+                    .user_listed
+                    .get(user.as_str())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|room| {
+                        Some(&self.rooms.get(room)?.users.get(user.as_str())?.facts)
+                    });
+                rules::user_status(user, listings)
+            })
+            .collect()
+    }
+
     /// Removes a user (all its sessions) from a room. True if it was listed.
     pub fn remove_room_user(&mut self, room_id: &str, user: &str) -> bool {
         let Some(room) = self.rooms.get_mut(room_id) else {
@@ -638,6 +666,7 @@ impl Registry {
         }
         let room_key = room.id.clone();
         publish(room, before, &user_id, Event::Removed);
+        unlist(&mut self.user_listed, &user_id, &room_key);
         if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
             rooms.retain(|r| *r != room_key);
             if rooms.is_empty() {
@@ -773,6 +802,16 @@ impl Registry {
     #[cfg(test)]
     pub fn room_count(&self) -> usize {
         self.rooms.len()
+    }
+}
+
+/// `room` no longer lists `user`.
+fn unlist(listed: &mut Map<Arc<str>, SmallVec<[Arc<str>; 1]>>, user: &str, room: &Arc<str>) {
+    if let Some(rooms) = listed.get_mut(user) {
+        rooms.retain(|r| r != room);
+        if rooms.is_empty() {
+            listed.remove(user);
+        }
     }
 }
 

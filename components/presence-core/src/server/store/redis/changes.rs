@@ -91,6 +91,8 @@ impl<'a> Writer<'a> {
     fn drop_offline(&mut self, user_id: &str) {
         let prefix = self.prefix().to_string();
         self.t.hdel(&self.keys.users(), user_id);
+        self.t
+            .srem(&keys::user_listed(&prefix, user_id), self.keys.room());
         self.t.zrem(&self.keys.offline(), user_id);
         self.t.zrem(
             &keys::deadlines(&prefix),
@@ -211,6 +213,9 @@ impl RedisPresence {
             &format!("{}\n{}", request.room, request.session),
         );
         w.put_user(&request.user, &user);
+        if !listed {
+            w.t.sadd(&keys::user_listed(&prefix, &request.user), &request.room);
+        }
         w.set_session_count(loaded.sessions + 1);
         w.count_user_room(&request.user, 1);
         if was_offline {
@@ -656,6 +661,51 @@ impl RedisPresence {
             }
         }
         Err(contended())
+    }
+
+    /// Each user's status across the rooms that list it, in the order asked: two pipelined
+    /// reads (the rooms of every user, then every listing), not one snapshot of all rooms.
+    pub(super) async fn status_of(
+        &self,
+        users: &[String],
+    ) -> Result<Vec<crate::wire::UserStatus>, PresenceError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = &self.inner.prefix;
+        let mut conn = self.inner.conn.clone();
+        let mut rooms_of = redis::pipe();
+        for user in users {
+            rooms_of.smembers(keys::user_listed(prefix, user));
+        }
+        let rooms: Vec<Vec<String>> = self.answered(rooms_of.query_async(&mut conn).await)?;
+        let mut listings = redis::pipe();
+        let mut asked = 0;
+        for (user, rooms) in users.iter().zip(&rooms) {
+            for room in rooms {
+                listings.hget(RoomKeys::new(prefix, room).users(), user);
+                asked += 1;
+            }
+        }
+        let facts: Vec<Option<String>> = if asked == 0 {
+            Vec::new()
+        } else {
+            self.answered(listings.query_async(&mut conn).await)?
+        };
+        let mut facts = facts.into_iter();
+        Ok(users
+            .iter()
+            .zip(&rooms)
+            .map(|(user, rooms)| {
+                let listed: Vec<UserFacts> = facts
+                    .by_ref()
+                    .take(rooms.len())
+                    .flatten()
+                    .filter_map(|json| serde_json::from_str(&json).ok())
+                    .collect();
+                rules::user_status(user, &listed)
+            })
+            .collect())
     }
 
     /// Removes a user and its sessions from a room. True if it was listed.

@@ -8,6 +8,7 @@
 --     guards   eq k v        GET KEYS[k] is v ('' = no such key)
 --              heq k f v     HGET KEYS[k] f is v ('' = no such field)
 --     writes   set k v | del k | hset k f v | hdel k f | zadd k score m | zrem k m
+--              sadd k m | srem k m
 --              count k f n v   add n to the counter f of hash KEYS[k] (the field goes at 0),
 --                              set the hash's version field ("\n") to v; a hash with no counter
 --                              left is deleted
@@ -17,7 +18,7 @@
 --
 -- Returns 1 if applied, 0 if a guard failed.
 local arity = {eq = 2, heq = 3, set = 2, del = 1, hset = 3, hdel = 2, zadd = 3, zrem = 2,
-  count = 4, sched = 4, pub = 2}
+  sadd = 2, srem = 2, count = 4, sched = 4, pub = 2}
 local i = 1
 while i <= #ARGV do
   local op, a = ARGV[i], ARGV
@@ -34,6 +35,8 @@ while i <= #ARGV do
   elseif op == 'hdel' then redis.call('HDEL', key(1), a[i + 2])
   elseif op == 'zadd' then redis.call('ZADD', key(1), a[i + 2], a[i + 3])
   elseif op == 'zrem' then redis.call('ZREM', key(1), a[i + 2])
+  elseif op == 'sadd' then redis.call('SADD', key(1), a[i + 2])
+  elseif op == 'srem' then redis.call('SREM', key(1), a[i + 2])
   elseif op == 'count' then
     local h = key(1)
     if redis.call('HINCRBY', h, a[i + 2], a[i + 3]) <= 0 then redis.call('HDEL', h, a[i + 2]) end

@@ -79,6 +79,14 @@ impl Transition {
         self.write("zrem", key, &[member])
     }
 
+    pub fn sadd(&mut self, key: &str, member: &str) -> &mut Self {
+        self.write("sadd", key, &[member])
+    }
+
+    pub fn srem(&mut self, key: &str, member: &str) -> &mut Self {
+        self.write("srem", key, &[member])
+    }
+
     /// Adds `by` to a counter field of a versioned hash (see commit.lua's `count`).
     pub fn count(&mut self, key: &str, field: &str, by: i64, version: &str) -> &mut Self {
         self.write("count", key, &[field, &by.to_string(), version])

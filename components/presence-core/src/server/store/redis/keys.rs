@@ -12,6 +12,7 @@
 //! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace gs bye subs` (`gs`: when the grace was set) |
 //! | `<prefix>:tok:<token>` | the session a token grants: `room "\n" session id` |
 //! | `<prefix>:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version |
+//! | `<prefix>:ul:<uid>` | set of the rooms that list the user, online or offline |
 //! | `<prefix>:dl` | sorted set of deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
 //!
 //! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest on
@@ -79,6 +80,11 @@ pub(super) fn token(prefix: &str, token: &str) -> String {
 
 pub(super) fn user_rooms(prefix: &str, uid: &str) -> String {
     format!("{prefix}:uh:{uid}")
+}
+
+/// The rooms that list a user (online or offline), for status lookups.
+pub(super) fn user_listed(prefix: &str, uid: &str) -> String {
+    format!("{prefix}:ul:{uid}")
 }
 
 pub(super) fn deadlines(prefix: &str) -> String {

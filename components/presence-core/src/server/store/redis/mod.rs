@@ -752,6 +752,13 @@ impl super::Store for RedisPresence {
         Box::pin(RedisPresence::remove_room_user(self, room, user))
     }
 
+    fn users_status<'a>(&'a self, users: &'a [String]) -> Answer<'a, Vec<crate::wire::UserStatus>> {
+        Box::pin(async move {
+            rules::check_status_lookup(users)?;
+            self.status_of(users).await
+        })
+    }
+
     fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool> {
         Box::pin(RedisPresence::remove_room(self, room))
     }
