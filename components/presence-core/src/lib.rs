@@ -20,7 +20,8 @@
 //! A **room** holds **users**; a user holds **sessions** (one per browser tab). A user is online
 //! while any of its sessions lives. When the last one ends the user stays listed as offline with
 //! `last_seen`, for a bounded time and up to a bounded count per room. Each session carries a display
-//! name, an away flag and optional app-defined JSON state.
+//! name, a status (active, away or idle, with `idle_since`) and
+//! optional app-defined JSON state.
 //!
 //! ```
 //! use presence_core::{RoomView, wire::{RoomMessage, RoomSnapshot}};

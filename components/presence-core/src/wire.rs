@@ -226,7 +226,7 @@ pub enum RoomMessage {
         /// The user after the change.
         user: UserPresence,
     },
-    /// A session's name, state or away flag changed. Never sent for a heartbeat that changes nothing.
+    /// A session's name, state or status (active / away / idle) changed. Never sent for a heartbeat that changes nothing.
     Updated {
         /// Sequence number of this change.
         seq: u64,

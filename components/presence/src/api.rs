@@ -5,6 +5,7 @@
 //! | `/api/presence/heartbeat` | POST, JSON | join or keep alive; returns tokens |
 //! | `/api/presence/update` | POST, JSON | replace a session's state |
 //! | `/api/presence/disconnect` | POST, form (`session_token=…`; `text/plain` accepted, for `navigator.sendBeacon`) | leave now |
+//! | `/api/presence/going` | POST, form, as `disconnect` | the page is going: the session ends after `leave_grace_ms` (1.5 s) unless it heartbeats again |
 //! | `/api/presence/list` | GET, query `room_token=…` | the room's snapshot |
 //!
 //! Errors are JSON `{"code": "...", "message": "...", ...}` with a 4xx status (5xx only when the

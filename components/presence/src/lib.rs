@@ -57,7 +57,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `hydrate` | the browser side: heartbeats, the live stream, leaving on unload (the app's `hydrate` feature turns it on) |
+//! | `hydrate` | the browser side: heartbeats, the live stream, saying it is going on unload (the app's `hydrate` feature turns it on) |
 //! | `csr` | the same browser side for a client-side-rendered app (no SSR), talking to a presence server that may be on another origin ([`UsePresenceOptions::server_url`]) |
 //! | `ssr` | the server side: `ssr::PresenceRouterExt::with_presence`, the server functions, the subscription |
 //! | `redis` | the Redis store, so several app servers share rooms; implies `ssr` |
@@ -84,7 +84,7 @@ pub use face_pile::{FacePile, FacePileLabels, LabelFormat, RoomFacePile};
 pub use presence_core::error::Field;
 pub use presence_core::wire::{
     HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot, SessionPresence, SessionStatus,
-    UserPresence,
+    UserPresence, UserStatus,
 };
 pub use presence_core::{limits, validate, PresenceError, RoomView};
 pub use store::{OtherSession, SessionEntry, UserEntry};

@@ -69,7 +69,10 @@ pub struct UsePresenceOptions {
     pub min_backoff_ms: u64,
     /// Longest retry delay, in ms. Default 10,000.
     pub max_backoff_ms: u64,
-    /// Leave with `navigator.sendBeacon` on `pagehide` and `beforeunload`. Default true.
+    /// On `pagehide`/`beforeunload`, say the page is going (a `sendBeacon` to
+    /// `/api/presence/going`): the session ends after the server's leave grace
+    /// (`PRESENCE_LEAVE_GRACE_MS`, 1.5 s) unless the page heartbeats again, so a reload is not a
+    /// leave. `false`: no beacon (a closed socket's grace, or expiry, ends it). Default true.
     pub leave_on_unload: bool,
     /// A visible tab with no input (pointer, keys, wheel, touch) for this long, in ms, shows as
     /// idle: dimmed, "idle for 6 min". Noticed at its next heartbeat (no extra ones); input makes
@@ -230,9 +233,11 @@ pub fn use_presence(
 ///
 /// In the browser it heartbeats every `interval_ms` (one request in flight at a time), marks the
 /// session away while the tab is hidden, streams the room's changes over a WebSocket, retries
-/// failures with backoff and jitter (keeping the last good tokens), and leaves with
-/// `navigator.sendBeacon` on `pagehide`/`beforeunload` and by request on unmount. Changing `room`
-/// leaves the old room and joins the new one; changing `name` is reported on the next heartbeat.
+/// failures with backoff and jitter (keeping the last good tokens), reports `idle` after
+/// `idle_after_ms` without input, and says it is going with `navigator.sendBeacon` on
+/// `pagehide`/`beforeunload` and on unmount (the session ends after the server's leave grace
+/// unless a heartbeat takes it back: a reload or a remount is not a leave). `leave()` and a room
+/// change disconnect at once; changing `name` is reported on the next heartbeat.
 ///
 /// During SSR nothing starts: the returned signals hold the room's current list (so the first
 /// paint is not empty), handed to the browser for hydration. Reading it never waits on I/O: with

@@ -175,7 +175,8 @@ impl Presence {
 
     /// The session's page is going (it unloads, or its component unmounts): the session ends
     /// after [`PresenceConfig::leave_grace_ms`] unless it heartbeats again first, so a reload or
-    /// an in-app navigation is not a leave. Ends as a disconnect at this moment.
+    /// an in-app navigation is not a leave. When it ends, it leaves as `disconnected`, last seen at
+    /// this call.
     pub async fn going(&self, session_token: &str) -> Result<(), PresenceError> {
         self.store.going(session_token, None).await
     }

@@ -30,7 +30,6 @@ pub fn color(user_id: &str) -> String {
     format!("hsl({} 55% 40%)", hue(user_id))
 }
 
-/// "just now", "1 min ago", "5 min ago", "3 h ago", "2 days ago".
 /// How long `ms` is, as a person would say it after "for": "under a minute", "6 min", "2 h",
 /// "3 days".
 pub fn for_how_long(ms: u64) -> String {
@@ -46,6 +45,7 @@ pub fn for_how_long(ms: u64) -> String {
     }
 }
 
+/// "just now", "1 min ago", "5 min ago", "3 h ago", "2 days ago".
 pub fn ago(now_ms: u64, then_ms: u64) -> String {
     let secs = now_ms.saturating_sub(then_ms) / 1000;
     match secs {

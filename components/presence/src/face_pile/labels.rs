@@ -17,6 +17,8 @@ pub type LabelFormat = Arc<dyn Fn(u64) -> String + Send + Sync>;
 ///     .statuses("en ligne", "absent", "hors ligne")
 ///     .tooltips("En ligne", "Absent (onglet en arrière-plan)", "Hors ligne")
 ///     .last_seen(|ms| format!("Vu il y a {} min", ms / 60_000))
+///     .idle("inactif")
+///     .idle_tooltip(|ms| format!("Inactif depuis {} min", ms / 60_000))
 ///     .more(|n| format!("+{n}"))
 ///     .show_all(|n| format!("Voir les {n} personnes"))
 ///     .everyone("tout le monde");
@@ -29,7 +31,8 @@ pub struct FacePileLabels {
     pub list: String,
     /// Put after this browser's own user's name. Default " (you)".
     pub you: String,
-    /// Status words in a face's accessible name. Default "online", "away", "offline".
+    /// Status words in a face's accessible name. Default "online", "away", "offline" (and
+    /// [`FacePileLabels::idle`]).
     pub online: String,
     /// See [`FacePileLabels::online`].
     pub away: String,

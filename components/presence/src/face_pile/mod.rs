@@ -18,7 +18,7 @@ use std::sync::Arc;
 ///
 /// Accessible as a labelled `role="list"` of `listitem`s whose names say who and in what state.
 /// Every face carries `data-presence-user` (user id) and `data-presence-status`
-/// (`online` / `away` / `offline`) for styling and tests.
+/// (`online` / `idle` / `away` / `offline`) for styling and tests.
 #[component]
 pub fn FacePile(
     /// The room to show: what [`use_presence`] returned.

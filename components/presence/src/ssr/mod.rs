@@ -12,8 +12,8 @@ pub use auth::{Identity, PresenceAuth};
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use presence_core::server::{
-    Changes, Clock, ConfigError, ManualClock, MemoryPresence, Presence, PresenceConfig, RateLimit,
-    RoomChange, SystemClock,
+    Changes, Clock, ConfigError, ManualClock, MemoryPresence, Occupancy, Presence, PresenceConfig,
+    RateLimit, RoomChange, SystemClock,
 };
 
 use crate::ApiError;

@@ -284,7 +284,7 @@ pub(crate) fn ending(goodbye_at: Option<u64>, now: u64) -> (LeaveReason, u64) {
 }
 
 /// When a session ends if nothing else happens: its heartbeat deadline, or its grace deadline
-/// (set when its last subscription closed) if earlier.
+/// (set when its last subscription closed, or by a goodbye) if earlier.
 pub(crate) fn session_deadline(expires_at: u64, grace_until: Option<u64>) -> u64 {
     grace_until.map_or(expires_at, |g| g.min(expires_at))
 }

@@ -77,7 +77,7 @@ impl Registry {
         &self.config
     }
 
-    /// Joins or keeps a session alive. For a live session whose name, state and away flag are
+    /// Joins or keeps a session alive. For a live session whose name, state and status are
     /// unchanged this is two hash lookups, a token comparison and a few stores: nothing is
     /// validated again (the ids were checked when the session was created), nothing is queued,
     /// nothing is published.

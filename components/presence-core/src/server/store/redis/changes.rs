@@ -617,7 +617,7 @@ impl RedisPresence {
                     // grace was set meanwhile, which queued it earlier: decide again).
                     t.expect_field(&keys.session(id), "tok", loaded.field("tok"))
                         .expect_field(&keys.session(id), "grace", loaded.field("grace"))
-                        .zadd(&dl, deadline, member);
+                        .requeue(&dl, deadline, member, &keys::wake(&prefix));
                 }
             } else {
                 let loaded = self
@@ -640,7 +640,7 @@ impl RedisPresence {
                         if until <= now {
                             w.drop_offline(id);
                         } else {
-                            w.t.zadd(&dl, until, member);
+                            w.t.requeue(&dl, until, member, &keys::wake(&prefix));
                         }
                     }
                     None => {

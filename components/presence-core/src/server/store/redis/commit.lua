@@ -14,11 +14,13 @@
 --                              left is deleted
 --              sched k at m c  queue m at `at` in zset KEYS[k] unless it is queued earlier; if m
 --                              is then the earliest, announce `at` on channel c
+--              queue k at m c  queue m at `at` (earlier or later than now); if m is then the
+--                              earliest, announce `at` on channel c
 --              pub c msg       PUBLISH msg on channel c
 --
 -- Returns 1 if applied, 0 if a guard failed.
 local arity = {eq = 2, heq = 3, set = 2, del = 1, hset = 3, hdel = 2, zadd = 3, zrem = 2,
-  sadd = 2, srem = 2, count = 4, sched = 4, pub = 2}
+  sadd = 2, srem = 2, count = 4, sched = 4, queue = 4, pub = 2}
 local i = 1
 while i <= #ARGV do
   local op, a = ARGV[i], ARGV
@@ -49,6 +51,10 @@ while i <= #ARGV do
       redis.call('ZADD', z, at, m)
       if redis.call('ZRANGE', z, 0, 0)[1] == m then redis.call('PUBLISH', a[i + 4], a[i + 2]) end
     end
+  elseif op == 'queue' then
+    local z, m = key(1), a[i + 3]
+    redis.call('ZADD', z, a[i + 2], m)
+    if redis.call('ZRANGE', z, 0, 0)[1] == m then redis.call('PUBLISH', a[i + 4], a[i + 2]) end
   elseif op == 'pub' then redis.call('PUBLISH', a[i + 1], a[i + 2])
   end
   i = i + n + 1

@@ -97,6 +97,13 @@ impl Transition {
         self.write("sched", key, &[&at.to_string(), member, wake])
     }
 
+    /// Queues a deadline at `at`, earlier or later than it is queued; announces a new earliest on
+    /// `wake` (a claimed entry put back at its real time: the other servers' schedulers may be
+    /// sleeping until the claim's lease ends).
+    pub fn requeue(&mut self, key: &str, at: u64, member: &str, wake: &str) -> &mut Self {
+        self.write("queue", key, &[&at.to_string(), member, wake])
+    }
+
     pub fn publish(&mut self, channel: &str, message: &str) {
         self.writes.push("pub".into());
         self.writes.push(channel.to_string());

@@ -1,7 +1,7 @@
 //! This server's relay from Redis pub/sub to its local subscribers.
 //!
 //! One pub/sub connection per server listens to every room's channel (a pattern subscription) and
-//! the wake channel. A room's messages go to a local broadcast channel only while someone here
+//! the wake channel and the forget channel. A room's messages go to a local broadcast channel only while someone here
 //! watches that room, and only in `seq` order: a gap (a lost message, or Redis restarted) makes
 //! the hub fetch a snapshot and send that instead, holding later messages until it lands. After a
 //! reconnect every watched room is resynced the same way.

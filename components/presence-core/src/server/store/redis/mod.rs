@@ -6,7 +6,7 @@
 //! (otherwise it is decided again). The scripts decide nothing. Changes are published on a channel per room;
 //! each server's [hub](hub) relays them to its local subscribers and resyncs from a snapshot on
 //! any gap. Deadlines live in one sorted set; every server's scheduler sleeps until the earliest
-//! and claims due entries inside the script, so each deadline is acted on exactly once and a dead
+//! and claims due entries with `claim.lua`, so each deadline is acted on exactly once and a dead
 //! server's sessions still expire on time through the others. Nothing scans all sessions.
 
 mod changes;

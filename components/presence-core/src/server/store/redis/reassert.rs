@@ -11,6 +11,7 @@
 //! (a server cut off from Redis for longer, or one with very many sessions, may not).
 //!
 //! What comes back differs in one way: the order of the users online (by when they came back).
+//! (An idle session comes back idle since when it was, as the hub last relayed it.)
 //! Offline users' last-seen history comes back only if Redis persisted it (see the README).
 
 use super::RedisPresence;
@@ -142,6 +143,11 @@ impl RedisPresence {
         };
         let mut request = HeartbeatRequest::new(&*room, user, session, found.name)
             .away(found.status == crate::wire::SessionStatus::Away)
+            .idle_for_ms(
+                found
+                    .idle_since
+                    .map(|since| self.now_ms().saturating_sub(since)),
+            )
             .interval_ms(REASSERT_INTERVAL_MS)
             .session_token(token.clone());
         request.state = found.state;

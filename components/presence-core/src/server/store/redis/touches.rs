@@ -7,7 +7,7 @@
 //! is forgotten, so its next heartbeat takes the full path (and rejoins if it must). A heartbeat
 //! of a session not remembered here goes to Redis at once, batched with the others that arrive
 //! while a batch is in flight. Whatever changes something (a join, a name, away, state, a
-//! leave) goes to Redis at once through the full script, as before.
+//! leave) goes to Redis at once by the full path (`load.lua`, the rules, `commit.lua`).
 //!
 //! So a session's deadline in Redis lags its last heartbeat by one flush (every [`FLUSH_MS`];
 //! longer while Redis is slow, which the margin below covers; deadlines are 14.5 s away at the
