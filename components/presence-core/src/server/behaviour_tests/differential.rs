@@ -2,8 +2,11 @@
 //! real redis-server, on one clock. After every step both stores must answer alike (the same
 //! result or the same error) and list every room identically; at the end each room's
 //! subscription must have carried the same messages in both. Sequences mix joins (several in one
-//! millisecond), heartbeats that change name, state or away, updates, disconnects, expiries,
-//! per-user and per-room caps, and offline users capped with ties on `last_seen`.
+//! millisecond), heartbeats that change name, state, away or idle, updates, disconnects,
+//! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), expiries, per-user
+//! and per-room caps, and offline users capped with ties on `last_seen`. Both stores must also
+//! agree on every user's status across rooms (`users_status`) after each step, and on which
+//! changes occupied or vacated a room (`changes()`).
 //!
 //! Seeded, so a failure names its seed and replays exactly.
 
@@ -84,6 +87,11 @@ impl Pair {
                 req.name = rng.pick(&NAMES).to_string();
                 req.interval_ms = Some(*rng.pick(&[1_000, 5_000, 20_000]));
                 req.away = rng.below(4) == 0;
+                req.idle_for_ms = match rng.below(4) {
+                    0 => Some(300_000),
+                    1 => Some(310_000),
+                    _ => None,
+                };
                 req.state = rng.pick(&state).clone();
                 // The token held, or a proposal: random, or now and then a made-up one that
                 // must not be adopted (then each store makes its own and the two differ).
@@ -133,11 +141,19 @@ impl Pair {
                     answer(self.redis.set_away(&token, away).await, |_| Answer::Done),
                 )
             }
-            7 => {
+            7 if rng.below(2) == 0 => {
                 let token = self.token(room, session);
                 (
                     answer(self.memory.disconnect(&token).await, |_| Answer::Done),
                     answer(self.redis.disconnect(&token).await, |_| Answer::Done),
+                )
+            }
+            // The page is going: ended by the leave grace unless a heartbeat takes it back.
+            7 => {
+                let token = self.token(room, session);
+                (
+                    answer(self.memory.going(&token).await, |_| Answer::Done),
+                    answer(self.redis.going(&token).await, |_| Answer::Done),
                 )
             }
             // Time passes: often not at all (several changes in one millisecond), sometimes
@@ -190,7 +206,35 @@ impl Pair {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        let m = self.memory.users_status(USERS).await.unwrap();
+        let r = self.redis.users_status(USERS).await.unwrap();
+        assert_eq!(m, r, "seed {seed} step {n}: users' status differs");
     }
+}
+
+/// The changes that occupied or vacated each room, up to its `seq`: (room, seq, occupancy).
+async fn occupancy_until(
+    changes: &mut Changes,
+    last: &[(&str, u64)],
+) -> Vec<(String, u64, crate::server::Occupancy)> {
+    let mut out = Vec::new();
+    let mut at: Vec<u64> = vec![0; last.len()];
+    while at.iter().zip(last).any(|(a, (_, seq))| a < seq) {
+        let change = tokio::time::timeout(Duration::from_secs(5), changes.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the store is alive");
+        let Some(i) = last.iter().position(|(room, _)| *room == &*change.room) else {
+            continue;
+        };
+        at[i] = change.message.message().seq();
+        if let Some(o) = change.occupancy {
+            out.push((change.room.to_string(), at[i], o));
+        }
+    }
+    assert_eq!(changes.missed(), 0);
+    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out
 }
 
 /// Every message of a subscription up to `seq`.
@@ -243,6 +287,7 @@ async fn memory_and_redis_agree_on_random_sequences() {
             next(&mut r).await;
             watching.push((room, m, r));
         }
+        let mut changes = (memory.changes(), redis.changes());
         let mut pair = Pair {
             memory,
             redis,
@@ -253,6 +298,14 @@ async fn memory_and_redis_agree_on_random_sequences() {
         for n in 0..80 {
             pair.step(&mut rng, seed, n).await;
         }
+        // Every room occupied and vacated by the same changes.
+        let mut last = Vec::new();
+        for room in ROOMS {
+            last.push((room, pair.memory.list_room(room).await.unwrap().seq));
+        }
+        let on_memory = occupancy_until(&mut changes.0, &last).await;
+        let on_redis = occupancy_until(&mut changes.1, &last).await;
+        assert_eq!(on_memory, on_redis, "seed {seed}: occupancy differs");
         // Every change, in order, alike.
         for (room, mut m, mut r) in watching {
             let seq = pair.memory.list_room(room).await.unwrap().seq;

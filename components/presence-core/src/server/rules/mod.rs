@@ -273,6 +273,14 @@ pub(crate) fn earlier_grace(current: Option<u64>, until: u64) -> u64 {
     current.map_or(until, |g| g.min(until))
 }
 
+/// Whether a heartbeat that arrived at `heartbeat_at` takes back a grace (a goodbye's, a closed
+/// socket's) set at `grace_set_at`: yes unless the grace was set after it (a goodbye that
+/// overtook a heartbeat still being decided, or a heartbeat answered from memory and written
+/// later). In the same millisecond the heartbeat wins, as it does when handled after it.
+pub(crate) fn takes_back_grace(grace_set_at: Option<u64>, heartbeat_at: u64) -> bool {
+    grace_set_at.is_none_or(|set| set <= heartbeat_at)
+}
+
 /// How a session whose deadline passed at `now` ends: if its page said it was going (at
 /// `goodbye_at`) and nothing took that back, it disconnected then (its user last seen then);
 /// otherwise it expired.

@@ -275,6 +275,10 @@ fn a_goodbye_ends_the_session_after_the_leave_grace_as_a_disconnect_at_the_goodb
         (LeaveReason::Disconnected, 10_000)
     );
     assert_eq!(ending(None, 11_500), (LeaveReason::Expired, 11_500));
+    // A heartbeat takes a grace back unless the grace was set after it arrived.
+    assert!(takes_back_grace(None, 5));
+    assert!(takes_back_grace(Some(5), 5));
+    assert!(!takes_back_grace(Some(6), 5));
     // Ended as a disconnect at the goodbye: last seen then, not when the grace ran out.
     let mut user = UserFacts::unlisted();
     joined(&mut user, "s1", "Ann", 1_000, 1);

@@ -856,10 +856,9 @@ impl RedisPresence {
     }
 }
 
-/// Whether the session's grace (if any) was set before `now`, so that a heartbeat at `now`
-/// takes it back.
+/// Whether a heartbeat at `now` takes back the session's grace (see [`rules::takes_back_grace`]).
 fn grace_set_before(loaded: &Loaded, now: u64) -> bool {
-    loaded.field("gs").parse::<u64>().is_ok_and(|gs| gs < now) || loaded.field("gs").is_empty()
+    rules::takes_back_grace(loaded.field("gs").parse().ok(), now)
 }
 
 /// A session hash that its user's facts do not list: data written by an older version (whose

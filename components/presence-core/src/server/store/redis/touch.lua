@@ -27,7 +27,8 @@ for i = 1, #KEYS do
     redis.call('HSET', sk, 'exp', ARGV[a + 6], 'hb', ARGV[a + 5])
     -- A heartbeat takes back a grace (a closed socket's, a goodbye's) set before it, not one
     -- set after it (a heartbeat answered from memory, flushed after the socket closed).
-    if s[6] and (not s[8] or tonumber(s[8]) < tonumber(ARGV[a + 5])) then
+    -- (The rule is rules::takes_back_grace; this is its fast-path copy, kept equal.)
+    if s[6] and (not s[8] or tonumber(s[8]) <= tonumber(ARGV[a + 5])) then
       redis.call('HDEL', sk, 'grace', 'bye', 'gs')
     end
     extended = 1
