@@ -3,6 +3,7 @@
 
 #![recursion_limit = "256"]
 
+mod agent;
 pub mod app;
 pub mod auth;
 mod landing;

@@ -114,6 +114,7 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
         ("memory", "in this server's memory.")
     };
     let error = presence.error;
+    let invite = Action::new(|room: &String| crate::agent::invite_agent(room.clone()));
     let neighbours = move || {
         let here = room.get();
         ["lobby", "design", "standup"]
@@ -197,7 +198,19 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
                             on:input=on_input
                         ></textarea>
                     </label>
-                    <button type="button" class="secondary" on:click=leave>"Leave room"</button>
+                    <div class="actions">
+                        <button type="button" class="secondary" on:click=leave>"Leave room"</button>
+                        <button
+                            type="button"
+                            class="secondary"
+                            id="invite-agent"
+                            on:click=move |_| {
+                                invite.dispatch(room.get_untracked());
+                            }
+                        >
+                            "Invite an agent (1 min)"
+                        </button>
+                    </div>
                 </section>
 
                 <section class="card">
@@ -248,6 +261,7 @@ fn SessionRow(other: SessionEntry, my_user: Signal<Option<String>>) -> impl Into
         >
             <span class="session-name">{name}</span>
             {same_user.then(|| view! { <span class="tag">"your other tab"</span> })}
+            {other.is_agent().then(|| view! { <span class="tag agent">"agent"</span> })}
             <Show when=away2.clone()>
                 <span class="tag away">"away"</span>
             </Show>

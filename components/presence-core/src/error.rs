@@ -19,6 +19,9 @@ pub enum Field {
     State,
     /// A session or room token.
     Token,
+    /// A heartbeat's `ttl_ms`.
+    #[serde(rename = "ttl_ms")]
+    Ttl,
 }
 
 impl std::fmt::Display for Field {
@@ -30,6 +33,7 @@ impl std::fmt::Display for Field {
             Field::Name => "name",
             Field::State => "state",
             Field::Token => "token",
+            Field::Ttl => "ttl_ms",
         })
     }
 }

@@ -26,6 +26,19 @@ pub const MAX_HEARTBEAT_SLACK_MS: u64 = 4_500;
 /// browsers delay a hidden tab's timers by up to a minute.
 pub const HIDDEN_INTERVAL_FROM_MS: u64 = 30_000;
 
+/// Longest time an agent's session lives after a heartbeat (see `HeartbeatRequest::ttl_ms`).
+pub const MAX_AGENT_TTL_MS: u64 = 3_600_000;
+
+/// How long after a heartbeat its session lives: an agent's `ttl_ms` (clamped to
+/// [`MIN_INTERVAL_MS`] … [`MAX_AGENT_TTL_MS`]) if it set one, else [`expiry_after`] the (clamped)
+/// interval.
+pub fn lifetime_ms(interval_ms: u64, ttl_ms: Option<u64>) -> u64 {
+    match ttl_ms {
+        Some(ttl) => ttl.clamp(MIN_INTERVAL_MS, MAX_AGENT_TTL_MS),
+        None => expiry_after(interval_ms),
+    }
+}
+
 /// Clamps a requested heartbeat interval to `[MIN_INTERVAL_MS, MAX_INTERVAL_MS]`.
 pub fn clamp_interval(requested_ms: Option<u64>) -> u64 {
     requested_ms
@@ -61,6 +74,11 @@ mod tests {
         assert_eq!(expiry_after(29_000), 33_500);
         // Hidden tabs: 2.5 intervals, for throttled timers.
         assert_eq!(expiry_after(60_000), 150_000);
+        // An agent's TTL replaces it, clamped.
+        assert_eq!(lifetime_ms(10_000, None), 14_500);
+        assert_eq!(lifetime_ms(10_000, Some(60_000)), 60_000);
+        assert_eq!(lifetime_ms(10_000, Some(1)), 1_000);
+        assert_eq!(lifetime_ms(10_000, Some(u64::MAX)), MAX_AGENT_TTL_MS);
         // Never shorter for a longer interval.
         let mut last = 0;
         for interval in (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).step_by(500) {

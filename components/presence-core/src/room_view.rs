@@ -123,6 +123,7 @@ mod tests {
         UserPresence {
             user_id: id.into(),
             name: id.into(),
+            kind: Default::default(),
             online,
             away: false,
             idle: false,

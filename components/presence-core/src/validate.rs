@@ -153,6 +153,18 @@ pub fn name(value: &str) -> Result<(), PresenceError> {
     Ok(())
 }
 
+/// A heartbeat's `ttl_ms`: only an agent's may set one (a person's session lives by its
+/// interval, so that a closed laptop shows offline in seconds, not after a TTL).
+pub fn ttl(kind: crate::wire::PresenceKind, ttl_ms: Option<u64>) -> Result<(), PresenceError> {
+    if ttl_ms.is_some() && kind != crate::wire::PresenceKind::Agent {
+        return Err(PresenceError::invalid(
+            Field::Ttl,
+            "only an agent's heartbeat may set ttl_ms (kind \"agent\")",
+        ));
+    }
+    Ok(())
+}
+
 /// App-defined state: at most [`MAX_STATE_BYTES`] bytes once serialized as JSON, nested at most
 /// [`MAX_STATE_DEPTH`] levels deep.
 pub fn state(value: &Value) -> Result<(), PresenceError> {
@@ -466,6 +478,7 @@ mod tests {
         let user = UserPresence {
             user_id: "u".into(),
             name: "U".into(),
+            kind: Default::default(),
             online: true,
             away: false,
             idle: false,
@@ -475,6 +488,7 @@ mod tests {
                 session_id: "s".into(),
                 name: "U".into(),
                 status: SessionStatus::Active,
+                kind: Default::default(),
                 idle_since: None,
                 state: Some(nested(MAX_STATE_DEPTH)),
                 joined_at: 0,

@@ -18,6 +18,35 @@ pub enum SessionStatus {
     Idle,
 }
 
+/// Who is present: a person in a browser (the default) or server-side code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PresenceKind {
+    /// A person, in a browser tab.
+    #[default]
+    Person,
+    /// Server-side code: an AI agent, a bot, an import job. Kept alive by the server (see
+    /// `Presence::join_agent`) or by a separate process over HTTP; not counted against the
+    /// per-user caps. `<FacePile/>` marks it (`data-presence-kind="agent"`).
+    Agent,
+}
+
+impl PresenceKind {
+    /// `person` or `agent`: the value of the `data-presence-kind` attribute.
+    pub fn label(self) -> &'static str {
+        match self {
+            PresenceKind::Person => "person",
+            PresenceKind::Agent => "agent",
+        }
+    }
+
+    /// True for [`PresenceKind::Person`] (for `skip_serializing_if`).
+    pub fn is_person(&self) -> bool {
+        *self == PresenceKind::Person
+    }
+}
+
 /// One live session (one browser tab) of a user in a room.
 ///
 /// Fields will be added (non-exhaustive): build one with [`SessionPresence::new`].
@@ -30,6 +59,9 @@ pub struct SessionPresence {
     pub name: String,
     /// Active, away (hidden) or idle (no input for a while).
     pub status: SessionStatus,
+    /// A person's tab, or an agent (server-side code).
+    #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
     /// While idle: since when, in milliseconds since the Unix epoch (its last input).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<u64>,
@@ -50,6 +82,7 @@ impl SessionPresence {
             session_id: session_id.into(),
             name: name.into(),
             status: SessionStatus::Active,
+            kind: PresenceKind::Person,
             idle_since: None,
             state: None,
             joined_at: 0,
@@ -84,6 +117,9 @@ pub struct UserPresence {
     pub user_id: String,
     /// The display name: that of the user's most recent heartbeat.
     pub name: String,
+    /// A person, or an agent (server-side code): the kind of the user's latest session.
+    #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
     /// True while any session lives.
     pub online: bool,
     /// True when every live session is away (and there is at least one).
@@ -111,6 +147,7 @@ impl UserPresence {
         UserPresence {
             user_id: user_id.into(),
             name: name.into(),
+            kind: PresenceKind::Person,
             online: !sessions.is_empty(),
             away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
             idle: user_idle(&sessions),
@@ -292,6 +329,15 @@ pub struct HeartbeatRequest {
     /// The token from this session's previous heartbeat; `None` on the first.
     #[serde(default)]
     pub session_token: Option<String>,
+    /// A person (the default) or an agent. Set by a session's first heartbeat; a later one's is
+    /// ignored. Over HTTP, with an auth hook, only callers its `agents` rule allows may be agents.
+    #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
+    /// Agents only: how long the session lives after this heartbeat without another, in ms
+    /// (clamped to 1 s … 1 h). `None`: as a person's, from the interval. A person's heartbeat
+    /// that sets it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 impl HeartbeatRequest {
@@ -313,7 +359,30 @@ impl HeartbeatRequest {
             away: false,
             idle_for_ms: None,
             session_token: None,
+            kind: PresenceKind::Person,
+            ttl_ms: None,
         }
+    }
+
+    /// A first heartbeat of an agent (server-side code) `user` in `room` as `name`, living
+    /// `ttl_ms` after each heartbeat (see [`HeartbeatRequest::ttl_ms`]).
+    ///
+    /// ```
+    /// use presence_core::wire::{HeartbeatRequest, PresenceKind};
+    /// let join = HeartbeatRequest::agent("design-review", "bot:summary", "agent-1", "Summarizer", 30_000);
+    /// assert_eq!(join.kind, PresenceKind::Agent);
+    /// ```
+    pub fn agent(
+        room: impl Into<String>,
+        user: impl Into<String>,
+        session: impl Into<String>,
+        name: impl Into<String>,
+        ttl_ms: u64,
+    ) -> Self {
+        let mut request = HeartbeatRequest::new(room, user, session, name);
+        request.kind = PresenceKind::Agent;
+        request.ttl_ms = Some(ttl_ms);
+        request
     }
 
     /// Sets [`HeartbeatRequest::interval_ms`].

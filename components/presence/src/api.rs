@@ -22,7 +22,7 @@
 use crate::ApiError;
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
-use presence_core::wire::{HeartbeatResponse, RoomSnapshot};
+use presence_core::wire::{HeartbeatResponse, PresenceKind, RoomSnapshot};
 use serde_json::Value;
 
 /// Joins `room` as `user` with a new `session`, or keeps that session alive.
@@ -36,6 +36,17 @@ use serde_json::Value;
 /// intervals, 4.5 s) after its last heartbeat (2.5 intervals from 30 s). `state` (omit to keep)
 /// is app-defined JSON up to 4 KiB; `away` marks a hidden tab; `idle_for_ms` an idle one (no
 /// input for that long). A heartbeat that changes nothing notifies nobody.
+///
+/// `kind: "agent"` makes the session an agent's (a separate process, a bot: see
+/// `Presence::join_agent` for code inside the server): with an auth hook, only callers its
+/// `agents` rule allows; it may set `ttl_ms` (1 s … 1 h: how long it lives after each
+/// heartbeat) and is not held to the per-user caps. For example:
+///
+/// ```text
+/// curl -X POST http://127.0.0.1:3000/api/presence/heartbeat -H 'content-type: application/json' \
+///   -d '{"room":"lobby","user":"bot:summary","session":"agent-1","name":"Summarizer",
+///        "kind":"agent","ttl_ms":30000,"state":{"doing":"reading"}}'
+/// ```
 #[server(name = Heartbeat, prefix = "/api/presence", endpoint = "heartbeat", input = Json)]
 pub async fn heartbeat(
     room: String,
@@ -47,6 +58,8 @@ pub async fn heartbeat(
     away: Option<bool>,
     idle_for_ms: Option<u64>,
     session_token: Option<String>,
+    kind: Option<PresenceKind>,
+    ttl_ms: Option<u64>,
 ) -> Result<HeartbeatResponse, ApiError> {
     use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
@@ -55,6 +68,9 @@ pub async fn heartbeat(
     let (user, name) = match crate::ssr::caller()? {
         Some(identity) => {
             crate::ssr::check_room(&identity, &room)?;
+            if kind == Some(PresenceKind::Agent) {
+                crate::ssr::check_agent(&identity, &room)?;
+            }
             (identity.user_id, identity.name.unwrap_or(name))
         }
         None => (user, name),
@@ -64,6 +80,8 @@ pub async fn heartbeat(
     request.state = state;
     request.idle_for_ms = idle_for_ms;
     request.session_token = session_token;
+    request.kind = kind.unwrap_or_default();
+    request.ttl_ms = ttl_ms;
     crate::ssr::respond(presence.heartbeat(&request).await)
 }
 

@@ -83,8 +83,8 @@ pub use error::ApiError;
 pub use face_pile::{FacePile, FacePileLabels, LabelFormat, RoomFacePile};
 pub use presence_core::error::Field;
 pub use presence_core::wire::{
-    HeartbeatResponse, LeaveReason, RoomMessage, RoomSnapshot, SessionPresence, SessionStatus,
-    UserPresence, UserStatus,
+    HeartbeatResponse, LeaveReason, PresenceKind, RoomMessage, RoomSnapshot, SessionPresence,
+    SessionStatus, UserPresence, UserStatus,
 };
 pub use presence_core::{limits, validate, PresenceError, RoomView};
 pub use store::{OtherSession, SessionEntry, UserEntry};

@@ -119,6 +119,11 @@ impl SessionEntry {
     pub fn is_idle(&self) -> bool {
         self.with(|s| s.session.status == presence_core::wire::SessionStatus::Idle)
     }
+
+    /// True if the session is an agent's (server-side code), not a person's tab.
+    pub fn is_agent(&self) -> bool {
+        self.with(|s| s.session.kind == presence_core::wire::PresenceKind::Agent)
+    }
 }
 
 impl PartialEq for SessionEntry {

@@ -1028,6 +1028,59 @@ async fn an_auth_hooks_room_rule_keeps_callers_out_of_other_rooms() {
     assert_eq!(body["code"], "forbidden");
 }
 
+#[tokio::test]
+async fn an_agent_over_http_shows_its_kind_and_ttl_and_the_auth_hook_decides_who_may() {
+    use leptos_presence::ssr::{Identity, PresenceAuth};
+    let auth = PresenceAuth::new(|parts| {
+        let user = parts.headers.get("x-user")?.to_str().ok()?;
+        Some(Identity::new(user))
+    })
+    .agents(|caller, _room| caller.user_id.starts_with("bot:"));
+    let app = Router::new()
+        .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
+        .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
+    let agent = |user: &str| {
+        as_user(
+            user,
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": user, "session": "agent-1", "name": "Summarizer",
+                       "kind": "agent", "ttl_ms": 60_000, "state": {"doing": "reading"}}),
+            ),
+        )
+    };
+    // A person may not claim to be an agent: 403, and nothing joins.
+    let (status, body) = send(&app, agent("ann")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    let (status, joined) = send(&app, agent("bot:summary")).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    let (_, list) = send(&app, list_req(joined["room_token"].as_str().unwrap())).await;
+    assert_eq!(list["users"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["users"][0]["kind"], "agent", "{list}");
+    assert_eq!(list["users"][0]["sessions"][0]["kind"], "agent", "{list}");
+    // Its TTL is its lifetime.
+    let ttl = joined["expires_at"].as_u64().unwrap()
+        - list["users"][0]["sessions"][0]["joined_at"]
+            .as_u64()
+            .unwrap();
+    assert_eq!(ttl, 60_000, "{joined}");
+    // A person's heartbeat with a TTL is a typed 400.
+    let (status, body) = send(
+        &app,
+        as_user(
+            "ann",
+            post_json(
+                "/api/presence/heartbeat",
+                json!({"room": "r1", "user": "ann", "session": "t", "name": "Ann", "ttl_ms": 60_000}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "ttl_ms", "{body}");
+}
+
 // ---- origins ----
 
 fn with_origin(origin: &str, mut request: Request<Body>) -> Request<Body> {

@@ -192,6 +192,8 @@ behaviour!(
     idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing,
     server_side_code_is_told_when_a_room_is_occupied_and_vacated,
     many_users_status_at_once_online_anywhere_or_last_seen,
+    agents_show_their_kind_skip_the_user_caps_and_expire_after_their_ttl,
+    an_agent_handle_keeps_itself_present_and_leaves_when_dropped,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -551,6 +553,14 @@ async fn validation_and_caps_are_typed_errors(kind: Kind) {
                 ..req("r", "u", "s")
             },
             Field::State,
+        ),
+        (
+            // A person's session lives by its interval, never by a TTL.
+            HeartbeatRequest {
+                ttl_ms: Some(60_000),
+                ..req("r", "u", "s")
+            },
+            Field::Ttl,
         ),
     ] {
         match h.presence.heartbeat(&request).await {
@@ -1436,4 +1446,96 @@ async fn many_users_status_at_once_online_anywhere_or_last_seen(kind: Kind) {
         .await
         .unwrap()
         .is_empty());
+}
+
+async fn agents_show_their_kind_skip_the_user_caps_and_expire_after_their_ttl(kind: Kind) {
+    let config = base_config().max_rooms_per_user(1).max_sessions_per_user(1);
+    let Some(h) = open(kind, config).await else {
+        return;
+    };
+    let person = h.join("r1", "bot", "s1").await;
+    // The user's one room and one session are taken; its agent still joins, elsewhere.
+    let agent = crate::wire::HeartbeatRequest::agent("r2", "bot", "a1", "Summarizer", 60_000);
+    let joined = h
+        .presence
+        .heartbeat(&agent)
+        .await
+        .expect("an agent skips the user caps");
+    assert_eq!(joined.expires_at, h.clock.now_ms() + 60_000);
+    assert!(matches!(
+        h.presence.heartbeat(&req("r1", "bot", "s2")).await,
+        Err(PresenceError::TooManySessions { limit: 1 })
+    ));
+    let room = h.snapshot("r2").await;
+    assert_eq!(room.users[0].kind, crate::wire::PresenceKind::Agent);
+    assert_eq!(
+        room.users[0].sessions[0].kind,
+        crate::wire::PresenceKind::Agent
+    );
+    assert_eq!(
+        h.snapshot("r1").await.users[0].kind,
+        crate::wire::PresenceKind::Person
+    );
+    // A session's kind is fixed at its join: a typed error, nothing changes.
+    let before = h.snapshot("r1").await;
+    let mut claim = again(req("r1", "bot", "s1"), &person);
+    claim.kind = crate::wire::PresenceKind::Agent;
+    claim.ttl_ms = Some(3_600_000);
+    assert!(matches!(
+        h.presence.heartbeat(&claim).await,
+        Err(PresenceError::BadRequest { .. })
+    ));
+    assert_eq!(h.snapshot("r1").await, before);
+    // It lives its TTL after its last heartbeat, not a person's expiry.
+    let mut watcher = h.watch(&joined.room_token).await;
+    h.advance(59_000).await;
+    nothing_within(&mut watcher, 100).await;
+    h.advance(1_500).await;
+    match next(&mut watcher).await {
+        RoomMessage::Left { reason, user, .. } => {
+            assert_eq!(reason, LeaveReason::Expired);
+            assert_eq!(user.kind, crate::wire::PresenceKind::Agent);
+            assert!(!user.online);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn an_agent_handle_keeps_itself_present_and_leaves_when_dropped(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let options = AgentOptions::new("r1", "bot:summary", "Summarizer")
+        .ttl_ms(60_000)
+        .state(json!({"doing": "reading"}));
+    let agent = h.presence.join_agent(options).await.unwrap();
+    assert!(agent.session_id().starts_with("agent-"));
+    let room = h.snapshot("r1").await;
+    let user = &room.users[0];
+    assert_eq!(
+        (user.kind, user.online),
+        (crate::wire::PresenceKind::Agent, true)
+    );
+    assert_eq!(user.sessions[0].state, Some(json!({"doing": "reading"})));
+    let mut watcher = h.watch(agent.room_token()).await;
+    agent.set_state(json!({"doing": "writing"})).await.unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Updated { user, .. } => {
+            assert_eq!(user.sessions[0].state, Some(json!({"doing": "writing"})))
+        }
+        other => panic!("{other:?}"),
+    }
+    // A bad state is a typed error and changes nothing.
+    assert!(matches!(
+        agent.set_state(json!({"big": "y".repeat(5000)})).await,
+        Err(PresenceError::InvalidInput {
+            field: Field::State,
+            ..
+        })
+    ));
+    drop(agent);
+    match next(&mut watcher).await {
+        RoomMessage::Left { reason, .. } => assert_eq!(reason, LeaveReason::Disconnected),
+        other => panic!("{other:?}"),
+    }
 }

@@ -18,6 +18,7 @@
 //! # });
 //! ```
 
+mod agent;
 mod client_address;
 mod clock;
 mod config;
@@ -29,6 +30,7 @@ mod store;
 mod subscription;
 mod token;
 
+pub use agent::{Agent, AgentOptions};
 pub use client_address::{client_address, limit_key};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, PresenceConfig, RateLimit};

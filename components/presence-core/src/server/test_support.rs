@@ -8,15 +8,5 @@ pub(crate) const T0: u64 = 1_700_000_000_000;
 /// A first heartbeat: no token, a 20.5 s interval (so a 25 s timeout, which the tests'
 /// arithmetic assumes: 20.5 s + the 4.5 s slack), name "Name {user}".
 pub(crate) fn req(room: &str, user: &str, session: &str) -> HeartbeatRequest {
-    HeartbeatRequest {
-        room: room.into(),
-        user: user.into(),
-        session: session.into(),
-        name: format!("Name {user}"),
-        interval_ms: Some(20_500),
-        state: None,
-        away: false,
-        idle_for_ms: None,
-        session_token: None,
-    }
+    HeartbeatRequest::new(room, user, session, format!("Name {user}")).interval_ms(20_500)
 }

@@ -1,6 +1,6 @@
 //! Every word `<FacePile/>` shows or says, replaceable for apps in other languages.
 
-use presence_core::wire::UserPresence;
+use presence_core::wire::{PresenceKind, UserPresence};
 use std::sync::Arc;
 
 /// A text made from a number (a count, or milliseconds since a user was last seen).
@@ -31,6 +31,9 @@ pub struct FacePileLabels {
     pub list: String,
     /// Put after this browser's own user's name. Default " (you)".
     pub you: String,
+    /// Put after an agent's name (server-side code: a bot, an AI agent, a job). Default
+    /// " (agent)".
+    pub agent: String,
     /// Status words in a face's accessible name. Default "online", "away", "offline" (and
     /// [`FacePileLabels::idle`]).
     pub online: String,
@@ -71,6 +74,7 @@ impl Default for FacePileLabels {
         FacePileLabels {
             list: "People in this room".into(),
             you: " (you)".into(),
+            agent: " (agent)".into(),
             online: "online".into(),
             away: "away".into(),
             offline: "offline".into(),
@@ -108,6 +112,22 @@ impl FacePileLabels {
     pub fn you(mut self, text: impl Into<String>) -> Self {
         self.you = text.into();
         self
+    }
+    /// Sets [`FacePileLabels::agent`].
+    pub fn agent(mut self, text: impl Into<String>) -> Self {
+        self.agent = text.into();
+        self
+    }
+    /// What follows a user's name: [`FacePileLabels::agent`] for an agent, then
+    /// [`FacePileLabels::you`] for this browser's own user.
+    pub(crate) fn after_name(&self, user: &UserPresence, is_self: bool) -> String {
+        let agent = if user.kind == PresenceKind::Agent {
+            self.agent.as_str()
+        } else {
+            ""
+        };
+        let you = if is_self { self.you.as_str() } else { "" };
+        format!("{agent}{you}")
     }
     /// Sets the status words [`FacePileLabels::online`], `away` and `offline`.
     pub fn statuses(

@@ -9,7 +9,7 @@ pub use labels::{FacePileLabels, LabelFormat};
 use crate::store::UserEntry;
 use crate::use_presence::{use_presence, UsePresenceReturn};
 use leptos::prelude::*;
-use presence_core::wire::UserPresence;
+use presence_core::wire::{PresenceKind, UserPresence};
 use std::sync::Arc;
 
 /// Faces of the people in a room: online first (in join order), then offline ones dimmed with
@@ -17,8 +17,9 @@ use std::sync::Arc;
 /// `max_visible` faces a "+N" button opens the full list.
 ///
 /// Accessible as a labelled `role="list"` of `listitem`s whose names say who and in what state.
-/// Every face carries `data-presence-user` (user id) and `data-presence-status`
-/// (`online` / `idle` / `away` / `offline`) for styling and tests.
+/// Every face carries `data-presence-user` (user id), `data-presence-status`
+/// (`online` / `idle` / `away` / `offline`) and `data-presence-kind` (`person` / `agent`, and
+/// class `lp-face--agent`: a rounded square) for styling and tests.
 #[component]
 pub fn FacePile(
     /// The room to show: what [`use_presence`] returned.
@@ -262,18 +263,23 @@ fn Face(
     let is_self2 = is_self.clone();
     let is_self3 = is_self.clone();
     let described_by = tip_id.clone();
-    let (name_labels, you) = (labels.clone(), labels.you.clone());
+    let (name_labels, tip_labels) = (labels.clone(), labels.clone());
     view! {
         <li
             class="lp-face"
             class:lp-face--self=is_self
+            class:lp-face--agent=move || user.with(|u| u.kind == PresenceKind::Agent)
             role="listitem"
             tabindex="0"
             data-presence-user=user_id
             data-presence-status=move || user.with(|u| u.status_label())
+            data-presence-kind=move || user.with(|u| u.kind.label())
             aria-label=move || {
-                let you = if is_self2() { name_labels.you.as_str() } else { "" };
-                user.with(|u| format!("{}{you}, {}", u.name, name_labels.status(u, now.get())))
+                let is_self = is_self2();
+                user.with(|u| {
+                    let after = name_labels.after_name(u, is_self);
+                    format!("{}{after}, {}", u.name, name_labels.status(u, now.get()))
+                })
             }
             aria-describedby=described_by
         >
@@ -281,7 +287,10 @@ fn Face(
             <span class="lp-face__tooltip" role="tooltip" id=tip_id>
                 <span class="lp-face__tooltip-name">
                     {move || user.with(|u| u.name.clone())}
-                    {move || if is_self3() { you.clone() } else { String::new() }}
+                    {move || {
+                        let is_self = is_self3();
+                        user.with(|u| tip_labels.after_name(u, is_self))
+                    }}
                 </span>
                 <span class="lp-face__tooltip-status">
                     {move || user.with(|u| labels.tooltip(u, now.get()))}
@@ -306,19 +315,24 @@ fn Row(
         let user_id = user_id.clone();
         move || self_id.with(|me| me.as_deref() == Some(user_id.as_str()))
     };
-    let you = labels.you.clone();
+    let name_labels = labels.clone();
     view! {
         <li
             class="lp-facepile__row"
+            class:lp-face--agent=move || user.with(|u| u.kind == PresenceKind::Agent)
             role="listitem"
             data-presence-user=user_id
             data-presence-status=move || user.with(|u| u.status_label())
+            data-presence-kind=move || user.with(|u| u.kind.label())
         >
             <Avatar user=user avatar_url=avatar_url/>
             <span class="lp-facepile__row-text">
                 <span>
                     {move || user.with(|u| u.name.clone())}
-                    {move || if is_self() { you.clone() } else { String::new() }}
+                    {move || {
+                        let is_self = is_self();
+                        user.with(|u| name_labels.after_name(u, is_self))
+                    }}
                 </span>
                 <span class="lp-facepile__row-status">
                     {move || user.with(|u| labels.tooltip(u, now.get()))}
@@ -449,6 +463,39 @@ mod tests {
         .to_html();
         assert_eq!(html.matches("<style").count(), 1, "{html}");
         assert_eq!(html.matches("class=\"lp-facepile\"").count(), 2, "{html}");
+    }
+
+    #[test]
+    fn an_agent_is_marked_by_kind_class_and_name() {
+        use crate::store::PresenceStore;
+        use presence_core::wire::RoomSnapshot;
+        let owner = Owner::new();
+        owner.set();
+        let mut bot = user(true, false, None);
+        bot.user_id = "bot".into();
+        bot.name = "Summarizer".into();
+        bot.kind = PresenceKind::Agent;
+        let mut ada = user(true, false, None);
+        ada.user_id = "ada".into();
+        ada.name = "Ada".into();
+        let store = PresenceStore::new(Some(RoomSnapshot::new("r", 2, vec![bot, ada])));
+        let presence = crate::use_presence::test_return(store, 0);
+        let html = view! { <FacePile presence=presence/> }.to_html();
+        assert!(html.contains(r#"data-presence-kind="agent""#), "{html}");
+        assert!(html.contains(r#"data-presence-kind="person""#), "{html}");
+        assert!(html.contains("lp-face--agent"), "{html}");
+        assert!(
+            html.contains(r#"aria-label="Summarizer (agent), online""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"aria-label="Ada, online""#), "{html}");
+        // Each user is drawn as often (face, and row of the full list): the agent is marked in
+        // each, the person in none.
+        assert_eq!(
+            html.matches(r#"data-presence-kind="agent""#).count(),
+            html.matches(r#"data-presence-kind="person""#).count(),
+            "{html}"
+        );
     }
 
     #[test]

@@ -64,6 +64,7 @@ impl Identity {
 pub struct PresenceAuth {
     identify: Arc<IdentifyFn>,
     rooms: Option<Arc<RoomRuleFn>>,
+    agents: Option<Arc<RoomRuleFn>>,
 }
 
 /// The app's function from a request to its caller.
@@ -77,6 +78,7 @@ impl PresenceAuth {
         PresenceAuth {
             identify: Arc::new(hook),
             rooms: None,
+            agents: None,
         }
     }
 
@@ -92,6 +94,29 @@ impl PresenceAuth {
     pub fn rooms(mut self, rule: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static) -> Self {
         self.rooms = Some(Arc::new(rule));
         self
+    }
+
+    /// Which callers may be present as agents (heartbeats with `"kind": "agent"`: a separate
+    /// process, a bot), in which rooms. Default: none; a refused heartbeat is `403 forbidden`.
+    /// Agents are not held to the per-user caps, so grant this to your own services only.
+    /// (Without a hook, in open mode, anyone may: as anyone may claim any user id.)
+    ///
+    /// ```
+    /// # use leptos_presence::ssr::{Identity, PresenceAuth};
+    /// let auth = PresenceAuth::new(|_parts| None)
+    ///     .agents(|caller: &Identity, _room: &str| caller.user_id.starts_with("bot:"));
+    /// ```
+    pub fn agents(
+        mut self,
+        rule: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.agents = Some(Arc::new(rule));
+        self
+    }
+
+    /// True if `caller` may be present as an agent in `room`.
+    pub fn may_be_agent(&self, caller: &Identity, room: &str) -> bool {
+        self.agents.as_ref().is_some_and(|rule| rule(caller, room))
     }
 
     /// Runs the hook.
@@ -143,20 +168,35 @@ pub(crate) fn may_read_room(parts: &Parts, room: &str) -> bool {
     }
 }
 
+/// Refuses an agent's heartbeat from a caller the hook's `agents` rule does not allow.
+pub(crate) fn check_agent(caller: &Identity, room: &str) -> Result<(), ApiError> {
+    check(
+        |auth| auth.may_be_agent(caller, room),
+        || format!("you may not be present as an agent in room {room}"),
+    )
+}
+
 /// Refuses a heartbeat into a room the hook's rule keeps `caller` out of.
 pub(crate) fn check_room(caller: &Identity, room: &str) -> Result<(), ApiError> {
+    check(
+        |auth| auth.may_enter(caller, room),
+        || format!("you may not enter room {room}"),
+    )
+}
+
+/// `Forbidden` (with the reason `refusal` gives) unless the mounted hook's `rule` allows the
+/// request (no hook: allowed).
+fn check(
+    rule: impl FnOnce(&PresenceAuth) -> bool,
+    refusal: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
     let allowed = leptos::prelude::with_context::<Parts, _>(|parts| {
-        parts
-            .extensions
-            .get::<PresenceAuth>()
-            .is_none_or(|auth| auth.may_enter(caller, room))
+        parts.extensions.get::<PresenceAuth>().is_none_or(rule)
     })
     .unwrap_or(true);
     if allowed {
         Ok(())
     } else {
-        Err(super::fail(PresenceError::Forbidden {
-            reason: format!("you may not enter room {room}"),
-        }))
+        Err(super::fail(PresenceError::Forbidden { reason: refusal() }))
     }
 }

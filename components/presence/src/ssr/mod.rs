@@ -7,13 +7,13 @@ mod mount;
 mod sockets;
 mod subscribe;
 
-pub(crate) use auth::{caller, check_room, may_read_room};
+pub(crate) use auth::{caller, check_agent, check_room, may_read_room};
 pub use auth::{Identity, PresenceAuth};
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use presence_core::server::{
-    Changes, Clock, ConfigError, ManualClock, MemoryPresence, Occupancy, Presence, PresenceConfig,
-    RateLimit, RoomChange, SystemClock,
+    Agent, AgentOptions, Changes, Clock, ConfigError, ManualClock, MemoryPresence, Occupancy,
+    Presence, PresenceConfig, RateLimit, RoomChange, SystemClock,
 };
 
 use crate::ApiError;

@@ -5,7 +5,7 @@
 //! subscriptions, rates) is each store's own; it is not part of the facts.
 
 use crate::room_view::room_order;
-use crate::wire::{RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
+use crate::wire::{PresenceKind, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,6 +18,8 @@ pub(crate) struct SessionFacts {
     pub name: String,
     #[serde(rename = "a", default, skip_serializing_if = "std::ops::Not::not")]
     pub away: bool,
+    #[serde(rename = "k", default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
     /// While idle: since when (its last input).
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<u64>,
@@ -35,6 +37,9 @@ pub(crate) struct SessionFacts {
 pub(crate) struct UserFacts {
     #[serde(rename = "n")]
     pub name: String,
+    /// The kind of the user's latest session.
+    #[serde(rename = "k", default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
     #[serde(rename = "o")]
     pub online_since: u64,
     /// `None` while online.
@@ -53,6 +58,7 @@ impl UserFacts {
     pub fn unlisted() -> Self {
         UserFacts {
             name: String::new(),
+            kind: PresenceKind::Person,
             online_since: 0,
             last_seen: None,
             last_active: 0,
@@ -79,6 +85,7 @@ impl UserFacts {
         UserPresence {
             user_id: user_id.to_string(),
             name: self.name.clone(),
+            kind: self.kind,
             online: !sessions.is_empty(),
             away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
             idle: crate::wire::user_idle(&sessions),
@@ -101,6 +108,7 @@ impl SessionFacts {
             } else {
                 SessionStatus::Active
             },
+            kind: self.kind,
             idle_since: self.idle_since.filter(|_| !self.away),
             state: self.state.as_deref().cloned(),
             joined_at: self.joined_at,

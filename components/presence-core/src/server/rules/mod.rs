@@ -19,7 +19,7 @@ use crate::server::config::PresenceConfig;
 use crate::server::subscription::Occupancy;
 use crate::server::token::SessionToken;
 use crate::validate;
-use crate::wire::{HeartbeatRequest, LeaveReason, RoomMessage, UserStatus};
+use crate::wire::{HeartbeatRequest, LeaveReason, PresenceKind, RoomMessage, UserStatus};
 use serde_json::Value;
 
 /// What a user already holds, for the caps on a new session.
@@ -33,20 +33,23 @@ pub(crate) struct Holdings {
     pub sessions: usize,
 }
 
-/// Whether a new session fits under the caps: rooms per user, sessions per user, sessions per
-/// room (checked in that order).
+/// Whether a new session of `kind` fits under the caps: rooms per user, sessions per user,
+/// sessions per room (checked in that order). An agent's is not held to the per-user caps
+/// (server-side code decides how many it runs), only to the room's.
 pub(crate) fn check_join(
     config: &PresenceConfig,
     room: &str,
     room_sessions: usize,
     held: Holdings,
+    kind: PresenceKind,
 ) -> Result<(), PresenceError> {
-    if !held.here && held.rooms >= config.max_rooms_per_user {
+    let per_user = kind != PresenceKind::Agent;
+    if per_user && !held.here && held.rooms >= config.max_rooms_per_user {
         return Err(PresenceError::TooManyRooms {
             limit: config.max_rooms_per_user,
         });
     }
-    if held.sessions >= config.max_sessions_per_user {
+    if per_user && held.sessions >= config.max_sessions_per_user {
         return Err(PresenceError::TooManySessions {
             limit: config.max_sessions_per_user,
         });
@@ -81,6 +84,7 @@ pub(crate) fn new_session(req: &HeartbeatRequest, name: &str, now: u64, seq: u64
         id: req.session.clone(),
         name: name.to_string(),
         away: req.away,
+        kind: req.kind,
         idle_since: idle_since(req, now),
         state: req.state.clone().and_then(non_null).map(Box::new),
         joined_at: now,
@@ -98,6 +102,7 @@ pub(crate) fn join(user: &mut UserFacts, session: SessionFacts, now: u64) -> boo
         user.last_seen = None;
     }
     user.name = session.name.clone();
+    user.kind = session.kind;
     user.last_active = user.last_active.max(now);
     user.sessions.push(session);
     came_online
@@ -125,7 +130,8 @@ fn idle_since(req: &HeartbeatRequest, now: u64) -> Option<u64> {
     req.idle_for_ms.map(|ms| now.saturating_sub(ms))
 }
 
-/// What a heartbeat (at `now`) of a live session changes. A new name or state is validated; an
+/// What a heartbeat (at `now`) of a live session changes (refused if it claims another kind
+/// than the session joined as). A new name or state is validated; an
 /// unchanged one is not looked at again. `state: None` keeps the state, JSON `null` clears it.
 /// Idle or not is a change only when it flips: an idle tab's heartbeats change nothing more.
 pub(crate) fn heartbeat_change(
@@ -133,6 +139,15 @@ pub(crate) fn heartbeat_change(
     req: &HeartbeatRequest,
     now: u64,
 ) -> Result<Change, PresenceError> {
+    if req.kind != current.kind {
+        return Err(PresenceError::BadRequest {
+            message: format!(
+                "session {} joined as {}; a session's kind is fixed at its join",
+                current.id,
+                current.kind.label()
+            ),
+        });
+    }
     // Names are stored trimmed (see `validate`): compare the trimmed form.
     let name = validate::name_as_stored(&req.name);
     let mut change = Change::default();
@@ -277,6 +292,7 @@ pub(crate) fn earlier_grace(current: Option<u64>, until: u64) -> u64 {
 /// socket's) set at `grace_set_at`: yes unless the grace was set after it (a goodbye that
 /// overtook a heartbeat still being decided, or a heartbeat answered from memory and written
 /// later). In the same millisecond the heartbeat wins, as it does when handled after it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn takes_back_grace(grace_set_at: Option<u64>, heartbeat_at: u64) -> bool {
     grace_set_at.is_none_or(|set| set <= heartbeat_at)
 }

@@ -94,26 +94,36 @@ fn caps_are_checked_rooms_then_sessions_then_room_size_and_zero_allows_none() {
         here,
         sessions,
     };
-    assert!(check_join(&config, "r", 3, held(1, true, 2)).is_ok());
+    assert!(check_join(&config, "r", 3, held(1, true, 2), P).is_ok());
     assert!(matches!(
-        check_join(&config, "r", 4, held(2, false, 3)),
+        check_join(&config, "r", 4, held(2, false, 3), P),
         Err(PresenceError::TooManyRooms { limit: 2 })
     ));
     // Already in this room: another tab there is not another room.
     assert!(matches!(
-        check_join(&config, "r", 4, held(2, true, 3)),
+        check_join(&config, "r", 4, held(2, true, 3), P),
         Err(PresenceError::TooManySessions { limit: 3 })
     ));
     assert!(matches!(
-        check_join(&config, "r", 4, held(2, true, 2)),
+        check_join(&config, "r", 4, held(2, true, 2), P),
         Err(PresenceError::RoomFull { limit: 4, .. })
     ));
     let none = PresenceConfig::default().max_rooms_per_user(0);
     assert!(matches!(
-        check_join(&none, "r", 0, Holdings::default()),
+        check_join(&none, "r", 0, Holdings::default(), P),
         Err(PresenceError::TooManyRooms { limit: 0 })
     ));
+    // An agent is held to the room's cap only.
+    let agent = PresenceKind::Agent;
+    assert!(check_join(&config, "r", 3, held(9, false, 9), agent).is_ok());
+    assert!(check_join(&none, "r", 0, Holdings::default(), agent).is_ok());
+    assert!(matches!(
+        check_join(&config, "r", 4, held(0, false, 0), agent),
+        Err(PresenceError::RoomFull { limit: 4, .. })
+    ));
 }
+
+const P: PresenceKind = PresenceKind::Person;
 
 #[test]
 fn a_proposed_token_is_adopted_only_if_random_looking_and_free() {

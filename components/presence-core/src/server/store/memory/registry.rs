@@ -4,7 +4,7 @@
 use super::deadlines::{DeadlineQueue, Owner};
 use super::room::{Map, Room, Session, User};
 use crate::error::{Field, PresenceError};
-use crate::limits::{clamp_interval, expiry_after};
+use crate::limits::{clamp_interval, lifetime_ms};
 use crate::server::config::PresenceConfig;
 use crate::server::rate::Bucket;
 use crate::server::rules::{self, Change, Event, Holdings, SessionFacts, UserFacts};
@@ -86,8 +86,9 @@ impl Registry {
         req: &HeartbeatRequest,
         now: u64,
     ) -> Result<HeartbeatOutcome, PresenceError> {
+        validate::ttl(req.kind, req.ttl_ms)?;
         let interval_ms = clamp_interval(req.interval_ms);
-        let expires_at = now + expiry_after(interval_ms);
+        let expires_at = now + lifetime_ms(interval_ms, req.ttl_ms);
 
         let Some(room) = self.rooms.get_mut(req.room.as_str()) else {
             return self.join(req, interval_ms, expires_at, now);
@@ -189,6 +190,7 @@ impl Registry {
             &req.room,
             room_sessions,
             self.holdings(&req.room, &req.user),
+            req.kind,
         )?;
         let room_id: Arc<str> = self
             .rooms

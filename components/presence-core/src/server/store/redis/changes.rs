@@ -177,6 +177,7 @@ impl RedisPresence {
             &request.room,
             loaded.sessions,
             loaded.holdings(&request.room),
+            request.kind,
         )?;
         let token = rules::session_token(proposed, |_| loaded.token_taken).to_hex();
         let mut w = Writer::new(self, keys, loaded);

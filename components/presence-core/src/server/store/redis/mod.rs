@@ -21,7 +21,7 @@ mod turns;
 
 use super::Answer;
 use crate::error::{Field, PresenceError};
-use crate::limits::{clamp_interval, expiry_after};
+use crate::limits::{clamp_interval, lifetime_ms};
 use crate::server::clock::{sleep_or_wake, Clock, SystemClock};
 use crate::server::config::PresenceConfig;
 use crate::server::rate::KeyedLimiter;
@@ -31,7 +31,7 @@ use crate::server::subscription::{
 };
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, PresenceKind, RoomMessage, RoomSnapshot};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -335,9 +335,10 @@ impl RedisPresence {
             validate::state(state)?;
         }
         self.check_session_rate(hex.as_deref().unwrap_or(&request.session))?;
+        validate::ttl(request.kind, request.ttl_ms)?;
         let interval_ms = clamp_interval(request.interval_ms);
         let now = self.now_ms();
-        let expires_at = now + expiry_after(interval_ms);
+        let expires_at = now + lifetime_ms(interval_ms, request.ttl_ms);
         let response = |session_token: String, joined: bool| HeartbeatResponse {
             user_id: request.user.clone(),
             session_token,
@@ -348,7 +349,8 @@ impl RedisPresence {
         };
         // What was forgotten before this heartbeat asked: a leave meanwhile wins.
         let generation = self.inner.remembered.generation();
-        if let (Some(token), None) = (&hex, &request.state) {
+        // (An agent's heartbeats take the full path: they are few, and its kind is checked there.)
+        if let (Some(token), None, PresenceKind::Person) = (&hex, &request.state, request.kind) {
             let touch = self.touch_for(request, token, name, now, expires_at);
             if self.touch(request, touch, generation).await? {
                 return Ok(response(token.clone(), false));

@@ -152,6 +152,8 @@ fn run(ops: Vec<Op>) {
                     away: false,
                     idle_for_ms: None,
                     session_token: None,
+                    kind: Default::default(),
+                    ttl_ms: None,
                 };
                 let result = reg.heartbeat(&request, now);
                 match model.live.entry(key) {
@@ -193,6 +195,8 @@ fn run(ops: Vec<Op>) {
                     away,
                     idle_for_ms: None,
                     session_token: Some(token.to_hex()),
+                    kind: Default::default(),
+                    ttl_ms: None,
                 };
                 let result = reg.heartbeat(&request, now);
                 if genuine {
@@ -299,7 +303,7 @@ proptest! {
         let mut reg = Registry::new(PresenceConfig::default(), RoomTokenKey::new(b"k"));
         let request = HeartbeatRequest {
             room, user, session, name, interval_ms: interval, state: None, away: false,
-            idle_for_ms: None, session_token: token,
+            idle_for_ms: None, session_token: token, kind: Default::default(), ttl_ms: None,
         };
         match reg.heartbeat(&request, 1_700_000_000_000) {
             Ok(outcome) => prop_assert!(outcome.joined),
@@ -326,6 +330,8 @@ fn a_clock_jump_like_a_laptop_waking_expires_everyone_once_and_only_once() {
                 away: false,
                 idle_for_ms: None,
                 session_token: None,
+                kind: Default::default(),
+                ttl_ms: None,
             },
             t0,
         )
