@@ -3,8 +3,9 @@
 //! result or the same error) and list every room identically; at the end each room's
 //! subscription must have carried the same messages in both. Sequences mix joins (several in one
 //! millisecond), heartbeats that change name, state, away or idle, updates, disconnects,
-//! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), expiries, per-user
-//! and per-room caps, and offline users capped with ties on `last_seen`. Both stores must also
+//! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), expiries, agents
+//! (with and without a TTL, exempt from the per-user caps; a session claiming the other kind),
+//! per-user and per-room caps, and offline users capped with ties on `last_seen`. Both stores must also
 //! agree on every user's status across rooms (`users_status`) after each step, and on which
 //! changes occupied or vacated a room (`changes()`).
 //!
@@ -93,6 +94,16 @@ impl Pair {
                     _ => None,
                 };
                 req.state = rng.pick(&state).clone();
+                // Now and then an agent's (with its TTL, or without), or a person's with a TTL
+                // (refused alike); a session heartbeating as the other kind is refused alike.
+                match rng.below(8) {
+                    0 | 1 => {
+                        req.kind = crate::wire::PresenceKind::Agent;
+                        req.ttl_ms = *rng.pick(&[None, Some(3_000), Some(60_000)]);
+                    }
+                    2 if rng.below(4) == 0 => req.ttl_ms = Some(60_000),
+                    _ => {}
+                }
                 // The token held, or a proposal: random, or now and then a made-up one that
                 // must not be adopted (then each store makes its own and the two differ).
                 req.session_token = Some(match self.tokens.get(&(room, session)) {

@@ -201,7 +201,7 @@ impl RedisPresence {
             ("name", name),
             (
                 "away",
-                keys::status_mark(request.away, request.idle_for_ms.is_some()),
+                keys::status_mark(request.away, request.idle_for_ms.is_some(), request.kind),
             ),
             ("exp", &expires_at.to_string()),
             ("hb", &now.to_string()),
@@ -319,7 +319,7 @@ impl RedisPresence {
             w.t.hset(
                 sk,
                 "away",
-                keys::status_mark(s.away, s.idle_since.is_some()),
+                keys::status_mark(s.away, s.idle_since.is_some(), s.kind),
             );
         }
         w.put_user(user_id, user);

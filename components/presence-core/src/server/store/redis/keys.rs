@@ -18,6 +18,8 @@
 //! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest on
 //! `<prefix>:wake`; a session token that got a grace on `<prefix>:forget`.
 
+use crate::wire::PresenceKind;
+
 /// The keys of one room.
 pub(super) struct RoomKeys {
     base: String,
@@ -102,12 +104,16 @@ pub(super) fn forget(prefix: &str) -> String {
 }
 
 /// What a session hash's `away` field holds, for the fast path to compare: `0` active, `1` away
-/// (hidden), `2` idle.
-pub(super) fn status_mark(away: bool, idle: bool) -> &'static str {
-    match (away, idle) {
-        (true, _) => "1",
-        (false, true) => "2",
-        (false, false) => "0",
+/// (hidden), `2` idle; an agent's with an `a` before it (so that a heartbeat claiming the other
+/// kind does not match, and takes the full path, where the rules refuse it).
+pub(super) fn status_mark(away: bool, idle: bool, kind: PresenceKind) -> &'static str {
+    match (kind, away, idle) {
+        (PresenceKind::Agent, true, _) => "a1",
+        (PresenceKind::Agent, false, true) => "a2",
+        (PresenceKind::Agent, false, false) => "a0",
+        (_, true, _) => "1",
+        (_, false, true) => "2",
+        (_, false, false) => "0",
     }
 }
 

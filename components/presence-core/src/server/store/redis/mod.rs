@@ -31,7 +31,7 @@ use crate::server::subscription::{
 };
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
-use crate::wire::{HeartbeatRequest, HeartbeatResponse, PresenceKind, RoomMessage, RoomSnapshot};
+use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -310,7 +310,7 @@ impl RedisPresence {
             token: token.to_string(),
             user: request.user.clone(),
             name: name.to_string(),
-            mark: keys::status_mark(request.away, request.idle_for_ms.is_some()),
+            mark: keys::status_mark(request.away, request.idle_for_ms.is_some(), request.kind),
             now,
             expires_at,
         }
@@ -349,8 +349,7 @@ impl RedisPresence {
         };
         // What was forgotten before this heartbeat asked: a leave meanwhile wins.
         let generation = self.inner.remembered.generation();
-        // (An agent's heartbeats take the full path: they are few, and its kind is checked there.)
-        if let (Some(token), None, PresenceKind::Person) = (&hex, &request.state, request.kind) {
+        if let (Some(token), None) = (&hex, &request.state) {
             let touch = self.touch_for(request, token, name, now, expires_at);
             if self.touch(request, touch, generation).await? {
                 return Ok(response(token.clone(), false));

@@ -151,6 +151,7 @@ impl RedisPresence {
             .interval_ms(REASSERT_INTERVAL_MS)
             .session_token(token.clone());
         request.state = found.state;
+        request.kind = found.kind;
         if self.heartbeat(&request).await.is_ok() && !self.inner.held.contains(&token) {
             // Its socket closed while it was being made again (the release found nothing to
             // release in the empty Redis): end it now rather than leave a ghost.

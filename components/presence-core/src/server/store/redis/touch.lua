@@ -4,7 +4,8 @@
 --
 --   KEYS[i]  the i-th session's hash (R:s:<sid>, see keys.rs)
 --   ARGV     6 per session, in KEYS' order: the session token the client sent, the user id,
---            the name as stored, away (0/1), now (ms), and the new deadline (ms)
+--            the name as stored, the status mark (keys::status_mark: active, away or
+--            idle, and the kind), now (ms), and the new deadline (ms)
 --
 -- Returns one integer per session: 1 when it was extended; 0 when this is not a no-change
 -- heartbeat of a live session whose deadline moves later (no such session, another token or
