@@ -333,6 +333,13 @@ pub struct HeartbeatRequest {
     /// ignored. Over HTTP, with an auth hook, only callers its `agents` rule allows may be agents.
     #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
     pub kind: PresenceKind,
+    /// True while the session is invisible ("appear offline"): it lives, keeps its tokens and
+    /// may watch the room, but is in no list, count, diff or status anyone is shown. Turning it
+    /// on is, to others, a leave (`left`, `disconnected`); turning it off, a join (one
+    /// `joined`). Over HTTP only callers the app allows may set it (see
+    /// `PresenceAuth::invisible` and `PresenceConfig::allow_invisible`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invisible: bool,
     /// Agents only: how long the session lives after this heartbeat without another, in ms
     /// (clamped to 1 s … 1 h). `None`: as a person's, from the interval. A person's heartbeat
     /// that sets it is refused.
@@ -360,6 +367,7 @@ impl HeartbeatRequest {
             idle_for_ms: None,
             session_token: None,
             kind: PresenceKind::Person,
+            invisible: false,
             ttl_ms: None,
         }
     }
@@ -406,6 +414,12 @@ impl HeartbeatRequest {
     /// Sets [`HeartbeatRequest::idle_for_ms`].
     pub fn idle_for_ms(mut self, ms: Option<u64>) -> Self {
         self.idle_for_ms = ms;
+        self
+    }
+
+    /// Sets [`HeartbeatRequest::invisible`].
+    pub fn invisible(mut self, invisible: bool) -> Self {
+        self.invisible = invisible;
         self
     }
 

@@ -194,6 +194,8 @@ behaviour!(
     many_users_status_at_once_online_anywhere_or_last_seen,
     agents_show_their_kind_skip_the_user_caps_and_expire_after_their_ttl,
     an_agent_handle_keeps_itself_present_and_leaves_when_dropped,
+    an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined,
+    an_offline_user_present_invisibly_still_looks_offline_and_its_retention_resumes,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1537,5 +1539,201 @@ async fn an_agent_handle_keeps_itself_present_and_leaves_when_dropped(kind: Kind
     match next(&mut watcher).await {
         RoomMessage::Left { reason, .. } => assert_eq!(reason, LeaveReason::Disconnected),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Every read path others have, for one user: (listed in the room, online there, rooms
+/// `list_user` gives, `users_status` online and last seen).
+async fn seen_of(
+    h: &Harness,
+    room: &str,
+    user: &str,
+) -> (bool, bool, Vec<String>, bool, Option<u64>) {
+    let snapshot = h.snapshot(room).await;
+    let listed = snapshot.users.iter().find(|u| u.user_id == user);
+    let status = &h.presence.users_status([user]).await.unwrap()[0];
+    (
+        listed.is_some(),
+        listed.is_some_and(|u| u.online),
+        h.presence.list_user(user).await.unwrap(),
+        status.online,
+        status.last_seen,
+    )
+}
+
+/// The next change server-side code sees, if one comes within `ms`.
+async fn change_within(changes: &mut Changes, ms: u64) -> Option<RoomChange> {
+    tokio::time::timeout(Duration::from_millis(ms), changes.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    let ann = h.join("r1", "ann", "s1").await;
+    let mut watcher = h.watch(&ann.room_token).await;
+    let mut changes = h.presence.changes();
+    // Eve joins invisibly, in r1 and in r2 (a room with nobody else).
+    let eve_req = req("r1", "eve", "e1").invisible(true);
+    let eve = h.presence.heartbeat(&eve_req).await.unwrap();
+    assert!(eve.joined);
+    let eve2 = h
+        .presence
+        .heartbeat(&req("r2", "eve", "e2").invisible(true))
+        .await
+        .unwrap();
+    // She changes her state and goes away: still nobody is told anything.
+    h.presence
+        .heartbeat(
+            &again(eve_req.clone(), &eve)
+                .state(json!({"x": 1}))
+                .away(true),
+        )
+        .await
+        .unwrap();
+    h.presence
+        .update_state(&eve.session_token, json!({"x": 2}))
+        .await
+        .unwrap();
+    nothing_within(&mut watcher, 300).await;
+    assert!(
+        change_within(&mut changes, 100).await.is_none(),
+        "changes() and occupancy"
+    );
+    assert_eq!(
+        seen_of(&h, "r1", "eve").await,
+        (false, false, vec![], false, None)
+    );
+    assert!(h.snapshot("r2").await.users.is_empty());
+    if let Some(paint) = h.presence.list_room_now("r1") {
+        assert!(paint.users.iter().all(|u| u.user_id != "eve"), "SSR paint");
+    }
+    // She watches: her subscription (holding her session) sees Ann, not herself.
+    let mut hers = h
+        .presence
+        .subscribe(&eve.room_token, Some(&eve.session_token))
+        .await
+        .unwrap();
+    match next(&mut hers).await {
+        RoomMessage::Snapshot(s) => assert_eq!(users(&s), [("ann".to_string(), true)]),
+        other => panic!("{other:?}"),
+    }
+    // Showing herself: one joined, with her state, and she is in every read path.
+    let shown = again(eve_req.clone(), &eve).invisible(false);
+    h.presence.heartbeat(&shown).await.unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Joined {
+            user, session_id, ..
+        } => {
+            assert_eq!((user.user_id.as_str(), session_id.as_str()), ("eve", "e1"));
+            assert!(user.online);
+            assert_eq!(user.sessions.len(), 1);
+            assert_eq!(user.sessions[0].state, Some(json!({"x": 2})));
+        }
+        other => panic!("{other:?}"),
+    }
+    nothing_within(&mut watcher, 200).await;
+    let change = change_within(&mut changes, 2_000).await.expect("a change");
+    assert_eq!(
+        (kind_of(change.message.message()), change.occupancy),
+        ("joined", None)
+    );
+    assert_eq!(
+        seen_of(&h, "r1", "eve").await,
+        (true, true, vec!["r1".to_string()], true, None)
+    );
+    // Invisible again: to others she leaves (disconnected), last seen now.
+    h.advance(1_000).await;
+    h.presence
+        .heartbeat(&shown.clone().invisible(true))
+        .await
+        .unwrap();
+    let hid_at = h.clock.now_ms();
+    match next(&mut watcher).await {
+        RoomMessage::Left { user, reason, .. } => {
+            assert_eq!(reason, LeaveReason::Disconnected);
+            assert!(!user.online);
+            assert_eq!(user.last_seen, Some(hid_at));
+            assert!(user.sessions.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        seen_of(&h, "r1", "eve").await,
+        (true, false, vec![], false, Some(hid_at))
+    );
+    // Her invisible sessions end: nobody is told; r1 still lists her offline as last seen, r2
+    // never listed her.
+    drop(hers);
+    h.presence.disconnect(&eve.session_token).await.unwrap();
+    h.presence.disconnect(&eve2.session_token).await.unwrap();
+    nothing_within(&mut watcher, 300).await;
+    let _ = change_within(&mut changes, 100).await; // (r1's left above)
+    assert!(change_within(&mut changes, 100).await.is_none());
+    assert_eq!(
+        seen_of(&h, "r1", "eve").await,
+        (true, false, vec![], false, Some(hid_at))
+    );
+    assert!(h.snapshot("r2").await.users.is_empty());
+}
+
+async fn an_offline_user_present_invisibly_still_looks_offline_and_its_retention_resumes(
+    kind: Kind,
+) {
+    let config = PresenceConfig {
+        offline_retention_ms: 60_000,
+        max_sessions_per_room: 2,
+        ..base_config()
+    };
+    let Some(h) = open(kind, config).await else {
+        return;
+    };
+    let bob = h.join("r1", "bob", "s1").await;
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    let left_at = h.clock.now_ms();
+    let mut watcher = h.watch(&bob.room_token).await;
+    // 50 s later Bob comes back invisibly, for 30 s: he still looks offline since then.
+    h.advance(50_000).await;
+    let hidden = h
+        .presence
+        .heartbeat(&req("r1", "bob", "s2").invisible(true))
+        .await
+        .unwrap();
+    h.advance(11_000).await;
+    nothing_within(&mut watcher, 200).await;
+    assert_eq!(
+        seen_of(&h, "r1", "bob").await,
+        (true, false, vec![], false, Some(left_at))
+    );
+    // A full room: showing one more session is refused, and nothing changes.
+    h.join("r1", "ann", "a1").await;
+    h.join("r1", "cy", "c1").await;
+    watcher_skip(&mut watcher, 2).await;
+    let show = again(req("r1", "bob", "s2"), &hidden);
+    assert!(matches!(
+        h.presence.heartbeat(&show).await,
+        Err(PresenceError::RoomFull { limit: 2, .. })
+    ));
+    nothing_within(&mut watcher, 200).await;
+    // His invisible session ends: his retention (over, 61 s after he left) resumes, and he is
+    // dropped; nobody saw anything before.
+    h.presence.disconnect(&hidden.session_token).await.unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Removed { user_id, .. } => assert_eq!(user_id, "bob"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        seen_of(&h, "r1", "bob").await,
+        (false, false, vec![], false, None)
+    );
+}
+
+/// Reads `n` messages (changes the test is not about).
+async fn watcher_skip(watcher: &mut Subscription, n: usize) {
+    for _ in 0..n {
+        next(watcher).await;
     }
 }

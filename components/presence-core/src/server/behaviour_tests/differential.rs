@@ -3,10 +3,11 @@
 //! result or the same error) and list every room identically; at the end each room's
 //! subscription must have carried the same messages in both. Sequences mix joins (several in one
 //! millisecond), heartbeats that change name, state, away or idle, updates, disconnects,
-//! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), expiries, agents
+//! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), invisible sessions
+//! (joining invisibly, turning it on and off: told to nobody, shown as one join), expiries, agents
 //! (with and without a TTL, exempt from the per-user caps; a session claiming the other kind),
 //! per-user and per-room caps, and offline users capped with ties on `last_seen`. Both stores must also
-//! agree on every user's status across rooms (`users_status`) after each step, and on which
+//! agree on every user's status across rooms (`users_status`) and rooms (`list_user`) after each step, and on which
 //! changes occupied or vacated a room (`changes()`).
 //!
 //! Seeded, so a failure names its seed and replays exactly.
@@ -104,6 +105,8 @@ impl Pair {
                     2 if rng.below(4) == 0 => req.ttl_ms = Some(60_000),
                     _ => {}
                 }
+                // Invisible now and then (a join, or turning it on or off).
+                req.invisible = rng.below(4) == 0;
                 // The token held, or a proposal: random, or now and then a made-up one that
                 // must not be adopted (then each store makes its own and the two differ).
                 req.session_token = Some(match self.tokens.get(&(room, session)) {
@@ -220,6 +223,11 @@ impl Pair {
         let m = self.memory.users_status(USERS).await.unwrap();
         let r = self.redis.users_status(USERS).await.unwrap();
         assert_eq!(m, r, "seed {seed} step {n}: users' status differs");
+        for user in USERS {
+            let m = self.memory.list_user(user).await.unwrap();
+            let r = self.redis.list_user(user).await.unwrap();
+            assert_eq!(m, r, "seed {seed} step {n}: {user}'s rooms differ");
+        }
     }
 }
 

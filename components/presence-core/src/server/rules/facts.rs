@@ -51,6 +51,11 @@ pub(crate) struct UserFacts {
     pub last_active: u64,
     #[serde(rename = "s", default)]
     pub sessions: Vec<SessionFacts>,
+    /// Invisible sessions: live, holding their tokens, watching, but in no list, count, diff or
+    /// status anyone is shown. A user whose sessions are all invisible is shown as if they were
+    /// not there: not at all if it was not listed, offline as last seen if it was.
+    #[serde(rename = "h", default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden: Vec<SessionFacts>,
 }
 
 impl UserFacts {
@@ -63,19 +68,54 @@ impl UserFacts {
             last_seen: None,
             last_active: 0,
             sessions: Vec::new(),
+            hidden: Vec::new(),
         }
     }
 
+    /// Online as others see it: a visible session lives.
     pub fn is_online(&self) -> bool {
         !self.sessions.is_empty()
     }
 
+    /// Shown in the room's list: online, or offline with a last seen.
+    pub fn is_listed(&self) -> bool {
+        self.is_online() || self.last_seen.is_some()
+    }
+
+    /// Any session lives, visible or not.
+    pub fn has_sessions(&self) -> bool {
+        !self.sessions.is_empty() || !self.hidden.is_empty()
+    }
+
+    /// Every live session, visible or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len() + self.hidden.len()
+    }
+
+    /// A live session, visible or not.
     pub fn session(&self, id: &str) -> Option<&SessionFacts> {
-        self.sessions.iter().find(|s| s.id == id)
+        self.sessions
+            .iter()
+            .chain(&self.hidden)
+            .find(|s| s.id == id)
     }
 
     pub fn session_mut(&mut self, id: &str) -> Option<&mut SessionFacts> {
-        self.sessions.iter_mut().find(|s| s.id == id)
+        self.sessions
+            .iter_mut()
+            .chain(&mut self.hidden)
+            .find(|s| s.id == id)
+    }
+
+    /// Whether that session is an invisible one.
+    pub fn is_hidden(&self, id: &str) -> bool {
+        self.hidden.iter().any(|s| s.id == id)
+    }
+
+    /// When the offline user's retention counts from, while it is one the room keeps as offline
+    /// (listed, and no session lives: an invisible one holds it, as if online).
+    pub fn offline_since(&self) -> Option<u64> {
+        self.last_seen.filter(|_| !self.has_sessions())
     }
 
     /// The user as the wire shows it: the one place a [`UserPresence`] is made.
@@ -125,6 +165,7 @@ pub(crate) fn snapshot<'a>(
 ) -> RoomSnapshot {
     let mut users: Vec<UserPresence> = users
         .into_iter()
+        .filter(|(_, facts)| facts.is_listed())
         .map(|(id, facts)| facts.presence(id))
         .collect();
     users.sort_by(room_order);

@@ -108,6 +108,53 @@ pub(crate) fn join(user: &mut UserFacts, session: SessionFacts, now: u64) -> boo
     came_online
 }
 
+/// Adds a new invisible session to its user (`UserFacts::unlisted()` if the room does not list
+/// the user): recorded, and nothing else about the user changes. Nobody is told.
+pub(crate) fn join_hidden(user: &mut UserFacts, session: SessionFacts) {
+    user.hidden.push(session);
+}
+
+/// An invisible session becomes visible, at `seq`: to others it joins now (one
+/// [`Event::Joined`]); the user comes online if it was not. Returns whether it came online;
+/// `None` if there is no such invisible session.
+pub(crate) fn reveal(user: &mut UserFacts, session: &str, now: u64, seq: u64) -> Option<bool> {
+    let at = user.hidden.iter().position(|s| s.id == session)?;
+    let mut s = user.hidden.remove(at);
+    s.joined_at = now;
+    s.joined_seq = seq;
+    Some(join(user, s, now))
+}
+
+/// A visible session becomes invisible at `now`: to others it leaves as `disconnected` (one
+/// [`Event::Left`]); if it was the user's last visible one, the user shows offline, last seen
+/// now. The session lives on, holding its token. `None` if there is no such visible session.
+pub(crate) fn hide(user: &mut UserFacts, session: &str, now: u64) -> Option<()> {
+    let at = user.sessions.iter().position(|s| s.id == session)?;
+    let s = user.sessions.remove(at);
+    user.hidden.push(s);
+    match user.sessions.last() {
+        Some(latest) => user.name.clone_from(&latest.name),
+        None => user.last_seen = Some(now),
+    }
+    Some(())
+}
+
+/// Whether a room with `visible` live visible sessions may show one more (a session becoming
+/// visible; a join checks [`check_join`]).
+pub(crate) fn check_room_cap(
+    config: &PresenceConfig,
+    room: &str,
+    visible: usize,
+) -> Result<(), PresenceError> {
+    if visible >= config.max_sessions_per_room {
+        return Err(PresenceError::RoomFull {
+            room: room.to_string(),
+            limit: config.max_sessions_per_room,
+        });
+    }
+    Ok(())
+}
+
 /// What a request asks to change on one session: only what differs from it.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Change {
@@ -189,12 +236,14 @@ pub(crate) fn away_change(current: &SessionFacts, away: bool) -> Change {
     }
 }
 
-/// Applies a change to one of the user's sessions; a new name is the user's name too. Returns
-/// whether anything changed (then [`Event::Updated`] is emitted).
+/// Applies a change to one of the user's sessions; a visible one's new name is the user's name
+/// too. Returns whether anything changed (then, for a visible session, [`Event::Updated`] is
+/// emitted; an invisible one's change is told to nobody).
 pub(crate) fn apply(user: &mut UserFacts, session: &str, change: Change) -> bool {
     if change.is_empty() {
         return false;
     }
+    let shown = !user.is_hidden(session);
     let Some(s) = user.session_mut(session) else {
         return false;
     };
@@ -209,7 +258,9 @@ pub(crate) fn apply(user: &mut UserFacts, session: &str, change: Change) -> bool
     }
     if let Some(name) = change.name {
         s.name.clone_from(&name);
-        user.name = name;
+        if shown {
+            user.name = name;
+        }
     }
     true
 }
@@ -222,15 +273,24 @@ pub(crate) fn heard_from(last_heartbeat: u64, now: u64) -> u64 {
 /// What a leave did to its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Left {
-    /// `Some` if that was the user's last session: the user is now offline, listed until then
-    /// (the end of its retention).
+    /// Whether others saw it (a visible session): then [`Event::Left`] is emitted.
+    pub shown: bool,
+    /// `Some` if no session of the user lives any more and it is listed: the room keeps it as
+    /// offline until then (the end of its retention; perhaps already past, for a user that was
+    /// offline while an invisible session lived).
     pub retained_until: Option<u64>,
+    /// The user is neither listed nor has a session (its only sessions were invisible): its
+    /// facts go, and nobody is told.
+    pub forgotten: bool,
 }
 
-/// Ends one of the user's sessions, whose latest heartbeat was `last_heartbeat`. The user's last
-/// activity folds it in. If it was the last session the user goes offline, last seen now (a
-/// goodbye) or at its last activity (an expiry); otherwise the user's name is that of its latest
-/// remaining session. `None` if the user has no such session. Emits [`Event::Left`].
+/// Ends one of the user's sessions, whose latest heartbeat was `last_heartbeat`.
+///
+/// A visible one: the user's last activity folds it in; if it was the last visible session the
+/// user goes offline, last seen now (a goodbye) or at its last activity (an expiry); otherwise
+/// the user's name is that of its latest remaining session. An invisible one: nothing others
+/// see changes (its heartbeats are not activity anyone is shown). `None` if the user has no such
+/// session.
 pub(crate) fn leave(
     user: &mut UserFacts,
     session: &str,
@@ -239,21 +299,30 @@ pub(crate) fn leave(
     now: u64,
     config: &PresenceConfig,
 ) -> Option<Left> {
-    let at = user.sessions.iter().position(|s| s.id == session)?;
-    user.sessions.remove(at);
-    user.last_active = user.last_active.max(last_heartbeat);
-    let retained_until = if let Some(latest) = user.sessions.last() {
-        user.name.clone_from(&latest.name);
-        None
+    let shown = if let Some(at) = user.hidden.iter().position(|s| s.id == session) {
+        user.hidden.remove(at);
+        false
     } else {
-        let last_seen = match reason {
-            LeaveReason::Disconnected => now,
-            LeaveReason::Expired => user.last_active,
-        };
-        user.last_seen = Some(last_seen);
-        Some(retention_until(last_seen, config))
+        let at = user.sessions.iter().position(|s| s.id == session)?;
+        user.sessions.remove(at);
+        user.last_active = user.last_active.max(last_heartbeat);
+        if let Some(latest) = user.sessions.last() {
+            user.name.clone_from(&latest.name);
+        } else {
+            user.last_seen = Some(match reason {
+                LeaveReason::Disconnected => now,
+                LeaveReason::Expired => user.last_active,
+            });
+        }
+        true
     };
-    Some(Left { retained_until })
+    Some(Left {
+        shown,
+        retained_until: user
+            .offline_since()
+            .map(|since| retention_until(since, config)),
+        forgotten: !user.is_listed() && !user.has_sessions(),
+    })
 }
 
 /// When an offline user last seen at `last_seen` stops being listed.

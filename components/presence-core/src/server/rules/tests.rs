@@ -52,7 +52,9 @@ fn leaving_keeps_the_latest_name_and_the_last_session_sets_last_seen() {
     assert_eq!(
         left,
         Some(Left {
-            retained_until: None
+            shown: true,
+            retained_until: None,
+            forgotten: false,
         })
     );
     assert_eq!(user.name, "Ann A.");
@@ -325,4 +327,68 @@ fn idle_flips_once_each_way_and_keeps_when_it_began() {
     idle.idle_for_ms = None;
     let change = heartbeat_change(user.session("s1").unwrap(), &idle, 420_000).unwrap();
     assert_eq!(change.idle, Some(None));
+}
+
+#[test]
+fn invisible_sessions_change_nothing_others_see_until_shown() {
+    let config = config();
+    let hidden = |id: &str| new_session(&req("r", "eve", id), "Eve", 1_000, 1);
+    // Never listed: joining and leaving invisibly leaves no trace.
+    let mut eve = UserFacts::unlisted();
+    join_hidden(&mut eve, hidden("h1"));
+    assert!(!eve.is_listed() && eve.has_sessions() && eve.is_hidden("h1"));
+    assert!(snapshot("r", 1, [("eve", &eve)]).users.is_empty());
+    let change = heartbeat_change(
+        eve.session("h1").unwrap(),
+        &req("r", "eve", "h1").away(true),
+        2_000,
+    )
+    .unwrap();
+    assert!(apply(
+        &mut eve,
+        "h1",
+        Change {
+            name: Some("Eva".into()),
+            ..change
+        }
+    ));
+    assert_eq!(
+        eve.name, "",
+        "an invisible session's change is nobody's business"
+    );
+    let left = leave(&mut eve, "h1", 9_000, LeaveReason::Expired, 9_000, &config).unwrap();
+    assert_eq!(
+        left,
+        Left {
+            shown: false,
+            retained_until: None,
+            forgotten: true
+        }
+    );
+    // Shown: a join at the seq it is shown at; hidden again: offline, last seen then.
+    let mut eve = UserFacts::unlisted();
+    join_hidden(&mut eve, hidden("h1"));
+    assert_eq!(reveal(&mut eve, "h1", 5_000, 7), Some(true));
+    assert_eq!((eve.online_since, eve.sessions[0].joined_at), (7, 5_000));
+    assert_eq!(snapshot("r", 7, [("eve", &eve)]).users.len(), 1);
+    assert_eq!(hide(&mut eve, "h1", 6_000), Some(()));
+    assert_eq!(eve.last_seen, Some(6_000));
+    assert!(!eve.is_online() && eve.is_listed());
+    assert_eq!(eve.offline_since(), None, "held by its invisible session");
+    // Its end: the room keeps it as offline, retained from when it was last seen.
+    let left = leave(&mut eve, "h1", 9_000, LeaveReason::Expired, 9_000, &config).unwrap();
+    assert_eq!(
+        left,
+        Left {
+            shown: false,
+            retained_until: Some(6_000 + config.offline_retention_ms),
+            forgotten: false
+        }
+    );
+    assert_eq!(
+        eve.last_seen,
+        Some(6_000),
+        "its heartbeats were not activity shown"
+    );
+    assert!(reveal(&mut eve, "h1", 0, 0).is_none());
 }

@@ -93,6 +93,7 @@ impl Registry {
         let Some(room) = self.rooms.get_mut(req.room.as_str()) else {
             return self.join(req, interval_ms, expires_at, now);
         };
+        let visible = room.visible();
         let Some(session) = room.sessions.get_mut(req.session.as_str()) else {
             return self.join(req, interval_ms, expires_at, now);
         };
@@ -127,6 +128,12 @@ impl Registry {
             .session(&req.session)
             .expect("a live session is in its user's facts");
         let change = rules::heartbeat_change(current, req, now)?;
+        // Turning invisible off shows one more session: the room's cap holds.
+        let hidden = user.facts.is_hidden(&req.session);
+        let flip = req.invisible != hidden;
+        if flip && hidden {
+            rules::check_room_cap(&self.config, &req.room, visible)?;
+        }
         session.expires_at = expires_at;
         session.last_heartbeat = now;
         session.grace_until = None;
@@ -142,16 +149,28 @@ impl Registry {
             ));
         }
         let token = session.token;
-        if rules::apply(&mut user.facts, &req.session, change) {
-            let user_id = session.user.clone();
-            publish(
-                room,
-                room.sessions.len(),
-                &user_id,
-                Event::Updated {
-                    session: req.session.clone(),
-                },
-            );
+        let user_id = session.user.clone();
+        let changed = rules::apply(&mut user.facts, &req.session, change);
+        let event = if flip && hidden {
+            rules::reveal(&mut user.facts, &req.session, now, room.seq + 1);
+            room.hidden -= 1;
+            Some(Event::Joined {
+                session: req.session.clone(),
+            })
+        } else if flip {
+            rules::hide(&mut user.facts, &req.session, now);
+            room.hidden += 1;
+            Some(Event::Left {
+                session: req.session.clone(),
+                reason: LeaveReason::Disconnected,
+            })
+        } else {
+            (changed && !hidden).then(|| Event::Updated {
+                session: req.session.clone(),
+            })
+        };
+        if let Some(event) = event {
+            publish(room, visible, &user_id, event);
         }
         Ok(HeartbeatOutcome {
             token,
@@ -181,10 +200,7 @@ impl Registry {
             Some(token) => Some(SessionToken::parse(token)?),
             None => None,
         };
-        let room_sessions = self
-            .rooms
-            .get(req.room.as_str())
-            .map_or(0, |r| r.sessions.len());
+        let room_sessions = self.rooms.get(req.room.as_str()).map_or(0, Room::visible);
         rules::check_join(
             &self.config,
             &req.room,
@@ -226,11 +242,16 @@ impl Registry {
             room.offline_users -= 1;
             self.offline_total -= 1;
         }
-        if rules::join(&mut user.facts, session, now) {
+        if !user.facts.has_sessions() {
             self.user_rooms
                 .entry(user_id.clone())
                 .or_default()
                 .push(room_id.clone());
+        }
+        if req.invisible {
+            rules::join_hidden(&mut user.facts, session);
+        } else {
+            rules::join(&mut user.facts, session, now);
         }
         let timer = self.queue.push(
             expires_at,
@@ -254,14 +275,18 @@ impl Registry {
             },
         );
         self.tokens.insert(token, (room_id, session_id));
-        publish(
-            room,
-            room.sessions.len() - 1,
-            &user_id,
-            Event::Joined {
-                session: req.session.clone(),
-            },
-        );
+        if req.invisible {
+            room.hidden += 1;
+        } else {
+            publish(
+                room,
+                room.visible() - 1,
+                &user_id,
+                Event::Joined {
+                    session: req.session.clone(),
+                },
+            );
+        }
         Ok(HeartbeatOutcome {
             token,
             joined: true,
@@ -282,7 +307,7 @@ impl Registry {
             sessions: rooms
                 .iter()
                 .filter_map(|r| self.rooms.get(r)?.users.get(user))
-                .map(|u| u.facts.sessions.len())
+                .map(|u| u.facts.session_count())
                 .sum(),
         }
     }
@@ -358,14 +383,18 @@ impl Registry {
             .expect("a session's user is listed");
         let change = decide(user.facts.session(sid).expect("listed with its user"));
         let activity = change.state.is_some();
+        let shown = !user.facts.is_hidden(sid);
         if rules::apply(&mut user.facts, sid, change) {
             if activity {
                 session.last_heartbeat = rules::heard_from(session.last_heartbeat, now);
             }
+            if !shown {
+                return Ok(());
+            }
             let user_id = session.user.clone();
             publish(
                 room,
-                room.sessions.len(),
+                room.visible(),
                 &user_id,
                 Event::Updated {
                     session: sid.to_string(),
@@ -528,6 +557,14 @@ impl Registry {
             &self.config,
         )
         .expect("a live session is in its user's facts");
+        if !user.facts.has_sessions() {
+            if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
+                rooms.retain(|r| r != room_id);
+                if rooms.is_empty() {
+                    self.user_rooms.remove(&user_id);
+                }
+            }
+        }
         if let Some(until) = left.retained_until {
             user.retention_timer = Some(self.queue.push(
                 until,
@@ -538,24 +575,29 @@ impl Registry {
             ));
             room.offline_users += 1;
             self.offline_total += 1;
-            if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
-                rooms.retain(|r| r != room_id);
-                if rooms.is_empty() {
-                    self.user_rooms.remove(&user_id);
-                }
-            }
         }
-        publish(
-            room,
-            room.sessions.len() + 1,
-            &user_id,
-            Event::Left {
-                session: sid.to_string(),
-                reason,
-            },
-        );
+        if left.forgotten {
+            // Its only sessions were invisible: it goes as it came, unseen.
+            room.users.remove(&user_id);
+            unlist(&mut self.user_listed, &user_id, room_id);
+        }
+        if left.shown {
+            publish(
+                room,
+                room.visible() + 1,
+                &user_id,
+                Event::Left {
+                    session: sid.to_string(),
+                    reason,
+                },
+            );
+        } else {
+            room.hidden -= 1;
+        }
         if left.retained_until.is_some() {
             self.enforce_offline_cap(room_id);
+        } else if room.is_idle() {
+            self.rooms.remove(room_id);
         }
     }
 
@@ -572,7 +614,7 @@ impl Registry {
             let offline = room
                 .users
                 .iter()
-                .filter_map(|(id, u)| Some((&**id, u.facts.last_seen?)));
+                .filter_map(|(id, u)| Some((&**id, u.facts.offline_since()?)));
             match rules::offline_victim(offline).map(Arc::<str>::from) {
                 Some(user) => self.remove_offline_user(room_id, &user),
                 None => return,
@@ -587,7 +629,7 @@ impl Registry {
         if room.users.remove(user_id).is_some() {
             room.offline_users -= 1;
             self.offline_total -= 1;
-            publish(room, room.sessions.len(), user_id, Event::Removed);
+            publish(room, room.visible(), user_id, Event::Removed);
             unlist(&mut self.user_listed, user_id, room_id);
         }
         if room.is_idle() {
@@ -621,10 +663,22 @@ impl Registry {
     }
 
     pub fn list_user(&self, user: &str) -> Vec<String> {
+        // Rooms where others see the user online (not those where it is only invisible).
+        let shown = |room: &Arc<str>| {
+            self.rooms
+                .get(room)
+                .and_then(|r| r.users.get(user))
+                .is_some_and(|u| u.facts.is_online())
+        };
         let mut rooms: Vec<String> = self
             .user_rooms
             .get(user)
-            .map(|r| r.iter().map(|r| r.to_string()).collect())
+            .map(|r| {
+                r.iter()
+                    .filter(|r| shown(r))
+                    .map(|r| r.to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         rooms.sort();
         rooms
@@ -660,14 +714,17 @@ impl Registry {
             room.offline_users -= 1;
             self.offline_total -= 1;
         }
-        let before = room.sessions.len();
-        for s in &removed.facts.sessions {
+        let before = room.visible();
+        for s in removed.facts.sessions.iter().chain(&removed.facts.hidden) {
             if let Some(s) = room.sessions.remove(s.id.as_str()) {
                 self.tokens.remove(&s.token);
             }
         }
+        room.hidden -= removed.facts.hidden.len();
         let room_key = room.id.clone();
-        publish(room, before, &user_id, Event::Removed);
+        if removed.facts.is_listed() {
+            publish(room, before, &user_id, Event::Removed);
+        }
         unlist(&mut self.user_listed, &user_id, &room_key);
         if let Some(rooms) = self.user_rooms.get_mut(&user_id) {
             rooms.retain(|r| *r != room_key);
@@ -820,7 +877,7 @@ fn unlist(listed: &mut Map<Arc<str>, SmallVec<[Arc<str>; 1]>>, user: &str, room:
 /// Publishes one change of `user_id` in the room (built only if someone watches) that took the
 /// room from `before` live sessions to what it has now.
 fn publish(room: &mut Room, before: usize, user_id: &str, event: Event) {
-    let occupancy = rules::occupancy(before, room.sessions.len());
+    let occupancy = rules::occupancy(before, room.visible());
     room.publish(occupancy, |room, seq| {
         rules::message(
             &event,

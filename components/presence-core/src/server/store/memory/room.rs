@@ -59,6 +59,8 @@ pub(crate) struct Room {
     pub users: Map<Arc<str>, User>,
     pub sessions: Map<Arc<str>, Session>,
     pub offline_users: usize,
+    /// How many of `sessions` are invisible.
+    pub hidden: usize,
     pub subscribers: usize,
     /// Created on first subscribe, so rooms nobody watches cost no buffer.
     channel: Option<broadcast::Sender<Arc<SharedMessage>>>,
@@ -78,11 +80,17 @@ impl Room {
             users: Map::default(),
             sessions: Map::default(),
             offline_users: 0,
+            hidden: 0,
             subscribers: 0,
             channel: None,
             all: all.clone(),
             snapshot_cache: None,
         }
+    }
+
+    /// Live sessions others see.
+    pub fn visible(&self) -> usize {
+        self.sessions.len() - self.hidden
     }
 
     /// Nothing listed and nobody watching: the room can be dropped.

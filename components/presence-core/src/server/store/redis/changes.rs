@@ -25,6 +25,9 @@ struct Writer<'a> {
     keys: &'a RoomKeys,
     t: Transition,
     seq: u64,
+    /// The room's seq as loaded, and its count of untold changes since (see [`keys::seq_of`]).
+    loaded_seq: u64,
+    untold: u64,
     /// Live sessions in the room as this change leaves it.
     sessions: usize,
     /// Set when the session count moved from or to 0: goes with the next message.
@@ -34,12 +37,19 @@ struct Writer<'a> {
 impl<'a> Writer<'a> {
     fn new(presence: &'a RedisPresence, keys: &'a RoomKeys, loaded: &Loaded) -> Self {
         let mut t = Transition::default();
-        t.expect(&keys.seq(), &seq_value(loaded.seq));
+        t.expect(&keys.seq(), &loaded.version);
+        let untold = loaded
+            .version
+            .split_once('.')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0);
         Writer {
             presence,
             keys,
             t,
             seq: loaded.seq,
+            loaded_seq: loaded.seq,
+            untold,
             sessions: loaded.sessions,
             occupancy: None,
         }
@@ -90,9 +100,7 @@ impl<'a> Writer<'a> {
     /// Removes an offline user (no sessions) from the room: one `Removed`.
     fn drop_offline(&mut self, user_id: &str) {
         let prefix = self.prefix().to_string();
-        self.t.hdel(&self.keys.users(), user_id);
-        self.t
-            .srem(&keys::user_listed(&prefix, user_id), self.keys.room());
+        self.forget_user(user_id);
         self.t.zrem(&self.keys.offline(), user_id);
         self.t.zrem(
             &keys::deadlines(&prefix),
@@ -101,17 +109,36 @@ impl<'a> Writer<'a> {
         self.emit(Event::Removed, user_id, None);
     }
 
-    async fn commit(&self) -> Result<bool, PresenceError> {
+    /// Removes a user's facts (nobody is told: see the callers).
+    fn forget_user(&mut self, user_id: &str) {
+        let prefix = self.prefix().to_string();
+        self.t.hdel(&self.keys.users(), user_id);
+        self.t
+            .srem(&keys::user_listed(&prefix, user_id), self.keys.room());
+    }
+
+    /// Commits, guarded on the room's seq as loaded. A change that told nobody (an invisible
+    /// session's) still moves the stored value, so that every other change decided on what it
+    /// replaced is decided again.
+    async fn commit(&mut self) -> Result<bool, PresenceError> {
+        if self.seq == self.loaded_seq {
+            let untold = format!("{}.{}", self.seq, self.untold + 1);
+            self.t.set(&self.keys.seq(), &untold);
+        }
         self.presence.commit(&self.t).await
     }
 }
 
-/// The room's seq as stored (no key before its first change).
-fn seq_value(seq: u64) -> String {
-    if seq == 0 {
-        String::new()
-    } else {
-        seq.to_string()
+/// A session hash's status mark (see [`keys::status_mark`]) from its facts.
+fn mark_of(user: &UserFacts, session: &str) -> &'static str {
+    match user.session(session) {
+        Some(s) => keys::status_mark(
+            s.away,
+            s.idle_since.is_some(),
+            s.kind,
+            user.is_hidden(session),
+        ),
+        None => "",
     }
 }
 
@@ -184,8 +211,12 @@ impl RedisPresence {
         let session = rules::new_session(request, name, now, w.seq + 1);
         let listed = loaded.user.is_some();
         let mut user = loaded.user.clone().unwrap_or_else(UserFacts::unlisted);
-        let was_offline = listed && !user.is_online();
-        rules::join(&mut user, session, now);
+        let was_offline = user.offline_since().is_some();
+        if request.invisible {
+            rules::join_hidden(&mut user, session);
+        } else {
+            rules::join(&mut user, session, now);
+        }
         let sk = keys.session(&request.session);
         let prefix = self.inner.prefix.clone();
         w.t.expect_field(&sk, "tok", "")
@@ -199,10 +230,7 @@ impl RedisPresence {
             ("user", request.user.as_str()),
             ("tok", &token),
             ("name", name),
-            (
-                "away",
-                keys::status_mark(request.away, request.idle_for_ms.is_some(), request.kind),
-            ),
+            ("away", mark_of(&user, &request.session)),
             ("exp", &expires_at.to_string()),
             ("hb", &now.to_string()),
             ("subs", "0"),
@@ -217,7 +245,9 @@ impl RedisPresence {
         if !listed {
             w.t.sadd(&keys::user_listed(&prefix, &request.user), &request.room);
         }
-        w.set_session_count(loaded.sessions + 1);
+        if !request.invisible {
+            w.set_session_count(loaded.sessions + 1);
+        }
         w.count_user_room(&request.user, 1);
         if was_offline {
             w.t.zrem(&keys.offline(), &request.user);
@@ -227,13 +257,15 @@ impl RedisPresence {
             );
         }
         w.schedule(expires_at, &keys.session_deadline(&request.session));
-        w.emit(
-            Event::Joined {
-                session: request.session.clone(),
-            },
-            &request.user,
-            Some(&user),
-        );
+        if !request.invisible {
+            w.emit(
+                Event::Joined {
+                    session: request.session.clone(),
+                },
+                &request.user,
+                Some(&user),
+            );
+        }
         Ok(w.commit().await?.then_some(Beat {
             token,
             joined: true,
@@ -266,6 +298,12 @@ impl RedisPresence {
             .session(&request.session)
             .ok_or_else(|| missing("session"))?;
         let change = rules::heartbeat_change(current, request, now)?;
+        // Turning invisible off shows one more session: the room's cap holds.
+        let hidden = user.is_hidden(&request.session);
+        let flip = request.invisible != hidden;
+        if flip && hidden {
+            rules::check_room_cap(&self.inner.config, &request.room, loaded.sessions)?;
+        }
         let sk = keys.session(&request.session);
         let mut w = Writer::new(self, keys, loaded);
         w.t.expect_field(&sk, "tok", &current_token)
@@ -282,6 +320,7 @@ impl RedisPresence {
             w.t.hdel(&sk, "grace").hdel(&sk, "bye").hdel(&sk, "gs");
         }
         w.schedule(expires_at, &keys.session_deadline(&request.session));
+        // What changed is told by the flip's message, if it flips.
         self.write_change(
             &mut w,
             &sk,
@@ -289,15 +328,36 @@ impl RedisPresence {
             &mut user,
             &request.session,
             change,
+            !flip,
         );
+        if flip {
+            let session = request.session.clone();
+            let event = if hidden {
+                rules::reveal(&mut user, &session, now, w.seq + 1);
+                w.set_session_count(loaded.sessions + 1);
+                Event::Joined { session }
+            } else {
+                rules::hide(&mut user, &session, now);
+                w.set_session_count(loaded.sessions.saturating_sub(1));
+                Event::Left {
+                    session,
+                    reason: LeaveReason::Disconnected,
+                }
+            };
+            w.t.hset(&sk, "away", mark_of(&user, &request.session));
+            w.put_user(&request.user, &user);
+            w.emit(event, &request.user, Some(&user));
+        }
         Ok(w.commit().await?.then_some(Beat {
             token: current_token,
             joined: false,
         }))
     }
 
-    /// Writes a change of one session (if it changes anything): the facts, the name and away
-    /// flag the fast path compares with, one `Updated`.
+    /// Writes a change of one session (if it changes anything): the facts, the name and status
+    /// mark the fast path compares with, and (if `tell`, and the session is visible) one
+    /// `Updated`.
+    #[allow(clippy::too_many_arguments)]
     fn write_change(
         &self,
         w: &mut Writer<'_>,
@@ -306,6 +366,7 @@ impl RedisPresence {
         user: &mut UserFacts,
         session: &str,
         change: Change,
+        tell: bool,
     ) -> bool {
         let name = change.name.clone();
         let status = change.away.is_some() || change.idle.is_some();
@@ -315,21 +376,19 @@ impl RedisPresence {
         if let Some(name) = name {
             w.t.hset(sk, "name", &name);
         }
-        if let (true, Some(s)) = (status, user.session(session)) {
-            w.t.hset(
-                sk,
-                "away",
-                keys::status_mark(s.away, s.idle_since.is_some(), s.kind),
-            );
+        if status {
+            w.t.hset(sk, "away", mark_of(user, session));
         }
         w.put_user(user_id, user);
-        w.emit(
-            Event::Updated {
-                session: session.to_string(),
-            },
-            user_id,
-            Some(user),
-        );
+        if tell && !user.is_hidden(session) {
+            w.emit(
+                Event::Updated {
+                    session: session.to_string(),
+                },
+                user_id,
+                Some(user),
+            );
+        }
         true
     }
 
@@ -447,7 +506,7 @@ impl RedisPresence {
             let sk = keys.session(&sid);
             let mut w = Writer::new(self, &keys, &loaded);
             w.t.expect_field(&sk, "tok", token);
-            if !self.write_change(&mut w, &sk, &user_id, &mut user, &sid, change) {
+            if !self.write_change(&mut w, &sk, &user_id, &mut user, &sid, change, true) {
                 return Ok(());
             }
             if activity {
@@ -509,21 +568,30 @@ impl RedisPresence {
         w.t.del(&sk)
             .del(&keys::token(&prefix, &token))
             .zrem(&keys::deadlines(&prefix), &keys.session_deadline(sid));
-        w.put_user(&user_id, &user);
-        w.set_session_count(loaded.sessions.saturating_sub(1));
+        if left.forgotten {
+            // Its only sessions were invisible: it goes as it came, unseen.
+            w.forget_user(&user_id);
+        } else {
+            w.put_user(&user_id, &user);
+        }
+        if left.shown {
+            w.set_session_count(loaded.sessions.saturating_sub(1));
+        }
         w.count_user_room(&user_id, -1);
         if let (Some(until), Some(last_seen)) = (left.retained_until, user.last_seen) {
             w.t.zadd(&keys.offline(), last_seen, &user_id);
             w.schedule(until, &keys.retention_deadline(&user_id));
         }
-        w.emit(
-            Event::Left {
-                session: sid.to_string(),
-                reason,
-            },
-            &user_id,
-            Some(&user),
-        );
+        if left.shown {
+            w.emit(
+                Event::Left {
+                    session: sid.to_string(),
+                    reason,
+                },
+                &user_id,
+                Some(&user),
+            );
+        }
         if let (Some(_), Some(last_seen)) = (left.retained_until, user.last_seen) {
             if rules::over_offline_cap(loaded.offline + 1, config) {
                 let candidates = loaded
@@ -631,11 +699,7 @@ impl RedisPresence {
                     )
                     .await?;
                 let mut w = Writer::new(self, &keys, &loaded);
-                match loaded
-                    .user
-                    .as_ref()
-                    .and_then(|u| u.last_seen.filter(|_| !u.is_online()))
-                {
+                match loaded.user.as_ref().and_then(UserFacts::offline_since) {
                     Some(last_seen) => {
                         let until = rules::retention_until(last_seen, &self.inner.config);
                         if until <= now {
@@ -731,9 +795,11 @@ impl RedisPresence {
             let Some(user) = &loaded.user else {
                 return Ok(false);
             };
-            let tokens = self.session_tokens(&keys, &user.sessions).await?;
+            let sessions: Vec<SessionFacts> =
+                user.sessions.iter().chain(&user.hidden).cloned().collect();
+            let tokens = self.session_tokens(&keys, &sessions).await?;
             let mut w = Writer::new(self, &keys, &loaded);
-            for (session, token) in user.sessions.iter().zip(&tokens) {
+            for (session, token) in sessions.iter().zip(&tokens) {
                 let sk = keys.session(&session.id);
                 w.t.expect_field(&sk, "tok", token);
                 w.t.del(&sk).del(&keys::token(&prefix, token)).zrem(
@@ -744,9 +810,15 @@ impl RedisPresence {
             if user.is_online() {
                 let n = user.sessions.len();
                 w.set_session_count(loaded.sessions.saturating_sub(n));
-                w.count_user_room(user_id, -(n as i64));
             }
-            w.drop_offline(user_id);
+            if user.has_sessions() {
+                w.count_user_room(user_id, -(user.session_count() as i64));
+            }
+            if user.is_listed() {
+                w.drop_offline(user_id);
+            } else {
+                w.forget_user(user_id);
+            }
             if w.commit().await? {
                 return Ok(true);
             }

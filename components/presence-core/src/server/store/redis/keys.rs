@@ -5,7 +5,7 @@
 //!
 //! | key | what |
 //! |---|---|
-//! | `R:seq` | the room's change number (the `seq` of its latest message) |
+//! | `R:seq` | the room's change number (the `seq` of its latest message), then `.<n>` after `n` changes nobody was told of (invisible sessions'): every change is guarded on it |
 //! | `R:users` | hash: user id → that user's facts (`rules::UserFacts` as JSON) |
 //! | `R:off` | sorted set: offline user id → last seen (for the offline cap) |
 //! | `R:n` | how many sessions are live in the room |
@@ -104,17 +104,31 @@ pub(super) fn forget(prefix: &str) -> String {
 }
 
 /// What a session hash's `away` field holds, for the fast path to compare: `0` active, `1` away
-/// (hidden), `2` idle; an agent's with an `a` before it (so that a heartbeat claiming the other
-/// kind does not match, and takes the full path, where the rules refuse it).
-pub(super) fn status_mark(away: bool, idle: bool, kind: PresenceKind) -> &'static str {
-    match (kind, away, idle) {
-        (PresenceKind::Agent, true, _) => "a1",
-        (PresenceKind::Agent, false, true) => "a2",
-        (PresenceKind::Agent, false, false) => "a0",
-        (_, true, _) => "1",
-        (_, false, true) => "2",
-        (_, false, false) => "0",
-    }
+/// (tab hidden), `2` idle; after an `h` if the session is invisible, and after an `a` if it is an
+/// agent's (so that a heartbeat turning invisible on or off, or claiming the other kind, does not
+/// match, and takes the full path, where the rules decide).
+pub(super) fn status_mark(
+    away: bool,
+    idle: bool,
+    kind: PresenceKind,
+    invisible: bool,
+) -> &'static str {
+    const MARKS: [&str; 12] = [
+        "0", "1", "2", "h0", "h1", "h2", "a0", "a1", "a2", "ah0", "ah1", "ah2",
+    ];
+    let status = match (away, idle) {
+        (true, _) => 1,
+        (false, true) => 2,
+        (false, false) => 0,
+    };
+    let agent = usize::from(kind == PresenceKind::Agent);
+    MARKS[agent * 6 + usize::from(invisible) * 3 + status]
+}
+
+/// The room's seq, from its `seq` key: `<seq>`, or `<seq>.<n>` after `n` changes since it that
+/// nobody was told of (invisible sessions'); every change is guarded on the whole value.
+pub(super) fn seq_of(stored: &str) -> Option<u64> {
+    stored.split('.').next()?.parse().ok()
 }
 
 /// A room channel's payload: the message's JSON, after `o\n` when it occupied the room or `v\n`

@@ -23,8 +23,11 @@ pub(super) struct Ask<'a> {
 /// A room as load.lua read it.
 #[derive(Debug, Default)]
 pub(super) struct Loaded {
-    /// The room's `seq` (every change commits on it not having moved).
+    /// The room's `seq`.
     pub seq: u64,
+    /// Its `seq` key as stored (`""`: none), which every change commits on not having moved
+    /// (see [`keys::seq_of`]).
+    pub version: String,
     /// Live sessions in the room.
     pub sessions: usize,
     /// Offline users listed.
@@ -135,8 +138,14 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
             room_counts.insert(field, value.parse().ok()?);
         }
     }
+    let version = text(seq)?;
     Some(Loaded {
-        seq: text(seq)?.parse().ok()?,
+        seq: keys::seq_of(&version)?,
+        version: if version == "0" {
+            String::new()
+        } else {
+            version
+        },
         sessions: text(sessions)?.parse().ok()?,
         offline: text(offline)?.parse().ok()?,
         session: pairs(session)?.into_iter().collect(),

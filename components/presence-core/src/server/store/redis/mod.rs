@@ -310,7 +310,12 @@ impl RedisPresence {
             token: token.to_string(),
             user: request.user.clone(),
             name: name.to_string(),
-            mark: keys::status_mark(request.away, request.idle_for_ms.is_some(), request.kind),
+            mark: keys::status_mark(
+                request.away,
+                request.idle_for_ms.is_some(),
+                request.kind,
+                request.invisible,
+            ),
             now,
             expires_at,
         }
@@ -451,7 +456,7 @@ impl RedisPresence {
     pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
         let keys = keys::RoomKeys::new(&self.inner.prefix, room);
         let mut conn = self.inner.conn.clone();
-        let (seq, users): (Option<u64>, std::collections::HashMap<String, String>) = self
+        let (seq, users): (Option<String>, std::collections::HashMap<String, String>) = self
             .answered(
                 redis::pipe()
                     .atomic()
@@ -465,9 +470,13 @@ impl RedisPresence {
             .map(|(id, json)| Some((id, serde_json::from_str::<UserFacts>(&json).ok()?)))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| malformed_reply("snapshot"))?;
+        let seq = match seq {
+            Some(stored) => keys::seq_of(&stored).ok_or_else(|| malformed_reply("snapshot"))?,
+            None => 0,
+        };
         Ok(rules::snapshot(
             room,
-            seq.unwrap_or(0),
+            seq,
             users.iter().map(|(id, facts)| (id.as_str(), facts)),
         ))
     }
@@ -478,7 +487,7 @@ impl RedisPresence {
         self.inner.hub.paint(room)
     }
 
-    /// The rooms where `user` is online, sorted.
+    /// The rooms where `user` is online (as others see it: not where only invisible), sorted.
     pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
         let mut conn = self.inner.conn.clone();
         let mut rooms: Vec<String> = self.answered(
@@ -488,8 +497,26 @@ impl RedisPresence {
                 .await,
         )?;
         rooms.retain(|r| r != keys::VERSION_FIELD);
-        rooms.sort();
-        Ok(rooms)
+        if rooms.is_empty() {
+            return Ok(rooms);
+        }
+        let mut facts = redis::pipe();
+        for room in &rooms {
+            facts.hget(keys::RoomKeys::new(&self.inner.prefix, room).users(), user);
+        }
+        let facts: Vec<Option<String>> = self.answered(facts.query_async(&mut conn).await)?;
+        let mut shown: Vec<String> = rooms
+            .into_iter()
+            .zip(facts)
+            .filter(|(_, json)| {
+                json.as_deref()
+                    .and_then(|j| serde_json::from_str::<UserFacts>(j).ok())
+                    .is_some_and(|f| f.is_online())
+            })
+            .map(|(room, _)| room)
+            .collect();
+        shown.sort();
+        Ok(shown)
     }
 
     /// Removes a user and its sessions from a room. True if listed.

@@ -153,6 +153,7 @@ fn run(ops: Vec<Op>) {
                     idle_for_ms: None,
                     session_token: None,
                     kind: Default::default(),
+                    invisible: false,
                     ttl_ms: None,
                 };
                 let result = reg.heartbeat(&request, now);
@@ -196,6 +197,7 @@ fn run(ops: Vec<Op>) {
                     idle_for_ms: None,
                     session_token: Some(token.to_hex()),
                     kind: Default::default(),
+                    invisible: false,
                     ttl_ms: None,
                 };
                 let result = reg.heartbeat(&request, now);
@@ -303,7 +305,8 @@ proptest! {
         let mut reg = Registry::new(PresenceConfig::default(), RoomTokenKey::new(b"k"));
         let request = HeartbeatRequest {
             room, user, session, name, interval_ms: interval, state: None, away: false,
-            idle_for_ms: None, session_token: token, kind: Default::default(), ttl_ms: None,
+            idle_for_ms: None, session_token: token, kind: Default::default(),
+                    invisible: false, ttl_ms: None,
         };
         match reg.heartbeat(&request, 1_700_000_000_000) {
             Ok(outcome) => prop_assert!(outcome.joined),
@@ -331,6 +334,7 @@ fn a_clock_jump_like_a_laptop_waking_expires_everyone_once_and_only_once() {
                 idle_for_ms: None,
                 session_token: None,
                 kind: Default::default(),
+                invisible: false,
                 ttl_ms: None,
             },
             t0,
