@@ -134,6 +134,8 @@ pub mod ssr {
                 .and_then(|(_, v)| verify(v))?;
             Some(Identity::new(user_id(&name)).name(name))
         })
+        // Every signed-in demo user may try "appear offline" and invite an agent.
+        .invisible(|_, _| true)
     }
 
     #[cfg(test)]

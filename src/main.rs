@@ -14,7 +14,11 @@ async fn main() {
     let leptos_options = conf.leptos_options;
     let addr = leptos_options.site_addr;
     let routes = generate_route_list(App);
-    let config = PresenceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let mut config = PresenceConfig::from_env().unwrap_or_else(|e| panic!("{e}"));
+    // The demo lets anyone try "appear offline" (PRESENCE_ALLOW_INVISIBLE=0 to forbid it).
+    if std::env::var_os("PRESENCE_ALLOW_INVISIBLE").is_none() {
+        config.allow_invisible = true;
+    }
     // In memory, or shared through Redis when PRESENCE_REDIS_URL is set.
     let presence = Presence::open(config)
         .await

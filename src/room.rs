@@ -61,6 +61,9 @@ fn AskName(room: Signal<String>) -> impl IntoView {
 fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
     let hydrated = use_hydrated();
     let config = crate::app::demo_config();
+    // `?invisible=1`: join invisible ("appear offline").
+    let start_invisible =
+        use_query_map().with_untracked(|q| q.get("invisible").is_some_and(|v| v == "1"));
     let presence = use_presence_with_options(
         room,
         name,
@@ -68,6 +71,7 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
             .interval_ms(config.interval_ms)
             .hidden_interval_ms(config.hidden_interval_ms)
             .idle_after_ms(config.idle_after_ms)
+            .invisible(start_invisible)
             .initial_state(&DemoState {
                 section: "intro".into(),
                 typing: false,
@@ -101,6 +105,11 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
         typing_timer.set_value(handle);
     };
     let status = presence.status;
+    let invisible = presence.invisible;
+    let toggle_invisible = {
+        let presence = presence.clone();
+        move |ev: leptos::ev::Event| presence.set_invisible(event_target_checked(&ev))
+    };
     let others = presence.others;
     let my_user = presence.user_id;
     let leave = {
@@ -154,6 +163,15 @@ fn Room(room: Signal<String>, name: Signal<String>) -> impl IntoView {
                     >
                         {move || status.get().as_str()}
                     </span>
+                    <label class="appear-offline">
+                        <input
+                            type="checkbox"
+                            id="appear-offline"
+                            prop:checked=move || invisible.get()
+                            on:change=toggle_invisible
+                        />
+                        "Appear offline"
+                    </label>
                 </div>
             </header>
 

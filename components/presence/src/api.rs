@@ -40,7 +40,14 @@ use serde_json::Value;
 /// `kind: "agent"` makes the session an agent's (a separate process, a bot: see
 /// `Presence::join_agent` for code inside the server): with an auth hook, only callers its
 /// `agents` rule allows; it may set `ttl_ms` (1 s … 1 h: how long it lives after each
-/// heartbeat) and is not held to the per-user caps. For example:
+/// heartbeat) and is not held to the per-user caps.
+///
+/// `invisible: true` makes the session invisible ("appear offline"): it lives and may watch
+/// the room but is listed to nobody; turning it off is, to others, one `joined`. Only callers
+/// the auth hook's `invisible` rule allows (without a hook: anyone, if the server sets
+/// `PRESENCE_ALLOW_INVISIBLE=1`; otherwise nobody) may set it; others get `403 forbidden`.
+///
+/// An agent, for example:
 ///
 /// ```text
 /// curl -X POST http://127.0.0.1:3000/api/presence/heartbeat -H 'content-type: application/json' \
@@ -60,6 +67,7 @@ pub async fn heartbeat(
     session_token: Option<String>,
     kind: Option<PresenceKind>,
     ttl_ms: Option<u64>,
+    invisible: Option<bool>,
 ) -> Result<HeartbeatResponse, ApiError> {
     use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
@@ -71,7 +79,16 @@ pub async fn heartbeat(
             if kind == Some(PresenceKind::Agent) {
                 crate::ssr::check_agent(&identity, &room)?;
             }
+            if invisible == Some(true) {
+                crate::ssr::check_invisible(&identity, &room)?;
+            }
             (identity.user_id, identity.name.unwrap_or(name))
+        }
+        None if invisible == Some(true) && !presence.allows_invisible() => {
+            return Err(crate::ssr::fail(presence_core::PresenceError::Forbidden {
+                reason: "this server does not let clients be invisible (PRESENCE_ALLOW_INVISIBLE)"
+                    .into(),
+            }));
         }
         None => (user, name),
     };
@@ -81,6 +98,7 @@ pub async fn heartbeat(
     request.idle_for_ms = idle_for_ms;
     request.session_token = session_token;
     request.kind = kind.unwrap_or_default();
+    request.invisible = invisible.unwrap_or(false);
     request.ttl_ms = ttl_ms;
     crate::ssr::respond(presence.heartbeat(&request).await)
 }

@@ -85,6 +85,12 @@ pub struct UsePresenceOptions {
     /// origin in `allowed_origins` (`PRESENCE_ALLOWED_ORIGINS`). Default: none, this page's
     /// origin.
     pub server_url: Option<String>,
+    /// Join invisible ("appear offline"): present, watching the room, listed to nobody (this
+    /// tab's own list included); `set_invisible` changes it later. The server must allow it
+    /// (an auth hook's `invisible` rule, or `PRESENCE_ALLOW_INVISIBLE=1` without a hook);
+    /// refused, a join backs off and retries, and a visible tab stays visible (`error` says
+    /// why). Default false.
+    pub invisible: bool,
 }
 
 impl Default for UsePresenceOptions {
@@ -100,6 +106,7 @@ impl Default for UsePresenceOptions {
             leave_on_unload: true,
             idle_after_ms: 300_000,
             server_url: None,
+            invisible: false,
         }
     }
 }
@@ -142,6 +149,12 @@ impl UsePresenceOptions {
         self
     }
 
+    /// Sets [`UsePresenceOptions::invisible`].
+    pub fn invisible(mut self, invisible: bool) -> Self {
+        self.invisible = invisible;
+        self
+    }
+
     /// Sets [`UsePresenceOptions::leave_on_unload`].
     pub fn leave_on_unload(mut self, leave: bool) -> Self {
         self.leave_on_unload = leave;
@@ -181,6 +194,8 @@ pub struct UsePresenceReturn {
     pub session_id: Signal<Option<String>>,
     /// The connection state.
     pub status: Signal<ConnectionStatus>,
+    /// True while this tab is invisible, or asking to be (see [`UsePresenceReturn::set_invisible`]).
+    pub invisible: Signal<bool>,
     /// Milliseconds since the Unix epoch at which the initial list was taken: a starting "now"
     /// for "last seen" labels that renders the same on the server and in the browser.
     pub rendered_at_ms: u64,
@@ -201,6 +216,16 @@ impl UsePresenceReturn {
         self.control.leave();
     }
 
+    /// Turns invisibility ("appear offline") on or off, at once: to others, turning it on is a
+    /// leave (offline, last seen now) and turning it off one join. While invisible this tab
+    /// stays present, keeps its session and watches the room, but nobody's list shows it (its
+    /// own neither: `me` and `session` are `None`). The server must allow it (see
+    /// [`UsePresenceOptions::invisible`]); if it refuses, `invisible` goes back to false and
+    /// `error` says why.
+    pub fn set_invisible(&self, invisible: bool) {
+        self.control.set_invisible(invisible);
+    }
+
     /// True if `user_id` is this browser's user.
     pub fn is_self(&self, user_id: &str) -> bool {
         self.user_id.with(|me| me.as_deref() == Some(user_id))
@@ -211,6 +236,7 @@ impl UsePresenceReturn {
 pub(crate) trait PresenceControl: Send + Sync {
     fn set_state(&self, state: Value);
     fn leave(&self);
+    fn set_invisible(&self, invisible: bool);
 }
 
 /// On the server (and before hydration) there is nothing to control.
@@ -219,6 +245,7 @@ struct Inert;
 impl PresenceControl for Inert {
     fn set_state(&self, _: Value) {}
     fn leave(&self) {}
+    fn set_invisible(&self, _: bool) {}
 }
 
 /// Joins `room` as `name` with default options. See [`use_presence_with_options`].
@@ -258,6 +285,7 @@ pub fn use_presence_with_options(
     let user_id = ArcRwSignal::new(None::<String>);
     let session_id = ArcRwSignal::new(None::<String>);
     let error = ArcRwSignal::new(None::<PresenceError>);
+    let invisible = ArcRwSignal::new(options.invisible);
 
     let users: Signal<Vec<UserEntry>> = {
         let entries = entries.clone();
@@ -313,6 +341,7 @@ pub fn use_presence_with_options(
         user_id: user_id.clone(),
         session_id: session_id.clone(),
         error: error.clone(),
+        invisible: invisible.clone(),
     });
     #[cfg(not(any(feature = "hydrate", feature = "csr")))]
     let control: Arc<dyn PresenceControl> = {
@@ -331,6 +360,7 @@ pub fn use_presence_with_options(
         user_id: Signal::derive(move || user_id.get()),
         session_id: Signal::derive(move || session_id.get()),
         status: Signal::derive(move || status.get()),
+        invisible: Signal::derive(move || invisible.get()),
         rendered_at_ms,
         control,
     }
@@ -370,6 +400,7 @@ pub(crate) fn test_return(store: PresenceStore, rendered_at_ms: u64) -> UsePrese
         user_id: Signal::derive(|| None),
         session_id: Signal::derive(|| None),
         status: Signal::derive(|| ConnectionStatus::Connecting),
+        invisible: Signal::derive(|| false),
         rendered_at_ms,
         control: Arc::new(Inert),
     }

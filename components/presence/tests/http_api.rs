@@ -590,6 +590,16 @@ async fn beat_as(app: &Router, user: &str, body: Value) -> (StatusCode, Value) {
     .await
 }
 
+/// The user ids of a listed room, in order.
+fn user_ids(list: &Value) -> Vec<&str> {
+    list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect()
+}
+
 fn as_user(user: &str, mut request: Request<Body>) -> Request<Body> {
     request
         .headers_mut()
@@ -826,13 +836,7 @@ async fn json_is_recognised_by_its_media_type_not_a_prefix() {
     assert_eq!(body["code"], "bad_request");
     let room_token = presence_room_token(&app).await;
     let (_, list) = send(&app, list_req(&room_token)).await;
-    let ids: Vec<&str> = list["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["user_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["a", "probe"], "b never joined");
+    assert_eq!(user_ids(&list), ["a", "probe"], "b never joined");
 }
 
 /// The room token of "r1", from a fresh join of user "probe".
@@ -1079,6 +1083,50 @@ async fn an_agent_over_http_shows_its_kind_and_ttl_and_the_auth_hook_decides_who
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "ttl_ms", "{body}");
+}
+
+#[tokio::test]
+async fn invisible_is_refused_unless_the_app_allows_it_and_then_listed_to_nobody() {
+    let invisible = |user: &str, session: &str| {
+        post_json(
+            "/api/presence/heartbeat",
+            json!({"room": "r1", "user": user, "session": session, "name": user, "invisible": true}),
+        )
+    };
+    // Open mode, not allowed (the default): 403, nothing joins.
+    let app = app(Presence::start(PresenceConfig::default()));
+    let (status, body) = send(&app, invisible("eve", "e1")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let ann = join(&app, "r1", "ann", "a1").await;
+    let room_token = ann["room_token"].as_str().unwrap();
+    let (_, list) = send(&app, list_req(room_token)).await;
+    assert_eq!(list["users"].as_array().unwrap().len(), 1, "{list}");
+
+    // Open mode, allowed: present, holding a token, listed to nobody.
+    let app = self::app(Presence::start(
+        PresenceConfig::default().allow_invisible(true),
+    ));
+    let ann = join(&app, "r1", "ann", "a1").await;
+    let (status, eve) = send(&app, invisible("eve", "e1")).await;
+    assert_eq!(status, StatusCode::OK, "{eve}");
+    let (_, list) = send(&app, list_req(ann["room_token"].as_str().unwrap())).await;
+    assert_eq!(user_ids(&list), ["ann"], "{list}");
+
+    // With an auth hook, its rule decides.
+    use leptos_presence::ssr::{Identity, PresenceAuth};
+    let auth = PresenceAuth::new(|parts| {
+        let user = parts.headers.get("x-user")?.to_str().ok()?;
+        Some(Identity::new(user))
+    })
+    .invisible(|caller, _room| caller.user_id == "staff");
+    let app = Router::new()
+        .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))
+        .with_presence_auth(Presence::start(PresenceConfig::default()), auth);
+    let (status, body) = send(&app, as_user("eve", invisible("eve", "e1"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "forbidden");
+    let (status, body) = send(&app, as_user("staff", invisible("staff", "s1"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 // ---- origins ----

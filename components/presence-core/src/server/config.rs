@@ -31,6 +31,11 @@ pub struct PresenceConfig {
     /// offline this long after it closed (`PRESENCE_LEAVE_GRACE_MS`). 0 ends it at once, as a
     /// disconnect does. Default 1,500.
     pub leave_grace_ms: u64,
+    /// Without an auth hook (open mode), whether any client may be invisible ("appear
+    /// offline": present, watching, listed to nobody; `PRESENCE_ALLOW_INVISIBLE=1`). With a hook,
+    /// its `invisible` rule decides instead. Server code calling [`crate::server::Presence`]
+    /// directly is not held to it. Default false.
+    pub allow_invisible: bool,
     /// After a pause (the process or machine stopped, or the store unreachable, for more than
     /// 2 s past a deadline), no session expires for this long (ms), so the heartbeats sent
     /// meanwhile are served before anyone is judged gone. 0 turns this off. Default 5,000.
@@ -85,6 +90,7 @@ impl Default for PresenceConfig {
             max_offline_users_per_room: 100,
             subscription_grace_ms: 5_000,
             leave_grace_ms: 1_500,
+            allow_invisible: false,
             stall_grace_ms: 5_000,
             subscriber_buffer: 256,
             max_sessions_per_user: 50,
@@ -124,6 +130,12 @@ impl PresenceConfig {
     /// Sets [`PresenceConfig::max_offline_users_per_room`].
     pub fn max_offline_users_per_room(mut self, value: usize) -> Self {
         self.max_offline_users_per_room = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::allow_invisible`].
+    pub fn allow_invisible(mut self, value: bool) -> Self {
+        self.allow_invisible = value;
         self
     }
 
@@ -313,6 +325,19 @@ impl PresenceConfig {
                 }
             };
         }
+        if let Some(value) = lookup("PRESENCE_ALLOW_INVISIBLE") {
+            config.allow_invisible = match value.trim() {
+                "1" | "true" => true,
+                "0" | "false" | "" => false,
+                _ => {
+                    return Err(ConfigError {
+                        name: "PRESENCE_ALLOW_INVISIBLE",
+                        value,
+                        expected: "1, true, 0 or false",
+                    })
+                }
+            };
+        }
         if let Some(secret) = lookup("PRESENCE_SECRET") {
             if secret.len() < 16 {
                 return Err(ConfigError {
@@ -466,5 +491,18 @@ mod tests {
             .unwrap_err();
             assert_eq!(err.name, "PRESENCE_ALLOWED_ORIGINS", "{bad}");
         }
+
+        assert!(!PresenceConfig::default().allow_invisible);
+        let invisible = |value: &str| {
+            PresenceConfig::from_lookup(|name| {
+                (name == "PRESENCE_ALLOW_INVISIBLE").then(|| value.to_string())
+            })
+        };
+        assert!(invisible("1").unwrap().allow_invisible);
+        assert!(!invisible("false").unwrap().allow_invisible);
+        assert_eq!(
+            invisible("yes").unwrap_err().name,
+            "PRESENCE_ALLOW_INVISIBLE"
+        );
     }
 }

@@ -99,6 +99,12 @@ impl Presence {
         self.store.config().max_sockets_per_address
     }
 
+    /// Whether, without an auth hook, any client may be invisible
+    /// ([`PresenceConfig::allow_invisible`]).
+    pub fn allows_invisible(&self) -> bool {
+        self.store.config().allow_invisible
+    }
+
     /// Other origins whose pages may call presence (`allowed_origins`).
     pub fn allowed_origins(&self) -> &[String] {
         &self.store.config().allowed_origins

@@ -36,6 +36,7 @@ pub(crate) struct Setup {
     pub user_id: ArcRwSignal<Option<String>>,
     pub session_id: ArcRwSignal<Option<String>>,
     pub error: ArcRwSignal<Option<PresenceError>>,
+    pub invisible: ArcRwSignal<bool>,
 }
 
 /// Starts the hook in the browser: everything begins in an effect, i.e. after hydration.
@@ -46,6 +47,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
     let control = Arc::new(Control {
         slot: SendWrapper::new(slot.clone()),
         pending_state: SendWrapper::new(pending_state.clone()),
+        invisible: setup.invisible.clone(),
     });
     let Setup {
         room,
@@ -56,6 +58,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
         user_id,
         session_id,
         error,
+        invisible,
     } = setup;
     let effect_slot = slot.clone();
     Effect::new(move |_| {
@@ -73,6 +76,8 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
             }
             None => {
                 let user = app_user.unwrap_or_else(stored_user_id);
+                // (set_invisible may have been called before this first run.)
+                let options = options.clone().invisible(invisible.get_untracked());
                 let machine = Machine::new(
                     options.clone(),
                     Box::new(BrowserIds),
@@ -88,10 +93,13 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
                     machine,
                     options.server_url.clone().unwrap_or_default(),
                     store.clone(),
-                    status.clone(),
-                    error.clone(),
-                    user_id.clone(),
-                    session_id.clone(),
+                    Signals {
+                        status: status.clone(),
+                        error: error.clone(),
+                        user: user_id.clone(),
+                        session: session_id.clone(),
+                        invisible: invisible.clone(),
+                    },
                 );
                 *effect_slot.borrow_mut() = Some(driver);
             }
@@ -109,6 +117,7 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
 struct Control {
     slot: SendWrapper<Rc<RefCell<Option<Rc<Driver>>>>>,
     pending_state: SendWrapper<Rc<RefCell<Option<Value>>>>,
+    invisible: ArcRwSignal<bool>,
 }
 
 impl PresenceControl for Control {
@@ -124,6 +133,15 @@ impl PresenceControl for Control {
         let driver = self.slot.borrow().clone();
         if let Some(driver) = driver {
             driver.event(Machine::leave);
+        }
+    }
+
+    fn set_invisible(&self, invisible: bool) {
+        let driver = self.slot.borrow().clone();
+        match driver {
+            Some(driver) => driver.event(|m| m.set_invisible(invisible)),
+            // Not started yet: the machine starts with it.
+            None => self.invisible.set(invisible),
         }
     }
 }
@@ -160,15 +178,21 @@ impl Socket {
     }
 }
 
+/// The signals the driver writes for the app.
+struct Signals {
+    status: ArcRwSignal<ConnectionStatus>,
+    error: ArcRwSignal<Option<PresenceError>>,
+    user: ArcRwSignal<Option<String>>,
+    session: ArcRwSignal<Option<String>>,
+    invisible: ArcRwSignal<bool>,
+}
+
 struct Driver {
     machine: RefCell<Machine>,
     /// The server URL (no trailing slash), or empty for this page's origin.
     base: String,
     store: PresenceStore,
-    status: ArcRwSignal<ConnectionStatus>,
-    error: ArcRwSignal<Option<PresenceError>>,
-    user_signal: ArcRwSignal<Option<String>>,
-    session_signal: ArcRwSignal<Option<String>>,
+    signals: Signals,
     socket: RefCell<Option<Socket>>,
     listeners: RefCell<Vec<WindowListenerHandle>>,
     /// `visibilitychange`, on the document where it is fired.
@@ -180,24 +204,13 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(
-        machine: Machine,
-        base: String,
-        store: PresenceStore,
-        status: ArcRwSignal<ConnectionStatus>,
-        error: ArcRwSignal<Option<PresenceError>>,
-        user_signal: ArcRwSignal<Option<String>>,
-        session_signal: ArcRwSignal<Option<String>>,
-    ) -> Rc<Driver> {
+    fn start(machine: Machine, base: String, store: PresenceStore, signals: Signals) -> Rc<Driver> {
         let (kick, kicks) = mpsc::unbounded();
         let driver = Rc::new_cyclic(|this| Driver {
             machine: RefCell::new(machine),
             base: base.trim_end_matches('/').to_string(),
             store,
-            status,
-            error,
-            user_signal,
-            session_signal,
+            signals,
             socket: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
             visibility: RefCell::new(None),
@@ -255,11 +268,12 @@ impl Driver {
                 } => self.after(delay_ms, move |driver| {
                     driver.event(|m| m.socket_retry_due(generation))
                 }),
-                Command::SetUser(user) => self.user_signal.set(Some(user)),
-                Command::SetSession(session) => self.session_signal.set(Some(session)),
+                Command::SetUser(user) => self.signals.user.set(Some(user)),
+                Command::SetSession(session) => self.signals.session.set(Some(session)),
+                Command::SetInvisible(invisible) => self.signals.invisible.set(invisible),
                 Command::SetError(error) => {
-                    if self.error.with_untracked(|e| *e != error) {
-                        self.error.set(error);
+                    if self.signals.error.with_untracked(|e| *e != error) {
+                        self.signals.error.set(error);
                     }
                 }
                 Command::ClearList => self.store.clear(),
@@ -269,8 +283,8 @@ impl Driver {
             }
         }
         let status = self.machine.borrow().status();
-        if self.status.get_untracked() != status {
-            self.status.set(status);
+        if self.signals.status.get_untracked() != status {
+            self.signals.status.set(status);
         }
     }
 

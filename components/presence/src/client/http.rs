@@ -29,6 +29,7 @@ pub(crate) async fn heartbeat(
         "state": args.state,
         "away": args.away,
         "idle_for_ms": args.idle_for_ms,
+        "invisible": args.invisible,
         "session_token": args.token,
     });
     let text = post(base, "heartbeat", "application/json", body.to_string()).await?;

@@ -48,6 +48,8 @@ pub(crate) enum Command {
     SetUser(String),
     /// This tab now has another session id.
     SetSession(String),
+    /// This tab is now invisible (or not).
+    SetInvisible(bool),
     /// Show this error (or none).
     SetError(Option<PresenceError>),
     /// Forget the room's list (the room changed).
@@ -81,6 +83,8 @@ pub(crate) struct HeartbeatArgs {
     pub away: bool,
     /// While the visible tab has had no input for `idle_after_ms`: for how long.
     pub idle_for_ms: Option<u64>,
+    /// Invisible ("appear offline").
+    pub invisible: bool,
     /// The session's token, or on a join the one this tab proposes.
     pub token: String,
 }
@@ -141,6 +145,11 @@ pub(crate) struct Machine {
     last_input: Option<f64>,
     /// Whether the latest heartbeat the server took said idle.
     reported_idle: bool,
+    /// Invisible, as the app asks.
+    invisible: bool,
+    /// Whether the server holds this tab's session as invisible (the latest heartbeat it took
+    /// said so).
+    held_invisible: bool,
     online: bool,
     /// No heartbeats before this time (ms since the epoch), after a `pagehide`.
     paused_until: f64,
@@ -166,6 +175,8 @@ impl Machine {
         hidden: bool,
     ) -> Self {
         Machine {
+            invisible: options.invisible,
+            held_invisible: false,
             options,
             phase: Phase::Present,
             room,
@@ -263,6 +274,7 @@ impl Machine {
             },
             away: self.away,
             idle_for_ms: self.idle_for(now),
+            invisible: self.invisible,
             token: self
                 .tokens
                 .as_ref()
@@ -302,6 +314,7 @@ impl Machine {
                 self.heartbeat_failures = 0;
                 self.heartbeat_ok = true;
                 self.reported_idle = args.idle_for_ms.is_some();
+                self.held_invisible = args.invisible;
                 if !response.user_id.is_empty() && self.user != response.user_id {
                     // The server stamped another identity (an auth hook): that is who we are.
                     self.user = response.user_id;
@@ -327,7 +340,20 @@ impl Machine {
                 // The server says when: no guessing, no hammering.
                 retry_after_ms.max(self.min_backoff())
             }
-            Err(error @ PresenceError::Forbidden { .. }) if self.tokens.is_some() => {
+            Err(error @ PresenceError::Forbidden { .. })
+                if args.invisible && self.tokens.is_some() && !self.held_invisible =>
+            {
+                // A visible session may not turn invisible here: it stays visible (never the
+                // other way round: a refused invisible join, or an invisible session whose
+                // right was taken back, backs off below rather than show itself).
+                self.invisible = false;
+                commands.push(Command::SetInvisible(false));
+                commands.push(Command::SetError(Some(error)));
+                0
+            }
+            Err(error @ PresenceError::Forbidden { .. })
+                if self.tokens.is_some() && !args.invisible =>
+            {
                 // The session belongs to someone else now (the app's sign-in changed in another
                 // tab): start a fresh one as whoever the server says this is. If the room itself
                 // is refused, the fresh join fails too, and backs off.
@@ -507,6 +533,15 @@ impl Machine {
         } else {
             Vec::new()
         }
+    }
+
+    /// The app turned invisibility on or off: the next heartbeat, now, says so.
+    pub fn set_invisible(&mut self, invisible: bool) -> Vec<Command> {
+        if self.invisible == invisible {
+            return Vec::new();
+        }
+        self.invisible = invisible;
+        vec![Command::SetInvisible(invisible), Command::Wake]
     }
 
     /// The app changed the display name: the next heartbeat, now, reports it.

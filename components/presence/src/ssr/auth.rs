@@ -65,6 +65,7 @@ pub struct PresenceAuth {
     identify: Arc<IdentifyFn>,
     rooms: Option<Arc<RoomRuleFn>>,
     agents: Option<Arc<RoomRuleFn>>,
+    invisible: Option<Arc<RoomRuleFn>>,
 }
 
 /// The app's function from a request to its caller.
@@ -79,6 +80,7 @@ impl PresenceAuth {
             identify: Arc::new(hook),
             rooms: None,
             agents: None,
+            invisible: None,
         }
     }
 
@@ -112,6 +114,29 @@ impl PresenceAuth {
     ) -> Self {
         self.agents = Some(Arc::new(rule));
         self
+    }
+
+    /// Which callers may be invisible ("appear offline": present, watching the room, listed to
+    /// nobody), in which rooms. Default: none; a refused heartbeat is `403 forbidden`.
+    ///
+    /// ```
+    /// # use leptos_presence::ssr::{Identity, PresenceAuth};
+    /// let auth = PresenceAuth::new(|_parts| None)
+    ///     .invisible(|caller: &Identity, _room: &str| caller.user_id.starts_with("staff:"));
+    /// ```
+    pub fn invisible(
+        mut self,
+        rule: impl Fn(&Identity, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.invisible = Some(Arc::new(rule));
+        self
+    }
+
+    /// True if `caller` may be invisible in `room`.
+    pub fn may_be_invisible(&self, caller: &Identity, room: &str) -> bool {
+        self.invisible
+            .as_ref()
+            .is_some_and(|rule| rule(caller, room))
     }
 
     /// True if `caller` may be present as an agent in `room`.
@@ -173,6 +198,14 @@ pub(crate) fn check_agent(caller: &Identity, room: &str) -> Result<(), ApiError>
     check(
         |auth| auth.may_be_agent(caller, room),
         || format!("you may not be present as an agent in room {room}"),
+    )
+}
+
+/// Refuses an invisible heartbeat from a caller the hook's `invisible` rule does not allow.
+pub(crate) fn check_invisible(caller: &Identity, room: &str) -> Result<(), ApiError> {
+    check(
+        |auth| auth.may_be_invisible(caller, room),
+        || format!("you may not be invisible in room {room}"),
     )
 }
 

@@ -7,7 +7,7 @@ mod mount;
 mod sockets;
 mod subscribe;
 
-pub(crate) use auth::{caller, check_agent, check_room, may_read_room};
+pub(crate) use auth::{caller, check_agent, check_invisible, check_room, may_read_room};
 pub use auth::{Identity, PresenceAuth};
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, BODY_TIMEOUT, MAX_BODY_BYTES};

@@ -677,3 +677,58 @@ fn a_visible_tab_without_input_turns_idle_at_a_heartbeat_and_input_makes_it_acti
     off.input(0.0);
     assert_eq!(send_at(&off, 1e12).idle_for_ms, None);
 }
+
+fn forbidden() -> Result<HeartbeatResponse, PresenceError> {
+    Err(PresenceError::Forbidden {
+        reason: "no".into(),
+    })
+}
+
+#[test]
+fn invisibility_is_sent_at_once_and_a_refusal_never_shows_the_tab() {
+    // On: the next heartbeat, now, says so; the same again changes nothing.
+    let mut m = joined();
+    assert!(!send(&m).invisible);
+    assert_eq!(
+        m.set_invisible(true),
+        vec![Command::SetInvisible(true), Command::Wake]
+    );
+    assert!(m.set_invisible(true).is_empty());
+    let args = send(&m);
+    assert!(args.invisible);
+    assert_eq!(args.token, "T", "the same session, invisible");
+    // Refused for a visible session: it stays visible, says why, and keeps its session.
+    let (wait, commands) = m.heartbeat_answered(&args, forbidden(), 0.0);
+    assert_eq!(wait, 0);
+    assert!(
+        commands.contains(&Command::SetInvisible(false)),
+        "{commands:?}"
+    );
+    assert!(!commands.iter().any(|c| matches!(c, Command::SetSession(_))));
+    let args = send(&m);
+    assert!(!args.invisible);
+    assert_eq!(args.token, "T");
+
+    // Allowed: held invisible. If the right is taken back, it does not show itself: it backs
+    // off, still invisible.
+    m.set_invisible(true);
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R", false), 0.0);
+    let args = send(&m);
+    let (wait, commands) = m.heartbeat_answered(&args, forbidden(), 0.0);
+    assert!(wait > 0);
+    assert!(
+        !commands.contains(&Command::SetInvisible(false)),
+        "{commands:?}"
+    );
+    assert!(send(&m).invisible);
+
+    // Joining invisibly and refused: no visible join instead, a retry later.
+    let mut m = machine_with(UsePresenceOptions::default().invisible(true), None);
+    let args = send(&m);
+    assert!(args.invisible);
+    let (wait, commands) = m.heartbeat_answered(&args, forbidden(), 0.0);
+    assert!(wait > 0);
+    assert!(!commands.contains(&Command::SetInvisible(false)));
+    assert!(send(&m).invisible);
+}
