@@ -19,6 +19,9 @@ enum Kind {
     Memory,
     #[cfg(feature = "redis")]
     Redis,
+    /// The Redis store on a Redis Cluster.
+    #[cfg(feature = "redis")]
+    RedisCluster,
 }
 
 struct Harness {
@@ -41,19 +44,28 @@ async fn open(kind: Kind, config: PresenceConfig) -> Option<Harness> {
     let config = match kind {
         Kind::Memory => config,
         #[cfg(feature = "redis")]
-        Kind::Redis => {
-            let Some(url) = store::redis::test_support::url() else {
+        Kind::Redis | Kind::RedisCluster => {
+            let (url, variable) = if kind == Kind::Redis {
+                (store::redis::test_support::url(), "PRESENCE_TEST_REDIS_URL")
+            } else {
+                (
+                    store::redis::test_support::cluster_url(),
+                    "PRESENCE_TEST_REDIS_CLUSTER_URL",
+                )
+            };
+            let Some(url) = url else {
                 assert!(
                     std::env::var_os("PRESENCE_REQUIRE_REDIS").is_none(),
-                    "PRESENCE_REQUIRE_REDIS is set but PRESENCE_TEST_REDIS_URL is not"
+                    "PRESENCE_REQUIRE_REDIS is set but {variable} is not"
                 );
-                eprintln!("skipped: set PRESENCE_TEST_REDIS_URL to run the Redis store's suite");
+                eprintln!("skipped: set {variable} to run the Redis store's suite there");
                 return None;
             };
             let token = SessionToken::generate().to_hex();
             PresenceConfig {
                 redis_url: Some(url),
                 redis_prefix: format!("test-{}", &token[..16]),
+                redis_cluster: kind == Kind::RedisCluster,
                 ..config
             }
         }
@@ -156,6 +168,13 @@ macro_rules! behaviour {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 super::$name(super::Kind::Redis).await
+            })*
+        }
+        #[cfg(feature = "redis")]
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::RedisCluster).await
             })*
         }
     };
@@ -1065,8 +1084,14 @@ async fn readers_between_changes_share_one_list(kind: Kind) {
     }
     assert!(first.json().contains("\"u49\""));
     h.join("r1", "late", "s-late").await;
-    settle().await;
-    let after = h.presence.list_shared(&token).await.unwrap();
+    // Once the change reaches this server (on a Redis Cluster, pub/sub between nodes takes
+    // tens of ms).
+    let started = std::time::Instant::now();
+    let mut after = h.presence.list_shared(&token).await.unwrap();
+    while Arc::ptr_eq(&first, &after) && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        after = h.presence.list_shared(&token).await.unwrap();
+    }
     assert!(!Arc::ptr_eq(&first, &after), "a change makes a new one");
     assert_eq!(after.message().seq(), 51);
 }

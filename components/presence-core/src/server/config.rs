@@ -80,6 +80,11 @@ pub struct PresenceConfig {
     /// The prefix of every Redis key and channel this store uses (`PRESENCE_REDIS_PREFIX`).
     /// Default: `presence`. Apps sharing one Redis for separate presence worlds use different ones.
     pub redis_prefix: String,
+    /// `redis_url` names a Redis Cluster (`PRESENCE_REDIS_CLUSTER=1`): one or more of its nodes,
+    /// separated by commas. Every key then hashes to one slot (the prefix becomes a hash tag,
+    /// `{presence}`), so each change stays one atomic script: it runs on a Cluster, on the shard
+    /// that slot lives on (see the README's "Redis Cluster"). Default false.
+    pub redis_cluster: bool,
 }
 
 impl Default for PresenceConfig {
@@ -110,6 +115,7 @@ impl Default for PresenceConfig {
             allowed_origins: Vec::new(),
             redis_url: None,
             redis_prefix: "presence".into(),
+            redis_cluster: false,
         }
     }
 }
@@ -224,6 +230,12 @@ impl PresenceConfig {
         self
     }
 
+    /// Sets [`PresenceConfig::redis_cluster`].
+    pub fn redis_cluster(mut self, value: bool) -> Self {
+        self.redis_cluster = value;
+        self
+    }
+
     /// Sets [`PresenceConfig::redis_prefix`].
     pub fn redis_prefix(mut self, value: impl Into<String>) -> Self {
         self.redis_prefix = value.into();
@@ -325,18 +337,23 @@ impl PresenceConfig {
                 }
             };
         }
-        if let Some(value) = lookup("PRESENCE_ALLOW_INVISIBLE") {
-            config.allow_invisible = match value.trim() {
-                "1" | "true" => true,
-                "0" | "false" | "" => false,
-                _ => {
-                    return Err(ConfigError {
-                        name: "PRESENCE_ALLOW_INVISIBLE",
-                        value,
-                        expected: "1, true, 0 or false",
-                    })
-                }
-            };
+        for (name, into) in [
+            ("PRESENCE_ALLOW_INVISIBLE", &mut config.allow_invisible),
+            ("PRESENCE_REDIS_CLUSTER", &mut config.redis_cluster),
+        ] {
+            if let Some(value) = lookup(name) {
+                *into = match value.trim() {
+                    "1" | "true" => true,
+                    "0" | "false" | "" => false,
+                    _ => {
+                        return Err(ConfigError {
+                            name,
+                            value,
+                            expected: "1, true, 0 or false",
+                        })
+                    }
+                };
+            }
         }
         if let Some(secret) = lookup("PRESENCE_SECRET") {
             if secret.len() < 16 {

@@ -15,7 +15,17 @@ async fn view_until(sub: &mut Subscription, view: &mut RoomView, done: impl Fn(&
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms() {
-    let Some(a) = open(Kind::Redis, base_config()).await else {
+    a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(Kind::Redis).await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on_a_cluster() {
+    a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(Kind::RedisCluster).await
+}
+
+async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(kind: Kind) {
+    let Some(a) = open(kind, base_config()).await else {
         return;
     };
     let b = a.peer().await;
@@ -54,7 +64,17 @@ async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run() {
-    let Some(a) = open(Kind::Redis, base_config()).await else {
+    each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(Kind::Redis).await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run_on_a_cluster() {
+    each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(Kind::RedisCluster).await
+}
+
+async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(kind: Kind) {
+    let Some(a) = open(kind, base_config()).await else {
         return;
     };
     let (b, c) = (a.peer().await, a.peer().await);
@@ -93,7 +113,17 @@ async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_servers_sessions_expire_on_time_through_the_others() {
-    let Some(h) = open(Kind::Redis, base_config()).await else {
+    a_dead_servers_sessions_expire_on_time_through_the_others_on(Kind::Redis).await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_servers_sessions_expire_on_time_through_the_others_on_a_cluster() {
+    a_dead_servers_sessions_expire_on_time_through_the_others_on(Kind::RedisCluster).await
+}
+
+async fn a_dead_servers_sessions_expire_on_time_through_the_others_on(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
         return;
     };
     let survivor = h.peer().await;
@@ -440,7 +470,18 @@ async fn a_subscriber_that_missed_messages_resyncs_from_a_snapshot_and_carries_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_made_through_one_server_reach_server_side_readers_on_another() {
-    let Some(a) = open(Kind::Redis, base_config()).await else {
+    changes_made_through_one_server_reach_server_side_readers_on_another_on(Kind::Redis).await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_through_one_server_reach_server_side_readers_on_another_on_a_cluster() {
+    changes_made_through_one_server_reach_server_side_readers_on_another_on(Kind::RedisCluster)
+        .await
+}
+
+async fn changes_made_through_one_server_reach_server_side_readers_on_another_on(kind: Kind) {
+    let Some(a) = open(kind, base_config()).await else {
         return;
     };
     let b = a.peer().await;
@@ -492,7 +533,24 @@ async fn a_watched_room_is_read_for_a_page_render_without_a_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session() {
-    let Some(a) = open(Kind::Redis, base_config()).await else {
+    a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(Kind::Redis)
+        .await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on_a_cluster(
+) {
+    a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(
+        Kind::RedisCluster,
+    )
+    .await
+}
+
+async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(
+    kind: Kind,
+) {
+    let Some(a) = open(kind, base_config()).await else {
         return;
     };
     let b = a.peer().await;
@@ -692,11 +750,21 @@ async fn admitted_through(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sessions_rate_holds_across_servers() {
+    a_sessions_rate_holds_across_servers_on(Kind::Redis).await
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sessions_rate_holds_across_servers_on_a_cluster() {
+    a_sessions_rate_holds_across_servers_on(Kind::RedisCluster).await
+}
+
+async fn a_sessions_rate_holds_across_servers_on(kind: Kind) {
     let config = PresenceConfig {
         session_rate: RateLimit::new(2.0, 4),
         ..base_config()
     };
-    let Some(a) = open(Kind::Redis, config).await else {
+    let Some(a) = open(kind, config).await else {
         return;
     };
     let b = a.peer().await;

@@ -11,6 +11,7 @@
 
 mod changes;
 mod commit;
+mod conn;
 mod hub;
 mod keys;
 mod load;
@@ -32,7 +33,6 @@ use crate::server::subscription::{
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomMessage, RoomSnapshot};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
@@ -52,8 +52,9 @@ pub struct RedisPresence {
 }
 
 struct Inner {
+    /// For pub/sub.
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: conn::Conn,
     /// Reads what the rules need ([`load.lua`](load.lua)).
     load: redis::Script,
     /// Writes what they decided ([`commit.lua`](commit.lua)).
@@ -145,18 +146,17 @@ impl RedisPresence {
             });
         };
         let room_key = RoomTokenKey::new(secret);
-        let client = redis::Client::open(url).map_err(|e| PresenceError::Unavailable {
-            message: format!("not a Redis URL ({url}): {e}"),
-        })?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+        let conn::Connected {
+            conn,
+            pubsub: client,
+        } = conn::connect(url, config.redis_cluster)
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| match e.kind() {
+                redis::ErrorKind::InvalidClientConfig => PresenceError::Unavailable {
+                    message: format!("not a Redis URL ({url}): {e}"),
+                },
+                _ => unavailable(e),
+            })?;
         let (touch_queue, touch_batches) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             client,
@@ -170,7 +170,7 @@ impl RedisPresence {
             remembered: touches::Remembered::default(),
             held: reassert::Held::default(),
             epoch: Mutex::new(None),
-            prefix: config.redis_prefix.clone(),
+            prefix: conn::prefix(&config.redis_prefix, config.redis_cluster),
             sessions: Mutex::new(KeyedLimiter::shared(
                 config.session_rate,
                 config.max_tracked_addresses,
@@ -919,6 +919,14 @@ pub(crate) mod test_support {
     /// behaviour suite are then skipped, and say so).
     pub fn url() -> Option<String> {
         std::env::var("PRESENCE_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    }
+
+    /// The Redis Cluster that tests use: `PRESENCE_TEST_REDIS_CLUSTER_URL` (its nodes,
+    /// separated by commas), or `None` (the Cluster runs are then skipped, and say so).
+    pub fn cluster_url() -> Option<String> {
+        std::env::var("PRESENCE_TEST_REDIS_CLUSTER_URL")
             .ok()
             .filter(|u| !u.is_empty())
     }
