@@ -23,6 +23,11 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 const USER_KEY: &str = "leptos-presence:user";
+/// Where a going page leaves its session for the next page of the tab (`sessionStorage`).
+const RESUME_KEY: &str = "leptos-presence:resume";
+/// A kept session is taken on only this soon after (ms): later, the server has ended it anyway,
+/// and a tab opened meanwhile with `window.open` (which copies `sessionStorage`) must not share it.
+const RESUME_WITHIN_MS: f64 = 5_000.0;
 
 /// A page event's handler, kept alive while it is registered.
 type EventCallback = Closure<dyn FnMut(web_sys::Event)>;
@@ -87,6 +92,10 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
                     pending_state.borrow_mut().take(),
                     is_hidden(),
                 );
+                let mut machine = machine;
+                if let Some(resume) = take_resume() {
+                    machine.resume(resume);
+                }
                 user_id.set(Some(user));
                 session_id.set(Some(machine.session().to_string()));
                 let driver = Driver::start(
@@ -277,6 +286,12 @@ impl Driver {
                     }
                 }
                 Command::ClearList => self.store.clear(),
+                Command::Remember(resume) => remember(&resume),
+                Command::ForgetResume => {
+                    if let Some(storage) = session_storage() {
+                        let _ = storage.remove_item(RESUME_KEY);
+                    }
+                }
                 Command::Wake => {
                     let _ = self.kick.unbounded_send(());
                 }
@@ -511,6 +526,32 @@ fn stored_user_id() -> String {
         let _ = s.set_item(USER_KEY, &id);
     }
     id
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.session_storage().ok().flatten())
+}
+
+/// Keeps a going page's session for the tab's next page (see [`take_resume`]).
+fn remember(resume: &crate::client::machine::Resume) {
+    let kept = serde_json::json!({ "at": js_sys::Date::now(), "resume": resume });
+    if let Some(storage) = session_storage() {
+        let _ = storage.set_item(RESUME_KEY, &kept.to_string());
+    }
+}
+
+/// The session the tab's previous page (or mount) kept, if it went moments ago. Read once: it
+/// is removed whatever it holds.
+fn take_resume() -> Option<crate::client::machine::Resume> {
+    let storage = session_storage()?;
+    let kept = storage.get_item(RESUME_KEY).ok().flatten()?;
+    let _ = storage.remove_item(RESUME_KEY);
+    let kept: serde_json::Value = serde_json::from_str(&kept).ok()?;
+    let age = js_sys::Date::now() - kept.get("at")?.as_f64()?;
+    if !(0.0..=RESUME_WITHIN_MS).contains(&age) {
+        return None;
+    }
+    serde_json::from_value(kept.get("resume")?.clone()).ok()
 }
 
 fn warn(message: &str) {

@@ -56,6 +56,21 @@ pub(crate) enum Command {
     ClearList,
     /// Heartbeat now instead of at the next interval.
     Wake,
+    /// This page is going, or its component unmounting: keep this session (in the tab's
+    /// `sessionStorage`) for the next page or mount of the same room and user to take on.
+    Remember(Resume),
+    /// The page lives on (shown again from the back/forward cache): forget what was kept.
+    ForgetResume,
+}
+
+/// A session a new page (a reload) or a new mount (an in-app navigation) takes on, so that to
+/// others nothing happened: its first heartbeat takes the goodbye back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Resume {
+    pub room: String,
+    pub user: String,
+    pub session: String,
+    pub token: String,
 }
 
 /// What the heartbeat loop does next.
@@ -206,6 +221,31 @@ impl Machine {
     /// This tab's session id.
     pub fn session(&self) -> &str {
         &self.session
+    }
+
+    /// Takes on the session a page that went (a reload) or a component that unmounted left for
+    /// this room and user, before the first heartbeat: that heartbeat carries its id and token,
+    /// so the server takes its goodbye back (or, after the leave grace, makes it again under
+    /// the same id). Anything else is ignored.
+    pub fn resume(&mut self, resume: Resume) {
+        if resume.room == self.room
+            && resume.user == self.user
+            && self.tokens.is_none()
+            && self.phase == Phase::Present
+        {
+            self.session = resume.session;
+            self.proposed_token = resume.token;
+        }
+    }
+
+    /// What a next page or mount may take on (see [`Machine::resume`]).
+    fn remember(&self, tokens: &Tokens) -> Command {
+        Command::Remember(Resume {
+            room: self.room.clone(),
+            user: self.user.clone(),
+            session: self.session.clone(),
+            token: tokens.session.clone(),
+        })
     }
 
     /// What the app sees.
@@ -614,6 +654,7 @@ impl Machine {
         self.phase = Phase::ShutDown;
         let mut commands: Vec<Command> = self.close_socket().into_iter().collect();
         if let Some(tokens) = self.tokens.take() {
+            commands.push(self.remember(&tokens));
             commands.push(Command::Going(tokens.session));
         }
         commands
@@ -634,15 +675,16 @@ impl Machine {
         // The tokens stay: if the page lives on, its next heartbeat takes the goodbye back (or,
         // after the grace, makes the session again under the same token).
         if let Some(tokens) = &self.tokens {
+            commands.push(self.remember(tokens));
             commands.push(Command::Going(tokens.session.clone()));
         }
         commands
     }
 
-    /// The page is shown again from the back/forward cache: rejoin now.
+    /// The page is shown again from the back/forward cache: rejoin now (it keeps its session).
     pub fn shown_again(&mut self) -> Vec<Command> {
         self.paused_until = 0.0;
-        vec![Command::Wake]
+        vec![Command::ForgetResume, Command::Wake]
     }
 
     /// How long the visible tab has had no input at `now`, once that is `idle_after_ms` or more.

@@ -444,7 +444,11 @@ fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() 
     let mut m = joined();
     assert_eq!(
         m.unloading(1_000.0),
-        vec![Command::CloseSocket, Command::Going("T".into())]
+        vec![
+            Command::CloseSocket,
+            Command::Remember(kept_s1()),
+            Command::Going("T".into())
+        ]
     );
     assert_eq!(m.next_heartbeat(2_000.0), Next::Wait(2_001));
     // Still there 3 s later (a cancelled unload): the same session, which the heartbeat keeps
@@ -456,7 +460,7 @@ fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() 
     assert_eq!(args.token, "T", "the tokens stay after a goodbye");
     // From the back/forward cache: at once.
     m.unloading(10_000.0);
-    assert_eq!(m.shown_again(), vec![Command::Wake]);
+    assert_eq!(m.shown_again(), vec![Command::ForgetResume, Command::Wake]);
     assert!(matches!(m.next_heartbeat(10_001.0), Next::Send(_)));
 }
 
@@ -604,7 +608,11 @@ fn unmounting_says_going_so_a_remount_is_not_a_leave_but_leave_is_at_once() {
     let mut m = joined();
     assert_eq!(
         m.shut_down(),
-        vec![Command::CloseSocket, Command::Going("T".into())]
+        vec![
+            Command::CloseSocket,
+            Command::Remember(kept_s1()),
+            Command::Going("T".into())
+        ]
     );
     assert_eq!(m.next_heartbeat(0.0), Next::Idle);
     assert!(m.shut_down().is_empty());
@@ -731,4 +739,61 @@ fn invisibility_is_sent_at_once_and_a_refusal_never_shows_the_tab() {
     assert!(wait > 0);
     assert!(!commands.contains(&Command::SetInvisible(false)));
     assert!(send(&m).invisible);
+}
+
+#[test]
+fn a_reload_or_a_remount_takes_on_the_session_the_going_page_kept() {
+    // The going page keeps its session (before its goodbye), and so does an unmount.
+    let mut m = joined();
+    let commands = m.unloading(0.0);
+    let kept = kept_s1();
+    assert_eq!(
+        commands[commands.len() - 2..],
+        [Command::Remember(kept.clone()), Command::Going("T".into())]
+    );
+    assert_eq!(
+        m.shown_again()[0],
+        Command::ForgetResume,
+        "the page lived on"
+    );
+    let mut m = joined();
+    assert!(m.shut_down().contains(&Command::Remember(kept)));
+
+    // The next page: its first heartbeat carries the kept id and token (and its own state).
+    let kept = Resume {
+        room: "room".into(),
+        user: "u1".into(),
+        session: "kept".into(),
+        token: "K".into(),
+    };
+    let mut m = machine(Some(json!({"x": 1})));
+    m.resume(kept.clone());
+    let args = send(&m);
+    assert_eq!((args.session.as_str(), args.token.as_str()), ("kept", "K"));
+    assert_eq!(args.state, Some(json!({"x": 1})));
+    // Another room's or user's: ignored.
+    for other in [
+        Resume {
+            room: "elsewhere".into(),
+            ..kept.clone()
+        },
+        Resume {
+            user: "u2".into(),
+            ..kept.clone()
+        },
+    ] {
+        let mut m = machine(None);
+        m.resume(other);
+        assert_eq!(send(&m).session, "s1");
+    }
+}
+
+/// What [`joined`]'s session keeps for a next page.
+fn kept_s1() -> Resume {
+    Resume {
+        room: "room".into(),
+        user: "u1".into(),
+        session: "s1".into(),
+        token: "T".into(),
+    }
 }
