@@ -329,8 +329,8 @@ pub struct HeartbeatRequest {
     /// The token from this session's previous heartbeat; `None` on the first.
     #[serde(default)]
     pub session_token: Option<String>,
-    /// A person (the default) or an agent. Set by a session's first heartbeat; a later one's is
-    /// ignored. Over HTTP, with an auth hook, only callers its `agents` rule allows may be agents.
+    /// A person (the default) or an agent. Set by a session's first heartbeat; a later one
+    /// claiming the other kind is refused (400), and changes nothing. Over HTTP, with an auth hook, only callers its `agents` rule allows may be agents.
     #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
     pub kind: PresenceKind,
     /// True while the session is invisible ("appear offline"): it lives, keeps its tokens and

@@ -11,6 +11,7 @@ use crate::error::PresenceError;
 use crate::server::token::SessionToken;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, PresenceKind};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What [`Presence::join_agent`] needs: the room, the agent's user id and name, and optionally
@@ -91,12 +92,16 @@ impl AgentOptions {
 
 /// An agent present in a room: it heartbeats every third of its TTL from a task of its own,
 /// until [`Agent::leave`], or until it is dropped (then it leaves too, if a tokio runtime is
-/// still there to send that; otherwise it expires after its TTL).
+/// still there to send that; otherwise it expires after its TTL). If its session is lost (the
+/// store restarted empty, or the app removed it with `remove_room_user`), its next heartbeat
+/// makes it again, with its latest state: to end an agent, leave or drop it.
 #[derive(Debug)]
 pub struct Agent {
     presence: Presence,
     joined: HeartbeatResponse,
     session_id: String,
+    /// Its latest state, for a session made again.
+    state: Arc<Mutex<Option<Value>>>,
     keep_alive: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -125,24 +130,32 @@ impl Presence {
         let request = options.request();
         let joined = self.heartbeat(&request).await?;
         let session_id = request.session.clone();
+        let state = Arc::new(Mutex::new(request.state.clone()));
         let mut again = request;
         again.state = None; // keep what it has (set_state changes it)
         again.session_token = Some(joined.session_token.clone());
         let every = Duration::from_millis((crate::limits::lifetime_ms(0, again.ttl_ms) / 3).max(1));
         let presence = self.clone();
+        let latest = state.clone();
         let keep_alive = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 // A failure (the store unreachable for a moment) is retried at the next tick;
-                // a session that ended meanwhile (a store restart) is joined again with its
-                // token by the next heartbeat.
-                let _ = presence.heartbeat(&again).await;
+                // a session that ended meanwhile is joined again with its token by the next
+                // heartbeat, and given its latest state.
+                if let Ok(beat) = presence.heartbeat(&again).await {
+                    let state = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    if let (true, Some(state)) = (beat.joined, state) {
+                        let _ = presence.update_state(&beat.session_token, state).await;
+                    }
+                }
             }
         });
         Ok(Agent {
             presence: self.clone(),
             joined,
             session_id,
+            state,
             keep_alive: Some(keep_alive),
         })
     }
@@ -172,8 +185,11 @@ impl Agent {
     /// Replaces the agent's state (`null` clears it): one `updated` if it changed.
     pub async fn set_state(&self, state: Value) -> Result<(), PresenceError> {
         self.presence
-            .update_state(&self.joined.session_token, state)
-            .await
+            .update_state(&self.joined.session_token, state.clone())
+            .await?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(state).filter(|s| !s.is_null());
+        Ok(())
     }
 
     /// Ends the agent's presence now (one `left`, reason `disconnected`).
@@ -219,5 +235,29 @@ mod tests {
         assert!(room.users[0].online, "{room:?}");
         agent.leave().await.unwrap();
         assert!(!presence.list_room("r").await.unwrap().users[0].online);
+    }
+
+    #[tokio::test]
+    async fn a_lost_agent_session_comes_back_with_its_latest_state() {
+        let presence = Presence::start(PresenceConfig::default());
+        let agent = presence
+            .join_agent(AgentOptions::new("r", "bot", "Bot").ttl_ms(1_000))
+            .await
+            .unwrap();
+        agent
+            .set_state(serde_json::json!({"step": 2}))
+            .await
+            .unwrap();
+        assert!(presence.remove_room_user("r", "bot").await.unwrap());
+        assert!(presence.list_room("r").await.unwrap().users.is_empty());
+        // Its next heartbeat (a third of its TTL later) makes it again, with that state.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let room = presence.list_room("r").await.unwrap();
+        assert_eq!(
+            room.users[0].sessions[0].state,
+            Some(serde_json::json!({"step": 2})),
+            "{room:?}"
+        );
+        agent.leave().await.unwrap();
     }
 }

@@ -401,11 +401,15 @@ impl Driver {
         let mut handles = vec![
             window_event_listener_untyped(
                 "pagehide",
-                on(self.this.clone(), |m, _| m.unloading(js_sys::Date::now())),
+                on(self.this.clone(), |m, _| {
+                    m.unloading(js_sys::Date::now(), true)
+                }),
             ),
             window_event_listener_untyped(
                 "beforeunload",
-                on(self.this.clone(), |m, _| m.unloading(js_sys::Date::now())),
+                on(self.this.clone(), |m, _| {
+                    m.unloading(js_sys::Date::now(), false)
+                }),
             ),
             window_event_listener_untyped(
                 "pageshow",

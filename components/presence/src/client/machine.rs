@@ -68,6 +68,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Resume {
     pub room: String,
+    /// The user the tab asked to be (not an id an auth hook stamped).
     pub user: String,
     pub session: String,
     pub token: String,
@@ -145,7 +146,10 @@ pub(crate) struct Machine {
     ids: Box<dyn Ids>,
     phase: Phase,
     room: String,
+    /// Who the server says this is (an auth hook may have stamped another id).
     user: String,
+    /// Who this tab asked to be: the id it started with, or the app's latest.
+    asked_user: String,
     name: String,
     session: String,
     /// The last good tokens: a failed heartbeat never clears them.
@@ -195,6 +199,7 @@ impl Machine {
             options,
             phase: Phase::Present,
             room,
+            asked_user: user.clone(),
             user,
             name,
             session: ids.session_id(),
@@ -229,7 +234,7 @@ impl Machine {
     /// the same id). Anything else is ignored.
     pub fn resume(&mut self, resume: Resume) {
         if resume.room == self.room
-            && resume.user == self.user
+            && resume.user == self.asked_user
             && self.tokens.is_none()
             && self.phase == Phase::Present
         {
@@ -242,7 +247,8 @@ impl Machine {
     fn remember(&self, tokens: &Tokens) -> Command {
         Command::Remember(Resume {
             room: self.room.clone(),
-            user: self.user.clone(),
+            // As the next page will ask: before any stamping (it starts from the same id).
+            user: self.asked_user.clone(),
             session: self.session.clone(),
             token: tokens.session.clone(),
         })
@@ -488,7 +494,8 @@ impl Machine {
 
     /// True if `message` shows that the server has lost this tab's live session.
     fn forgets_me(&self, message: &RoomMessage) -> bool {
-        if self.tokens.is_none() {
+        // (An invisible tab is in no list: its absence tells nothing.)
+        if self.tokens.is_none() || self.invisible || self.held_invisible {
             return false;
         }
         match message {
@@ -604,10 +611,13 @@ impl Machine {
 
     /// The app's `user_id` changed: leave as the old user, join as the new one.
     pub fn set_user(&mut self, user: String) -> Vec<Command> {
-        if self.phase == Phase::ShutDown || self.user == user {
+        // (Compared with what this tab asked for, not with an id the server stamped: the same
+        // app id again is no change.)
+        if self.phase == Phase::ShutDown || self.asked_user == user {
             return Vec::new();
         }
         self.user = user.clone();
+        self.asked_user = user.clone();
         let mut commands = vec![Command::SetUser(user)];
         if self.phase == Phase::Present {
             commands.extend(self.start_over());
@@ -663,7 +673,11 @@ impl Machine {
     /// The page is going (`pagehide`, `beforeunload`) at `now`: say so with a beacon (the server
     /// ends the session after its leave grace unless the page comes back: a reload, the
     /// back/forward cache), and send no heartbeat for a moment in case the page lives on.
-    pub fn unloading(&mut self, now: f64) -> Vec<Command> {
+    ///
+    /// `keep`: the page is really going (`pagehide`), so its session is kept for the tab's next
+    /// page; not on `beforeunload`, which a download or a `mailto:` link fires while the page
+    /// lives on.
+    pub fn unloading(&mut self, now: f64, keep: bool) -> Vec<Command> {
         if !self.options.leave_on_unload || self.phase != Phase::Present {
             return Vec::new();
         }
@@ -675,7 +689,9 @@ impl Machine {
         // The tokens stay: if the page lives on, its next heartbeat takes the goodbye back (or,
         // after the grace, makes the session again under the same token).
         if let Some(tokens) = &self.tokens {
-            commands.push(self.remember(tokens));
+            if keep {
+                commands.push(self.remember(tokens));
+            }
             commands.push(Command::Going(tokens.session.clone()));
         }
         commands

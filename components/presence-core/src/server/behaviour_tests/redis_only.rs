@@ -816,3 +816,29 @@ async fn an_address_rate_holds_across_servers() {
         "{spread} through two servers, {alone} through one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_invisible_is_never_answered_from_what_another_server_last_saw() {
+    let Some(a) = open(Kind::Redis, base_config()).await else {
+        return;
+    };
+    let b = a.peer().await;
+    // Eve is invisible through server A, twice (A now remembers her that way).
+    let hidden = req("r1", "eve", "e1").invisible(true);
+    let joined = a.presence.heartbeat(&hidden).await.unwrap();
+    let hidden = again(hidden, &joined);
+    a.presence.heartbeat(&hidden).await.unwrap();
+    let mut watcher = a.watch(&joined.room_token).await;
+    // She shows herself through server B: one joined.
+    b.heartbeat(&hidden.clone().invisible(false)).await.unwrap();
+    assert!(matches!(
+        next(&mut watcher).await,
+        RoomMessage::Joined { .. }
+    ));
+    // Invisible again, through A: A's memory of her as invisible must not answer it.
+    a.presence.heartbeat(&hidden).await.unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Left { user, .. } => assert!(!user.online),
+        other => panic!("{other:?}"),
+    }
+}

@@ -34,7 +34,8 @@ pub(crate) struct Holdings {
 }
 
 /// Whether a new session of `kind` fits under the caps: rooms per user, sessions per user,
-/// sessions per room (checked in that order). An agent's is not held to the per-user caps
+/// sessions per room (checked in that order). Every live session counts, invisible ones
+/// included (so showing one never needs room). An agent's is not held to the per-user caps
 /// (server-side code decides how many it runs), only to the room's.
 pub(crate) fn check_join(
     config: &PresenceConfig,
@@ -115,7 +116,8 @@ pub(crate) fn join_hidden(user: &mut UserFacts, session: SessionFacts) {
 }
 
 /// An invisible session becomes visible, at `seq`: to others it joins now (one
-/// [`Event::Joined`]); the user comes online if it was not. Returns whether it came online;
+/// [`Event::Joined`]); the user comes online if it was not. (It held its place under the room's
+/// cap all along.) Returns whether it came online;
 /// `None` if there is no such invisible session.
 pub(crate) fn reveal(user: &mut UserFacts, session: &str, now: u64, seq: u64) -> Option<bool> {
     let at = user.hidden.iter().position(|s| s.id == session)?;
@@ -133,26 +135,16 @@ pub(crate) fn hide(user: &mut UserFacts, session: &str, now: u64) -> Option<()> 
     let s = user.sessions.remove(at);
     user.hidden.push(s);
     match user.sessions.last() {
-        Some(latest) => user.name.clone_from(&latest.name),
+        Some(latest) => shown_as(user, &latest.clone()),
         None => user.last_seen = Some(now),
     }
     Some(())
 }
 
-/// Whether a room with `visible` live visible sessions may show one more (a session becoming
-/// visible; a join checks [`check_join`]).
-pub(crate) fn check_room_cap(
-    config: &PresenceConfig,
-    room: &str,
-    visible: usize,
-) -> Result<(), PresenceError> {
-    if visible >= config.max_sessions_per_room {
-        return Err(PresenceError::RoomFull {
-            room: room.to_string(),
-            limit: config.max_sessions_per_room,
-        });
-    }
-    Ok(())
+/// A user is shown with the name and kind of its latest visible session.
+fn shown_as(user: &mut UserFacts, latest: &SessionFacts) {
+    user.name.clone_from(&latest.name);
+    user.kind = latest.kind;
 }
 
 /// What a request asks to change on one session: only what differs from it.
@@ -307,7 +299,7 @@ pub(crate) fn leave(
         user.sessions.remove(at);
         user.last_active = user.last_active.max(last_heartbeat);
         if let Some(latest) = user.sessions.last() {
-            user.name.clone_from(&latest.name);
+            shown_as(user, &latest.clone());
         } else {
             user.last_seen = Some(match reason {
                 LeaveReason::Disconnected => now,

@@ -392,3 +392,38 @@ fn invisible_sessions_change_nothing_others_see_until_shown() {
     );
     assert!(reveal(&mut eve, "h1", 0, 0).is_none());
 }
+
+#[test]
+fn a_user_is_shown_with_the_kind_of_its_latest_visible_session() {
+    let config = config();
+    let mut alice = UserFacts::unlisted();
+    joined(&mut alice, "tab", "Alice", 1_000, 1);
+    // An agent acting for her joins as her: the user shows as an agent while it is the latest.
+    let agent = HeartbeatRequest::agent("r", "u", "bot", "Alice's agent", 30_000);
+    join(
+        &mut alice,
+        new_session(&agent, "Alice's agent", 2_000, 2),
+        2_000,
+    );
+    assert_eq!(alice.kind, PresenceKind::Agent);
+    // It leaves (or hides): her tab is the latest again, and she is a person again.
+    leave(
+        &mut alice,
+        "bot",
+        3_000,
+        LeaveReason::Disconnected,
+        3_000,
+        &config,
+    );
+    assert_eq!(
+        (alice.kind, alice.name.as_str()),
+        (PresenceKind::Person, "Alice")
+    );
+    join(
+        &mut alice,
+        new_session(&agent, "Alice's agent", 4_000, 3),
+        4_000,
+    );
+    hide(&mut alice, "bot", 5_000);
+    assert_eq!(alice.kind, PresenceKind::Person);
+}

@@ -443,7 +443,7 @@ fn leave_stops_everything_until_the_room_is_set_again() {
 fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() {
     let mut m = joined();
     assert_eq!(
-        m.unloading(1_000.0),
+        m.unloading(1_000.0, true),
         vec![
             Command::CloseSocket,
             Command::Remember(kept_s1()),
@@ -459,7 +459,7 @@ fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() 
     };
     assert_eq!(args.token, "T", "the tokens stay after a goodbye");
     // From the back/forward cache: at once.
-    m.unloading(10_000.0);
+    m.unloading(10_000.0, true);
     assert_eq!(m.shown_again(), vec![Command::ForgetResume, Command::Wake]);
     assert!(matches!(m.next_heartbeat(10_001.0), Next::Send(_)));
 }
@@ -467,7 +467,7 @@ fn unloading_says_going_with_a_beacon_and_pauses_heartbeats_until_shown_again() 
 #[test]
 fn unloading_does_nothing_when_leave_on_unload_is_off() {
     let mut m = machine_with(UsePresenceOptions::default().leave_on_unload(false), None);
-    assert!(m.unloading(0.0).is_empty());
+    assert!(m.unloading(0.0, true).is_empty());
     assert!(matches!(m.next_heartbeat(1.0), Next::Send(_)));
 }
 
@@ -554,7 +554,7 @@ fn a_zero_backoff_still_waits_a_little() {
 fn a_heartbeat_in_flight_when_the_page_unloads_is_stale() {
     let mut m = joined();
     let args = send(&m);
-    m.unloading(0.0);
+    m.unloading(0.0, true);
     // The server made the session again after the beacon: this tab ends it.
     let (_, commands) = m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
     assert_eq!(commands, vec![Command::Disconnect("T".into())]);
@@ -745,7 +745,7 @@ fn invisibility_is_sent_at_once_and_a_refusal_never_shows_the_tab() {
 fn a_reload_or_a_remount_takes_on_the_session_the_going_page_kept() {
     // The going page keeps its session (before its goodbye), and so does an unmount.
     let mut m = joined();
-    let commands = m.unloading(0.0);
+    let commands = m.unloading(0.0, true);
     let kept = kept_s1();
     assert_eq!(
         commands[commands.len() - 2..],
@@ -758,6 +758,12 @@ fn a_reload_or_a_remount_takes_on_the_session_the_going_page_kept() {
     );
     let mut m = joined();
     assert!(m.shut_down().contains(&Command::Remember(kept)));
+    // `beforeunload` alone (a download, a `mailto:` link): goodbye, but nothing kept.
+    let mut m = joined();
+    assert_eq!(
+        m.unloading(0.0, false),
+        vec![Command::CloseSocket, Command::Going("T".into())]
+    );
 
     // The next page: its first heartbeat carries the kept id and token (and its own state).
     let kept = Resume {
@@ -796,4 +802,31 @@ fn kept_s1() -> Resume {
         session: "s1".into(),
         token: "T".into(),
     }
+}
+
+#[test]
+fn with_an_auth_hook_the_next_page_still_takes_on_the_session() {
+    // The server stamped another id ("id:ada") on this tab, which asked as "u1".
+    let mut m = machine(None);
+    let args = send(&m);
+    let stamped = HeartbeatResponse::new("id:ada", "T", "R", true, 10_000, 25_000);
+    m.heartbeat_answered(&args, Ok(stamped), 0.0);
+    let kept = m
+        .unloading(0.0, true)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::Remember(kept) => Some(kept),
+            _ => None,
+        })
+        .expect("kept");
+    assert_eq!(kept.user, "u1", "as the next page will ask");
+    // The next page asks as "u1" again, and takes the session on.
+    let mut next = machine(None);
+    next.resume(Resume {
+        session: "kept".into(),
+        ..kept
+    });
+    assert_eq!(send(&next).session, "kept");
+    // The app's id again (its effect ran once more) is no change, stamped or not.
+    assert!(m.set_user("u1".into()).is_empty());
 }

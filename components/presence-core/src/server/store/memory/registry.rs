@@ -128,12 +128,8 @@ impl Registry {
             .session(&req.session)
             .expect("a live session is in its user's facts");
         let change = rules::heartbeat_change(current, req, now)?;
-        // Turning invisible off shows one more session: the room's cap holds.
         let hidden = user.facts.is_hidden(&req.session);
         let flip = req.invisible != hidden;
-        if flip && hidden {
-            rules::check_room_cap(&self.config, &req.room, visible)?;
-        }
         session.expires_at = expires_at;
         session.last_heartbeat = now;
         session.grace_until = None;
@@ -200,7 +196,10 @@ impl Registry {
             Some(token) => Some(SessionToken::parse(token)?),
             None => None,
         };
-        let room_sessions = self.rooms.get(req.room.as_str()).map_or(0, Room::visible);
+        let room_sessions = self
+            .rooms
+            .get(req.room.as_str())
+            .map_or(0, |r| r.sessions.len());
         rules::check_join(
             &self.config,
             &req.room,

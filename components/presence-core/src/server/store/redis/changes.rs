@@ -84,6 +84,15 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The room's count of invisible live sessions is now `n`.
+    fn set_hidden_count(&mut self, n: usize) {
+        if n == 0 {
+            self.t.del(&self.keys.hidden());
+        } else {
+            self.t.set(&self.keys.hidden(), &n.to_string());
+        }
+    }
+
     /// The user's count of live sessions in this room moves by `by`.
     fn count_user_room(&mut self, user_id: &str, by: i64) {
         let key = keys::user_rooms(self.prefix(), user_id);
@@ -202,7 +211,7 @@ impl RedisPresence {
         rules::check_join(
             &self.inner.config,
             &request.room,
-            loaded.sessions,
+            loaded.sessions + loaded.hidden,
             loaded.holdings(&request.room),
             request.kind,
         )?;
@@ -245,7 +254,9 @@ impl RedisPresence {
         if !listed {
             w.t.sadd(&keys::user_listed(&prefix, &request.user), &request.room);
         }
-        if !request.invisible {
+        if request.invisible {
+            w.set_hidden_count(loaded.hidden + 1);
+        } else {
             w.set_session_count(loaded.sessions + 1);
         }
         w.count_user_room(&request.user, 1);
@@ -298,12 +309,8 @@ impl RedisPresence {
             .session(&request.session)
             .ok_or_else(|| missing("session"))?;
         let change = rules::heartbeat_change(current, request, now)?;
-        // Turning invisible off shows one more session: the room's cap holds.
         let hidden = user.is_hidden(&request.session);
         let flip = request.invisible != hidden;
-        if flip && hidden {
-            rules::check_room_cap(&self.inner.config, &request.room, loaded.sessions)?;
-        }
         let sk = keys.session(&request.session);
         let mut w = Writer::new(self, keys, loaded);
         w.t.expect_field(&sk, "tok", &current_token)
@@ -335,10 +342,12 @@ impl RedisPresence {
             let event = if hidden {
                 rules::reveal(&mut user, &session, now, w.seq + 1);
                 w.set_session_count(loaded.sessions + 1);
+                w.set_hidden_count(loaded.hidden.saturating_sub(1));
                 Event::Joined { session }
             } else {
                 rules::hide(&mut user, &session, now);
                 w.set_session_count(loaded.sessions.saturating_sub(1));
+                w.set_hidden_count(loaded.hidden + 1);
                 Event::Left {
                     session,
                     reason: LeaveReason::Disconnected,
@@ -576,6 +585,8 @@ impl RedisPresence {
         }
         if left.shown {
             w.set_session_count(loaded.sessions.saturating_sub(1));
+        } else {
+            w.set_hidden_count(loaded.hidden.saturating_sub(1));
         }
         w.count_user_room(&user_id, -1);
         if let (Some(until), Some(last_seen)) = (left.retained_until, user.last_seen) {
@@ -810,6 +821,9 @@ impl RedisPresence {
             if user.is_online() {
                 let n = user.sessions.len();
                 w.set_session_count(loaded.sessions.saturating_sub(n));
+            }
+            if !user.hidden.is_empty() {
+                w.set_hidden_count(loaded.hidden.saturating_sub(user.hidden.len()));
             }
             if user.has_sessions() {
                 w.count_user_room(user_id, -(user.session_count() as i64));

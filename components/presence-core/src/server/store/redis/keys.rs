@@ -9,6 +9,7 @@
 //! | `R:users` | hash: user id → that user's facts (`rules::UserFacts` as JSON) |
 //! | `R:off` | sorted set: offline user id → last seen (for the offline cap) |
 //! | `R:n` | how many sessions are live in the room |
+//! | `R:h` | how many more live sessions the room has that are invisible (not in `R:n`) |
 //! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace gs bye subs` (`gs`: when the grace was set) |
 //! | `<prefix>:tok:<token>` | the session a token grants: `room "\n" session id` |
 //! | `<prefix>:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version |
@@ -54,6 +55,11 @@ impl RoomKeys {
 
     pub fn sessions(&self) -> String {
         format!("{}:n", self.base)
+    }
+
+    /// How many of the room's live sessions are invisible.
+    pub fn hidden(&self) -> String {
+        format!("{}:h", self.base)
     }
 
     pub fn session(&self, sid: &str) -> String {

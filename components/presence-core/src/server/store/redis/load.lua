@@ -4,6 +4,7 @@
 --
 --   KEYS[1] R:seq    the room's change number         KEYS[2] R:users  hash user id -> facts JSON
 --   KEYS[3] R:off    zset offline user -> last_seen   KEYS[4] R:n      live sessions in the room
+--   KEYS[5] R:h      invisible live sessions in the room (not in R:n)
 --   then, as ARGV says they are present, in this order:
 --   a session's hash (R:s:<sid>), the user's rooms (P:uh:<uid>), a token (P:tok:<token>)
 --   ARGV[1] the user whose facts to read ('' = the session's user)
@@ -11,8 +12,9 @@
 --
 -- Returns {seq, sessions in the room, offline users, {session hash fields and values},
 --   user id, user facts JSON or '', {user's rooms hash}, token taken (1/0),
---   {offline users gone longest: id, last_seen, ...; every one tied at the earliest}}
-local k = 5
+--   {offline users gone longest: id, last_seen, ...; every one tied at the earliest},
+--   invisible sessions in the room}
+local k = 6
 local session, rooms, token = {}, {}, 0
 if ARGV[2] == '1' then session = redis.call('HGETALL', KEYS[k]); k = k + 1 end
 if ARGV[3] == '1' then rooms = redis.call('HGETALL', KEYS[k]); k = k + 1 end
@@ -29,4 +31,5 @@ local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local ties = {}
 if oldest[2] then ties = redis.call('ZRANGEBYSCORE', KEYS[3], oldest[2], oldest[2], 'WITHSCORES') end
 return {redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[4]) or '0',
-  redis.call('ZCARD', KEYS[3]), session, user, facts, rooms, token, ties}
+  redis.call('ZCARD', KEYS[3]), session, user, facts, rooms, token, ties,
+  redis.call('GET', KEYS[5]) or '0'}

@@ -28,8 +28,10 @@ pub(super) struct Loaded {
     /// Its `seq` key as stored (`""`: none), which every change commits on not having moved
     /// (see [`keys::seq_of`]).
     pub version: String,
-    /// Live sessions in the room.
+    /// Live visible sessions in the room.
     pub sessions: usize,
+    /// Live invisible sessions in the room.
+    pub hidden: usize,
     /// Offline users listed.
     pub offline: usize,
     /// The session's hash (empty if there is no such session).
@@ -78,7 +80,8 @@ impl RedisPresence {
             .key(keys.seq())
             .key(keys.users())
             .key(keys.offline())
-            .key(keys.sessions());
+            .key(keys.sessions())
+            .key(keys.hidden());
         if let Some(sid) = ask.session {
             invocation.key(keys.session(sid));
         }
@@ -124,7 +127,8 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
     let redis::Value::Array(parts) = reply else {
         return None;
     };
-    let [seq, sessions, offline, session, user_id, facts, rooms, token, oldest] = parts.as_slice()
+    let [seq, sessions, offline, session, user_id, facts, rooms, token, oldest, hidden] =
+        parts.as_slice()
     else {
         return None;
     };
@@ -147,6 +151,7 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
             version
         },
         sessions: text(sessions)?.parse().ok()?,
+        hidden: text(hidden)?.parse().ok()?,
         offline: text(offline)?.parse().ok()?,
         session: pairs(session)?.into_iter().collect(),
         user_id: text(user_id)?,

@@ -354,7 +354,9 @@ impl RedisPresence {
         };
         // What was forgotten before this heartbeat asked: a leave meanwhile wins.
         let generation = self.inner.remembered.generation();
-        if let (Some(token), None) = (&hex, &request.state) {
+        // An invisible session's heartbeats take the full path: one that turns invisible must
+        // never be answered from what this server last saw (another may have shown it since).
+        if let (Some(token), None, false) = (&hex, &request.state, request.invisible) {
             let touch = self.touch_for(request, token, name, now, expires_at);
             if self.touch(request, touch, generation).await? {
                 return Ok(response(token.clone(), false));
