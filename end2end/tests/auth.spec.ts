@@ -32,6 +32,16 @@ test('signed-in users see each other; nobody can act as someone else', async ({ 
   await expect(face(bob, 'demo:Alice')).toHaveAccessibleName('Alice, online');
   await expect(face(alice, 'demo:Alice')).toHaveAccessibleName('Alice (you), online');
 
+  // Bob reloads: his new page takes on his session although the server stamped his id (the
+  // row Alice sees for his tab keeps its session id).
+  const bobsRow = alice.locator('.session[data-user="demo:Bob"]');
+  const bobsSession = await bobsRow.getAttribute('data-session');
+  await bob.reload();
+  await expect(bob.locator('[data-connection-status="connected"]')).toBeVisible({ timeout: 10_000 });
+  await bob.waitForTimeout(2_000);
+  await expect(bobsRow).toHaveCount(1);
+  expect(await bobsRow.getAttribute('data-session')).toBe(bobsSession);
+
   // Alice claims to be Bob: the server stamps Alice.
   const forged = await alice.evaluate(async (room) => {
     const r = await fetch('/api/presence/heartbeat', {
