@@ -214,7 +214,8 @@ behaviour!(
     agents_show_their_kind_skip_the_user_caps_and_expire_after_their_ttl,
     an_agent_handle_keeps_itself_present_and_leaves_when_dropped,
     an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined,
-    an_offline_user_present_invisibly_still_looks_offline_and_its_retention_resumes,
+    an_offline_user_present_invisibly_is_listed_as_if_it_were_not_there,
+    the_offline_cap_drops_an_offline_user_present_invisibly_as_any_other,
 );
 
 async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
@@ -1705,9 +1706,7 @@ async fn an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined(ki
     assert!(h.snapshot("r2").await.users.is_empty());
 }
 
-async fn an_offline_user_present_invisibly_still_looks_offline_and_its_retention_resumes(
-    kind: Kind,
-) {
+async fn an_offline_user_present_invisibly_is_listed_as_if_it_were_not_there(kind: Kind) {
     let config = PresenceConfig {
         offline_retention_ms: 60_000,
         max_sessions_per_room: 2,
@@ -1720,14 +1719,13 @@ async fn an_offline_user_present_invisibly_still_looks_offline_and_its_retention
     h.presence.disconnect(&bob.session_token).await.unwrap();
     let left_at = h.clock.now_ms();
     let mut watcher = h.watch(&bob.room_token).await;
-    // 50 s later Bob comes back invisibly, for 30 s: he still looks offline since then.
+    // 50 s later Bob comes back invisibly: he still looks offline since then.
     h.advance(50_000).await;
     let hidden = h
         .presence
         .heartbeat(&req("r1", "bob", "s2").invisible(true))
         .await
         .unwrap();
-    h.advance(11_000).await;
     nothing_within(&mut watcher, 200).await;
     assert_eq!(
         seen_of(&h, "r1", "bob").await,
@@ -1740,9 +1738,8 @@ async fn an_offline_user_present_invisibly_still_looks_offline_and_its_retention
         h.presence.heartbeat(&req("r1", "cy", "c1")).await,
         Err(PresenceError::RoomFull { limit: 2, .. })
     ));
-    // His invisible session ends: his retention (over, 61 s after he left) resumes, and he is
-    // dropped; nobody saw anything before.
-    h.presence.disconnect(&hidden.session_token).await.unwrap();
+    // His listing runs out on time (60 s after he left), as if he were not there.
+    h.advance(11_000).await;
     match next(&mut watcher).await {
         RoomMessage::Removed { user_id, .. } => assert_eq!(user_id, "bob"),
         other => panic!("{other:?}"),
@@ -1751,6 +1748,49 @@ async fn an_offline_user_present_invisibly_still_looks_offline_and_its_retention
         seen_of(&h, "r1", "bob").await,
         (false, false, vec![], false, None)
     );
+    // His invisible session lives on, and showing it is one join.
+    let hidden = again(req("r1", "bob", "s2").invisible(true), &hidden);
+    assert!(!h.presence.heartbeat(&hidden).await.unwrap().joined);
+    h.presence
+        .heartbeat(&hidden.clone().invisible(false))
+        .await
+        .unwrap();
+    match next(&mut watcher).await {
+        RoomMessage::Joined { user, .. } => assert!(user.online && user.user_id == "bob"),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn the_offline_cap_drops_an_offline_user_present_invisibly_as_any_other(kind: Kind) {
+    let config = PresenceConfig {
+        max_offline_users_per_room: 1,
+        ..base_config()
+    };
+    let Some(h) = open(kind, config).await else {
+        return;
+    };
+    let bob = h.join("r1", "bob", "b1").await;
+    h.presence.disconnect(&bob.session_token).await.unwrap();
+    let hidden = h
+        .presence
+        .heartbeat(&req("r1", "bob", "b2").invisible(true))
+        .await
+        .unwrap();
+    let mut watcher = h.watch(&bob.room_token).await;
+    // Cy goes offline later: the cap (1) drops the longest gone, Bob, invisible or not.
+    h.advance(1_000).await;
+    let cy = h.join("r1", "cy", "c1").await;
+    h.presence.disconnect(&cy.session_token).await.unwrap();
+    watcher_skip(&mut watcher, 2).await;
+    match next(&mut watcher).await {
+        RoomMessage::Removed { user_id, .. } => assert_eq!(user_id, "bob"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(users(&h.snapshot("r1").await), [("cy".to_string(), false)]);
+    // Bob's invisible session lives on; its end tells nobody anything.
+    h.presence.disconnect(&hidden.session_token).await.unwrap();
+    nothing_within(&mut watcher, 200).await;
+    assert_eq!(users(&h.snapshot("r1").await), [("cy".to_string(), false)]);
 }
 
 /// Reads `n` messages (changes the test is not about).

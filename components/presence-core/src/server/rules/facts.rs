@@ -112,10 +112,11 @@ impl UserFacts {
         self.hidden.iter().any(|s| s.id == id)
     }
 
-    /// When the offline user's retention counts from, while it is one the room keeps as offline
-    /// (listed, and no session lives: an invisible one holds it, as if online).
+    /// When the offline user's retention counts from, while the room lists it as offline
+    /// (whether or not an invisible session of it lives: its listing runs out, and the offline
+    /// cap may drop it, as if that session were not there).
     pub fn offline_since(&self) -> Option<u64> {
-        self.last_seen.filter(|_| !self.has_sessions())
+        self.last_seen.filter(|_| !self.is_online())
     }
 
     /// The user as the wire shows it: the one place a [`UserPresence`] is made.

@@ -129,16 +129,35 @@ pub(crate) fn reveal(user: &mut UserFacts, session: &str, now: u64, seq: u64) ->
 
 /// A visible session becomes invisible at `now`: to others it leaves as `disconnected` (one
 /// [`Event::Left`]); if it was the user's last visible one, the user shows offline, last seen
-/// now. The session lives on, holding its token. `None` if there is no such visible session.
-pub(crate) fn hide(user: &mut UserFacts, session: &str, now: u64) -> Option<()> {
+/// now, and is kept as offline until the returned time (its retention), as after a leave. The
+/// session lives on, holding its token. `None` if there is no such visible session.
+pub(crate) fn hide(
+    user: &mut UserFacts,
+    session: &str,
+    now: u64,
+    config: &PresenceConfig,
+) -> Option<Option<u64>> {
     let at = user.sessions.iter().position(|s| s.id == session)?;
     let s = user.sessions.remove(at);
     user.hidden.push(s);
     match user.sessions.last() {
-        Some(latest) => shown_as(user, &latest.clone()),
-        None => user.last_seen = Some(now),
+        Some(latest) => {
+            shown_as(user, &latest.clone());
+            Some(None)
+        }
+        None => {
+            user.last_seen = Some(now);
+            Some(Some(retention_until(now, config)))
+        }
     }
-    Some(())
+}
+
+/// An offline user's listing ends (its retention ran out, or the offline cap dropped it): one
+/// [`Event::Removed`]. Returns whether its facts stay, unlisted: an invisible session of it
+/// still lives (it is then as a user never seen, until it shows itself).
+pub(crate) fn unlist(user: &mut UserFacts) -> bool {
+    user.last_seen = None;
+    user.has_sessions()
 }
 
 /// A user is shown with the name and kind of its latest visible session.
@@ -267,9 +286,8 @@ pub(crate) fn heard_from(last_heartbeat: u64, now: u64) -> u64 {
 pub(crate) struct Left {
     /// Whether others saw it (a visible session): then [`Event::Left`] is emitted.
     pub shown: bool,
-    /// `Some` if no session of the user lives any more and it is listed: the room keeps it as
-    /// offline until then (the end of its retention; perhaps already past, for a user that was
-    /// offline while an invisible session lived).
+    /// `Some` if that was the user's last visible session: the room keeps it as offline until
+    /// then (the end of its retention), whether or not an invisible session of it lives.
     pub retained_until: Option<u64>,
     /// The user is neither listed nor has a session (its only sessions were invisible): its
     /// facts go, and nobody is told.
@@ -312,6 +330,7 @@ pub(crate) fn leave(
         shown,
         retained_until: user
             .offline_since()
+            .filter(|_| shown)
             .map(|since| retention_until(since, config)),
         forgotten: !user.is_listed() && !user.has_sessions(),
     })

@@ -371,20 +371,31 @@ fn invisible_sessions_change_nothing_others_see_until_shown() {
     assert_eq!(reveal(&mut eve, "h1", 5_000, 7), Some(true));
     assert_eq!((eve.online_since, eve.sessions[0].joined_at), (7, 5_000));
     assert_eq!(snapshot("r", 7, [("eve", &eve)]).users.len(), 1);
-    assert_eq!(hide(&mut eve, "h1", 6_000), Some(()));
+    // Hidden again: offline as after a leave, kept until its retention runs out, as if its
+    // invisible session were not there.
+    assert_eq!(
+        hide(&mut eve, "h1", 6_000, &config),
+        Some(Some(6_000 + config.offline_retention_ms))
+    );
     assert_eq!(eve.last_seen, Some(6_000));
     assert!(!eve.is_online() && eve.is_listed());
-    assert_eq!(eve.offline_since(), None, "held by its invisible session");
-    // Its end: the room keeps it as offline, retained from when it was last seen.
+    assert_eq!(eve.offline_since(), Some(6_000));
+    // Its retention ends while it is there invisibly: unlisted, its facts stay.
+    let mut unlisted = eve.clone();
+    assert!(unlist(&mut unlisted));
+    assert!(!unlisted.is_listed() && unlisted.has_sessions());
+    // Its end changes nothing others see: still offline, retained as it was.
     let left = leave(&mut eve, "h1", 9_000, LeaveReason::Expired, 9_000, &config).unwrap();
     assert_eq!(
         left,
         Left {
             shown: false,
-            retained_until: Some(6_000 + config.offline_retention_ms),
+            retained_until: None,
             forgotten: false
         }
     );
+    let mut gone = eve.clone();
+    assert!(!unlist(&mut gone), "no session left: its facts go");
     assert_eq!(
         eve.last_seen,
         Some(6_000),
@@ -424,6 +435,6 @@ fn a_user_is_shown_with_the_kind_of_its_latest_visible_session() {
         new_session(&agent, "Alice's agent", 4_000, 3),
         4_000,
     );
-    hide(&mut alice, "bot", 5_000);
+    hide(&mut alice, "bot", 5_000, &config);
     assert_eq!(alice.kind, PresenceKind::Person);
 }

@@ -147,14 +147,33 @@ impl Registry {
         let token = session.token;
         let user_id = session.user.clone();
         let changed = rules::apply(&mut user.facts, &req.session, change);
+        let mut went_offline = false;
         let event = if flip && hidden {
             rules::reveal(&mut user.facts, &req.session, now, room.seq + 1);
             room.hidden -= 1;
+            if user.retention_timer.take().is_some() {
+                // Back from offline.
+                room.offline_users -= 1;
+                self.offline_total -= 1;
+            }
             Some(Event::Joined {
                 session: req.session.clone(),
             })
         } else if flip {
-            rules::hide(&mut user.facts, &req.session, now);
+            if let Some(Some(until)) = rules::hide(&mut user.facts, &req.session, now, &self.config)
+            {
+                // Offline to others: kept as any offline user is.
+                user.retention_timer = Some(self.queue.push(
+                    until,
+                    Owner::OfflineUser {
+                        room: room.id.clone(),
+                        user: user_id.clone(),
+                    },
+                ));
+                room.offline_users += 1;
+                self.offline_total += 1;
+                went_offline = true;
+            }
             room.hidden += 1;
             Some(Event::Left {
                 session: req.session.clone(),
@@ -168,13 +187,18 @@ impl Registry {
         if let Some(event) = event {
             publish(room, visible, &user_id, event);
         }
-        Ok(HeartbeatOutcome {
+        let outcome = HeartbeatOutcome {
             token,
             joined: false,
             interval_ms,
             expires_at,
             room_token: room.token.clone(),
-        })
+        };
+        if went_offline {
+            let room_id = room.id.clone();
+            self.enforce_offline_cap(&room_id);
+        }
+        Ok(outcome)
     }
 
     fn join(
@@ -236,8 +260,8 @@ impl Registry {
             facts: UserFacts::unlisted(),
             retention_timer: None,
         });
-        if user.retention_timer.take().is_some() {
-            // Back from offline.
+        if !req.invisible && user.retention_timer.take().is_some() {
+            // Back from offline (an invisible session leaves the listing as it is).
             room.offline_users -= 1;
             self.offline_total -= 1;
         }
@@ -625,12 +649,17 @@ impl Registry {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        if room.users.remove(user_id).is_some() {
-            room.offline_users -= 1;
-            self.offline_total -= 1;
-            publish(room, room.visible(), user_id, Event::Removed);
+        let Some(user) = room.users.get_mut(user_id) else {
+            return;
+        };
+        user.retention_timer = None;
+        room.offline_users -= 1;
+        self.offline_total -= 1;
+        if !rules::unlist(&mut user.facts) {
+            room.users.remove(user_id);
             unlist(&mut self.user_listed, user_id, room_id);
         }
+        publish(room, room.visible(), user_id, Event::Removed);
         if room.is_idle() {
             self.rooms.remove(room_id);
         }

@@ -106,10 +106,14 @@ impl<'a> Writer<'a> {
             .schedule(&keys::deadlines(&prefix), at, member, &keys::wake(&prefix));
     }
 
-    /// Removes an offline user (no sessions) from the room: one `Removed`.
-    fn drop_offline(&mut self, user_id: &str) {
+    /// Ends an offline user's listing (its facts as read, if known): one `Removed`. Facts that
+    /// hold an invisible session stay, unlisted (see [`rules::unlist`]); otherwise they go.
+    fn drop_offline(&mut self, user_id: &str, facts: Option<&UserFacts>) {
         let prefix = self.prefix().to_string();
-        self.forget_user(user_id);
+        match facts.cloned().map(|mut f| (rules::unlist(&mut f), f)) {
+            Some((true, kept)) => self.put_user(user_id, &kept),
+            _ => self.forget_user(user_id),
+        }
         self.t.zrem(&self.keys.offline(), user_id);
         self.t.zrem(
             &keys::deadlines(&prefix),
@@ -260,7 +264,7 @@ impl RedisPresence {
             w.set_session_count(loaded.sessions + 1);
         }
         w.count_user_room(&request.user, 1);
-        if was_offline {
+        if was_offline && !request.invisible {
             w.t.zrem(&keys.offline(), &request.user);
             w.t.zrem(
                 &keys::deadlines(&prefix),
@@ -339,13 +343,30 @@ impl RedisPresence {
         );
         if flip {
             let session = request.session.clone();
+            let prefix = self.inner.prefix.clone();
+            let mut went_offline = None;
             let event = if hidden {
+                if user.offline_since().is_some() {
+                    // Back from offline.
+                    w.t.zrem(&keys.offline(), &request.user);
+                    w.t.zrem(
+                        &keys::deadlines(&prefix),
+                        &keys.retention_deadline(&request.user),
+                    );
+                }
                 rules::reveal(&mut user, &session, now, w.seq + 1);
                 w.set_session_count(loaded.sessions + 1);
                 w.set_hidden_count(loaded.hidden.saturating_sub(1));
                 Event::Joined { session }
             } else {
-                rules::hide(&mut user, &session, now);
+                let until = rules::hide(&mut user, &session, now, &self.inner.config)
+                    .ok_or_else(|| missing("session"))?;
+                if let (Some(until), Some(last_seen)) = (until, user.last_seen) {
+                    // Offline to others: kept as any offline user is.
+                    w.t.zadd(&keys.offline(), last_seen, &request.user);
+                    w.schedule(until, &keys.retention_deadline(&request.user));
+                    went_offline = Some(last_seen);
+                }
                 w.set_session_count(loaded.sessions.saturating_sub(1));
                 w.set_hidden_count(loaded.hidden + 1);
                 Event::Left {
@@ -356,6 +377,10 @@ impl RedisPresence {
             w.t.hset(&sk, "away", mark_of(&user, &request.session));
             w.put_user(&request.user, &user);
             w.emit(event, &request.user, Some(&user));
+            if let Some(last_seen) = went_offline {
+                self.cap_offline(&mut w, keys, loaded, &request.user, &user, last_seen)
+                    .await?;
+            }
         }
         Ok(w.commit().await?.then_some(Beat {
             token: current_token,
@@ -604,16 +629,8 @@ impl RedisPresence {
             );
         }
         if let (Some(_), Some(last_seen)) = (left.retained_until, user.last_seen) {
-            if rules::over_offline_cap(loaded.offline + 1, config) {
-                let candidates = loaded
-                    .oldest_offline
-                    .iter()
-                    .map(|(id, at)| (id.as_str(), *at))
-                    .chain([(user_id.as_str(), last_seen)]);
-                if let Some(victim) = rules::offline_victim(candidates).map(str::to_string) {
-                    w.drop_offline(&victim);
-                }
-            }
+            self.cap_offline(&mut w, keys, loaded, &user_id, &user, last_seen)
+                .await?;
         }
         let applied = w.commit().await?;
         if applied && loaded.offline + 1 > config.max_offline_users_per_room + 1 {
@@ -623,6 +640,55 @@ impl RedisPresence {
             let _ = self.enforce_offline_cap(keys).await;
         }
         Ok(applied)
+    }
+
+    /// `user_id` (facts `user`) went offline, last seen `last_seen`: if the room now lists one
+    /// offline user too many, the cap's victim goes in the same commit (its facts read first,
+    /// in case an invisible session of it lives).
+    async fn cap_offline(
+        &self,
+        w: &mut Writer<'_>,
+        keys: &RoomKeys,
+        loaded: &Loaded,
+        user_id: &str,
+        user: &UserFacts,
+        last_seen: u64,
+    ) -> Result<(), PresenceError> {
+        if !rules::over_offline_cap(loaded.offline + 1, &self.inner.config) {
+            return Ok(());
+        }
+        let candidates = loaded
+            .oldest_offline
+            .iter()
+            .map(|(id, at)| (id.as_str(), *at))
+            .chain([(user_id, last_seen)]);
+        let Some(victim) = rules::offline_victim(candidates).map(str::to_string) else {
+            return Ok(());
+        };
+        let facts = if victim == user_id {
+            Some(user.clone())
+        } else {
+            self.facts_of(keys, &victim).await?
+        };
+        w.drop_offline(&victim, facts.as_ref());
+        Ok(())
+    }
+
+    /// A user's facts in a room, as stored now.
+    async fn facts_of(
+        &self,
+        keys: &RoomKeys,
+        user_id: &str,
+    ) -> Result<Option<UserFacts>, PresenceError> {
+        let mut conn = self.inner.conn.clone();
+        let json: Option<String> = self.answered(
+            redis::cmd("HGET")
+                .arg(keys.users())
+                .arg(user_id)
+                .query_async(&mut conn)
+                .await,
+        )?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// Drops offline users while the room lists more than the cap allows.
@@ -640,8 +706,9 @@ impl RedisPresence {
             let Some(victim) = rules::offline_victim(candidates).map(str::to_string) else {
                 return Ok(());
             };
+            let facts = self.facts_of(keys, &victim).await?;
             let mut w = Writer::new(self, keys, &loaded);
-            w.drop_offline(&victim);
+            w.drop_offline(&victim, facts.as_ref());
             if !w.commit().await? {
                 failed += 1;
             }
@@ -714,7 +781,7 @@ impl RedisPresence {
                     Some(last_seen) => {
                         let until = rules::retention_until(last_seen, &self.inner.config);
                         if until <= now {
-                            w.drop_offline(id);
+                            w.drop_offline(id, loaded.user.as_ref());
                         } else {
                             w.t.requeue(&dl, until, member, &keys::wake(&prefix));
                         }
@@ -829,7 +896,7 @@ impl RedisPresence {
                 w.count_user_room(user_id, -(user.session_count() as i64));
             }
             if user.is_listed() {
-                w.drop_offline(user_id);
+                w.drop_offline(user_id, None);
             } else {
                 w.forget_user(user_id);
             }
