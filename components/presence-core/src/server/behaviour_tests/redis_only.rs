@@ -5,6 +5,33 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
+/// Runs each named `async fn(Kind)` on one Redis and on a Redis Cluster (`cluster::…`).
+macro_rules! on_redis_and_a_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod one_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::Redis).await
+            })*
+        }
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::RedisCluster).await
+            })*
+        }
+    };
+}
+
+on_redis_and_a_cluster!(
+    a_join_on_one_server_reaches_subscribers_on_another_within_200_ms,
+    each_deadline_is_acted_on_exactly_once_however_many_servers_run,
+    a_dead_servers_sessions_expire_on_time_through_the_others,
+    changes_made_through_one_server_reach_server_side_readers_on_another,
+    a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session,
+    a_sessions_rate_holds_across_servers,
+);
+
 /// Collects messages until `done` says the view is complete, or fails after 5 s.
 async fn view_until(sub: &mut Subscription, view: &mut RoomView, done: impl Fn(&RoomView) -> bool) {
     while !done(view) {
@@ -13,18 +40,7 @@ async fn view_until(sub: &mut Subscription, view: &mut RoomView, done: impl Fn(&
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms() {
-    a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(Kind::Redis).await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on_a_cluster() {
-    a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(Kind::RedisCluster).await
-}
-
-async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(kind: Kind) {
+async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms(kind: Kind) {
     let Some(a) = open(kind, base_config()).await else {
         return;
     };
@@ -62,18 +78,7 @@ async fn a_join_on_one_server_reaches_subscribers_on_another_within_200_ms_on(ki
     assert!(matches!(next(&mut on_b).await, RoomMessage::Left { .. }));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run() {
-    each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(Kind::Redis).await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run_on_a_cluster() {
-    each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(Kind::RedisCluster).await
-}
-
-async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(kind: Kind) {
+async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run(kind: Kind) {
     let Some(a) = open(kind, base_config()).await else {
         return;
     };
@@ -111,18 +116,7 @@ async fn each_deadline_is_acted_on_exactly_once_however_many_servers_run_on(kind
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_servers_sessions_expire_on_time_through_the_others() {
-    a_dead_servers_sessions_expire_on_time_through_the_others_on(Kind::Redis).await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_servers_sessions_expire_on_time_through_the_others_on_a_cluster() {
-    a_dead_servers_sessions_expire_on_time_through_the_others_on(Kind::RedisCluster).await
-}
-
-async fn a_dead_servers_sessions_expire_on_time_through_the_others_on(kind: Kind) {
+async fn a_dead_servers_sessions_expire_on_time_through_the_others(kind: Kind) {
     let Some(h) = open(kind, base_config()).await else {
         return;
     };
@@ -468,19 +462,7 @@ async fn a_subscriber_that_missed_messages_resyncs_from_a_snapshot_and_carries_o
     assert_eq!(seen.users(), h.snapshot("r1").await.users.as_slice());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_made_through_one_server_reach_server_side_readers_on_another() {
-    changes_made_through_one_server_reach_server_side_readers_on_another_on(Kind::Redis).await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_made_through_one_server_reach_server_side_readers_on_another_on_a_cluster() {
-    changes_made_through_one_server_reach_server_side_readers_on_another_on(Kind::RedisCluster)
-        .await
-}
-
-async fn changes_made_through_one_server_reach_server_side_readers_on_another_on(kind: Kind) {
+async fn changes_made_through_one_server_reach_server_side_readers_on_another(kind: Kind) {
     let Some(a) = open(kind, base_config()).await else {
         return;
     };
@@ -531,25 +513,7 @@ async fn a_watched_room_is_read_for_a_page_render_without_a_round_trip() {
     assert_eq!(b.list_room_now("r1"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session() {
-    a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(Kind::Redis)
-        .await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on_a_cluster(
-) {
-    a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(
-        Kind::RedisCluster,
-    )
-    .await
-}
-
-async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session_on(
-    kind: Kind,
-) {
+async fn a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session(kind: Kind) {
     let Some(a) = open(kind, base_config()).await else {
         return;
     };
@@ -748,18 +712,7 @@ async fn admitted_through(
     1 + beats
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sessions_rate_holds_across_servers() {
-    a_sessions_rate_holds_across_servers_on(Kind::Redis).await
-}
-
-/// The same on a Redis Cluster.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sessions_rate_holds_across_servers_on_a_cluster() {
-    a_sessions_rate_holds_across_servers_on(Kind::RedisCluster).await
-}
-
-async fn a_sessions_rate_holds_across_servers_on(kind: Kind) {
+async fn a_sessions_rate_holds_across_servers(kind: Kind) {
     let config = PresenceConfig {
         session_rate: RateLimit::new(2.0, 4),
         ..base_config()
