@@ -1,15 +1,21 @@
 // Side by side: the Yjs awareness server (@y/websocket-server) and leptos-presence, each with N
-// clients in one room for S seconds, measured the same way:
-//   server CPU seconds  = utime + stime of the server process (/proc/<pid>/stat), over the run;
+// clients in one room, measured the same way:
+//   server CPU seconds  = utime + stime of the server process (/proc/<pid>/stat), per window;
 //   bytes sent by server = bytes the clients' sockets read (TCP payload: HTTP and WebSocket framing
-//                          included), summed over every client socket.
+//                          included), summed over every client socket, per window;
+//   server RSS           = VmRSS of the server process at the end of the steady window.
 // Yjs clients renew their awareness every 15 s (y-protocols' default: outdatedTimeout / 2); ours
-// heartbeat every 15 s and hold a subscription. Loopback only; the run ends by itself.
+// heartbeat every 15 s and hold a subscription: `--view full` (everyone, every change),
+// `--view summary` (counts, the first 5 users and itself: what <FacePile/> asks for by default
+// in a big room) or `--view auto` (the server decides by the room's size).
 //
-// Two windows are reported: "join" (all clients connecting, plus 1 s to settle) and "steady" (the
-// S seconds after), and their total.
+// Three windows: "join" (all clients connecting one after another, plus 1 s to settle), "steady"
+// (S seconds of renewals) and "churn" (S seconds in which, every second, one client leaves and a
+// new one joins). With --probes P, after the windows: P times, one more client joins and every
+// subscriber's time until its list or count shows it is recorded (p50/p99/max over all of them).
 //
-//   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--port 3600] [--bin PATH]
+//   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
+//                    [--probes 5] [--port 3600] [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -32,6 +38,8 @@ const server = args.server ?? 'ours';
 const clients = Number(args.clients ?? 500);
 const seconds = Number(args.seconds ?? 60);
 const port = Number(args.port ?? 3600);
+const view = args.view ?? 'full';
+const probes = Number(args.probes ?? 0);
 const renewMs = 15_000;
 const bin = args.bin ?? path.join(here, '..', '..', '..', 'target', 'release', 'presence-bench');
 const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -40,6 +48,11 @@ function cpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / ticks;
+}
+
+function rssKiB(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
 async function waitForPort() {
@@ -55,81 +68,105 @@ async function waitForPort() {
 }
 
 function startServer() {
-  const child =
-    server === 'yjs'
-      ? spawn(process.execPath, [path.join(here, 'node_modules', '@y', 'websocket-server', 'src', 'server.js')], {
-          env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) },
-          stdio: 'ignore',
-        })
-      : // Every client here shares 127.0.0.1; real ones have their own addresses.
-        spawn(bin, ['serve', '--port', String(port)], {
-          env: { ...process.env, PRESENCE_ADDRESS_RATE: '0' },
-          stdio: 'ignore',
-        });
-  return child;
+  return server === 'yjs'
+    ? spawn(process.execPath, [path.join(here, 'node_modules', '@y', 'websocket-server', 'src', 'server.js')], {
+        env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) },
+        stdio: 'ignore',
+      })
+    : // Every client here shares 127.0.0.1; real ones have their own addresses. The room may
+      // hold every client of the run.
+      spawn(bin, ['serve', '--port', String(port)], {
+        env: {
+          ...process.env,
+          PRESENCE_ADDRESS_RATE: '0',
+          PRESENCE_MAX_SOCKETS_PER_ADDRESS: String(clients * 2 + 100),
+          PRESENCE_MAX_SESSIONS_PER_ROOM: String(clients * 2 + 100),
+        },
+        stdio: 'ignore',
+      });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// A Yjs client as the server sees it, without a browser's work: on open it sends sync step 1 and
-// its awareness state (what y-websocket's provider does), answers the server's sync messages, and
-// renews its awareness every 15 s. Incoming awareness updates are counted, not decoded: decoding
-// them is each real client's own cost, on its own machine, and doing it for N clients in this one
-// process would make the harness, not the server, the bottleneck.
-async function yjsClients(sockets, closers) {
-  for (let i = 0; i < clients; i++) {
-    const doc = new Y.Doc();
-    const awareness = new awarenessProtocol.Awareness(doc);
-    clearInterval(awareness._checkInterval);
-    awareness.setLocalState({ user: { name: `User ${i}`, color: '#30bced' } });
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    const send = (write) => {
-      const encoder = encoding.createEncoder();
-      write(encoder);
-      ws.send(encoding.toUint8Array(encoder));
-    };
-    const sendAwareness = () =>
-      send((e) => {
-        encoding.writeVarUint(e, 1);
-        encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]));
-      });
-    ws.on('message', (data) => {
-      if (data[0] !== 0) return; // awareness: counted by the socket, not decoded
-      const decoder = decoding.createDecoder(new Uint8Array(data));
-      decoding.readVarUint(decoder);
-      const reply = encoding.createEncoder();
-      encoding.writeVarUint(reply, 0);
-      syncProtocol.readSyncMessage(decoder, reply, doc, null);
-      if (encoding.length(reply) > 1) ws.send(encoding.toUint8Array(reply));
-    });
-    send((e) => {
-      encoding.writeVarUint(e, 0);
-      syncProtocol.writeSyncStep1(e, doc);
-    });
-    sendAwareness();
-    const timer = setInterval(() => {
-      awareness.setLocalState(awareness.getLocalState());
-      sendAwareness();
-    }, renewMs);
-    sockets.push(() => ws._socket?.bytesRead ?? 0);
-    closers.push(() => (clearInterval(timer), ws.close()));
+// Every client's socket byte counters (closed ones too: what they read still counts).
+const counters = [];
+const totalBytes = () => counters.reduce((sum, read) => sum + read(), 0);
+// While a probe runs: what a client's list or count must reach, and when the probe started.
+let probe = null;
+
+function probeSeen(i, text) {
+  if (!probe || probe.seen.has(i)) return;
+  if (probe.check(text)) {
+    probe.seen.add(i);
+    probe.latencies.push(performance.now() - probe.started);
   }
 }
 
-function post(agent, body, track) {
+// A Yjs client as the server sees it, without a browser's work: on open it sends sync step 1 and
+// its awareness state (what y-websocket's provider does), answers the server's sync messages, and
+// renews its awareness every 15 s. Incoming awareness updates are counted, not decoded (except
+// during probes): decoding them is each real client's own cost, on its own machine.
+async function yjsClient(i) {
+  const doc = new Y.Doc();
+  const awareness = new awarenessProtocol.Awareness(doc);
+  clearInterval(awareness._checkInterval);
+  awareness.setLocalState({ user: { name: `User ${i}`, color: '#30bced' } });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const send = (write) => {
+    const encoder = encoding.createEncoder();
+    write(encoder);
+    ws.send(encoding.toUint8Array(encoder));
+  };
+  const sendAwareness = () =>
+    send((e) => {
+      encoding.writeVarUint(e, 1);
+      encoding.writeVarUint8Array(e, awarenessProtocol.encodeAwarenessUpdate(awareness, [doc.clientID]));
+    });
+  ws.on('message', (data) => {
+    if (data[0] === 1) {
+      if (probe) probeSeen(i, data);
+      return; // awareness: counted by the socket, not decoded
+    }
+    const decoder = decoding.createDecoder(new Uint8Array(data));
+    decoding.readVarUint(decoder);
+    const reply = encoding.createEncoder();
+    encoding.writeVarUint(reply, 0);
+    syncProtocol.readSyncMessage(decoder, reply, doc, null);
+    if (encoding.length(reply) > 1) ws.send(encoding.toUint8Array(reply));
+  });
+  send((e) => {
+    encoding.writeVarUint(e, 0);
+    syncProtocol.writeSyncStep1(e, doc);
+  });
+  sendAwareness();
+  const timer = setInterval(() => {
+    awareness.setLocalState(awareness.getLocalState());
+    sendAwareness();
+  }, renewMs);
+  counters.push(() => ws._socket?.bytesRead ?? 0);
+  // Leaving: y-websocket's provider says its awareness is gone, then closes.
+  return () => {
+    clearInterval(timer);
+    awarenessProtocol.removeAwarenessStates(awareness, [doc.clientID], 'window unload');
+    sendAwareness();
+    ws.close();
+  };
+}
+
+function post(agent, name, body, track) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/api/presence/heartbeat', method: 'POST', agent,
+      { host: '127.0.0.1', port, path: `/api/presence/${name}`, method: 'POST', agent,
         headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(data) } },
       (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text ? JSON.parse(text) : null) : reject(new Error(`${res.statusCode} ${text}`))));
       },
     );
     req.on('socket', track);
@@ -138,29 +175,54 @@ function post(agent, body, track) {
   });
 }
 
-async function ourClients(sockets, closers) {
-  for (let i = 0; i < clients; i++) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const seen = new Set();
-    const track = (s) => {
-      if (!seen.has(s)) {
-        seen.add(s);
-        sockets.push(() => s.bytesRead);
-      }
-    };
-    const body = { room: 'bench', user: `user-${i}`, session: `session-${i}`, name: `User ${i}`, interval_ms: renewMs };
-    const joined = await post(agent, body, track);
-    body.session_token = joined.session_token;
-    const url = `ws://127.0.0.1:${port}/api/presence/subscribe?room_token=${encodeURIComponent(joined.room_token)}&session_token=${joined.session_token}`;
-    const ws = new WebSocket(url);
-    await new Promise((resolve, reject) => {
-      ws.once('message', resolve);
-      ws.once('error', reject);
-    });
-    sockets.push(() => ws._socket?.bytesRead ?? 0);
-    const timer = setInterval(() => post(agent, body, track).catch((e) => console.error('heartbeat', e.message)), renewMs);
-    closers.push(() => (clearInterval(timer), ws.close(), agent.destroy()));
+async function ourClient(i) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const seen = new Set();
+  const track = (s) => {
+    if (!seen.has(s)) {
+      seen.add(s);
+      counters.push(() => s.bytesRead);
+    }
+  };
+  const body = { room: 'bench', user: `user-${i}`, session: `session-${i}`, name: `User ${i}`, interval_ms: renewMs };
+  const joined = await post(agent, 'heartbeat', body, track);
+  body.session_token = joined.session_token;
+  const url =
+    `ws://127.0.0.1:${port}/api/presence/subscribe?room_token=${encodeURIComponent(joined.room_token)}` +
+    `&session_token=${joined.session_token}&view=${view}&k=5&me=user-${i}`;
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('message', resolve);
+    ws.once('error', reject);
+  });
+  ws.on('message', (data) => probe && probeSeen(i, data));
+  counters.push(() => ws._socket?.bytesRead ?? 0);
+  const timer = setInterval(() => post(agent, 'heartbeat', body, track).catch((e) => console.error('heartbeat', e.message)), renewMs);
+  // Leaving: what the browser client does on unmount (`disconnect`), then the socket closes.
+  return async () => {
+    clearInterval(timer);
+    await post(agent, 'disconnect', { session_token: joined.session_token }, track).catch(() => {});
+    ws.close();
+    agent.destroy();
+  };
+}
+
+const makeClient = server === 'yjs' ? yjsClient : ourClient;
+
+// What a client sees when probe client `i` joined: for Yjs an awareness update naming it; for us
+// a joined diff naming it, or a summary counting it.
+function probeCheck(i, onlineAfter) {
+  if (server === 'yjs') {
+    const name = Buffer.from(`"User ${i}"`);
+    return (data) => Buffer.from(data).includes(name);
   }
+  const id = `"user-${i}"`;
+  return (data) => {
+    const text = data.toString();
+    if (text.includes(id)) return true;
+    if (!text.startsWith('{"type":"summary"')) return false;
+    return JSON.parse(text).counts.online >= onlineAfter;
+  };
 }
 
 const child = startServer();
@@ -169,25 +231,58 @@ try {
   await sleep(300);
   const cpuStart = cpuSeconds(child.pid);
   const started = Date.now();
-  const sockets = [];
-  const closers = [];
-  await (server === 'yjs' ? yjsClients(sockets, closers) : ourClients(sockets, closers));
+  const leaves = [];
+  for (let i = 0; i < clients; i++) leaves.push(await makeClient(i));
   const connectedAfter = (Date.now() - started) / 1000;
-  const total = () => sockets.reduce((sum, read) => sum + read(), 0);
-  // Let the last joins' messages land before the steady window starts.
-  await sleep(1000);
+  await sleep(1000); // the last joins' messages land before the steady window starts
   const cpuJoined = cpuSeconds(child.pid);
-  const bytesJoined = total();
+  const bytesJoined = totalBytes();
   await sleep(seconds * 1000);
-  const cpuEnd = cpuSeconds(child.pid);
-  const bytesEnd = total();
+  const cpuSteady = cpuSeconds(child.pid);
+  const bytesSteady = totalBytes();
+  const rss = rssKiB(child.pid);
+  // Churn: every second the longest-present client leaves and a new one joins.
+  let nextId = clients;
+  const churnStart = Date.now();
+  for (let s = 0; s < seconds; s++) {
+    const leave = leaves.shift();
+    await leave();
+    leaves.push(await makeClient(nextId++));
+    const wait = churnStart + (s + 1) * 1000 - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await sleep(500);
+  const cpuChurn = cpuSeconds(child.pid);
+  const bytesChurn = totalBytes();
+  let probeLine = '';
+  if (probes > 0) {
+    const all = [];
+    for (let p = 0; p < probes; p++) {
+      const i = nextId++;
+      probe = { started: performance.now(), seen: new Set(), latencies: [], check: probeCheck(i, clients + p + 1) };
+      leaves.push(await makeClient(i));
+      const deadline = Date.now() + 10_000;
+      const watchers = clients + p; // everyone already there (earlier probes' clients too)
+      while (probe.seen.size < watchers && Date.now() < deadline) await sleep(20);
+      all.push(...probe.latencies);
+      probe.missing = watchers - probe.seen.size;
+      if (probe.missing > 0) console.error(`probe ${p}: ${probe.missing} subscribers did not see it in 10 s`);
+      probe = null;
+      await sleep(500);
+    }
+    all.sort((a, b) => a - b);
+    const at = (q) => all[Math.min(all.length - 1, Math.floor(q * all.length))] ?? NaN;
+    probeLine = ` probe_n=${all.length} probe_p50_ms=${at(0.5).toFixed(1)} probe_p99_ms=${at(0.99).toFixed(1)} probe_max_ms=${at(1).toFixed(1)}`;
+  }
   console.log(
-    `compare server=${server} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
+    `compare server=${server} view=${server === 'yjs' ? '-' : view} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
       `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined} ` +
-      `steady_cpu_s=${(cpuEnd - cpuJoined).toFixed(2)} steady_bytes=${bytesEnd - bytesJoined} ` +
-      `total_cpu_s=${(cpuEnd - cpuStart).toFixed(2)} total_bytes=${bytesEnd}`,
+      `steady_cpu_s=${(cpuSteady - cpuJoined).toFixed(2)} steady_bytes=${bytesSteady - bytesJoined} ` +
+      `churn_cpu_s=${(cpuChurn - cpuSteady).toFixed(2)} churn_bytes=${bytesChurn - bytesSteady} ` +
+      `rss_kib=${rss} rss_per_client_b=${Math.round((rss * 1024) / clients)}` +
+      probeLine,
   );
-  closers.forEach((close) => close());
+  for (const leave of leaves) leave();
 } finally {
   child.kill('SIGKILL');
 }

@@ -26,6 +26,14 @@ pub const MAX_HEARTBEAT_SLACK_MS: u64 = 4_500;
 /// browsers delay a hidden tab's timers by up to a minute.
 pub const HIDDEN_INTERVAL_FROM_MS: u64 = 30_000;
 
+/// Most users a summary subscription lists (its `k` is lowered to this).
+pub const MAX_SUMMARY_USERS: usize = 50;
+/// Users a summary subscription lists when it names no `k` (what `<FacePile/>` shows).
+pub const DEFAULT_SUMMARY_USERS: usize = 5;
+
+/// Most users one page of a room's list holds (`list_page`'s `limit` is lowered to this).
+pub const MAX_PAGE_USERS: usize = 200;
+
 /// Longest time an agent's session lives after a heartbeat (see `HeartbeatRequest::ttl_ms`).
 pub const MAX_AGENT_TTL_MS: u64 = 3_600_000;
 

@@ -58,6 +58,10 @@ impl RoomView {
 
     /// Applies one message. Diffs must follow each other without gaps.
     pub fn apply(&mut self, message: RoomMessage) -> Applied {
+        if matches!(message, RoomMessage::Summary(_) | RoomMessage::Me { .. }) {
+            // A summary subscription's messages: not a full list, nothing to apply.
+            return Applied::Stale;
+        }
         if let RoomMessage::Snapshot(snapshot) = message {
             self.room = snapshot.room;
             self.seq = snapshot.seq;
@@ -76,15 +80,30 @@ impl RoomView {
         if seq != self.seq + 1 {
             return Applied::NeedsSnapshot;
         }
+        self.apply_in_order(message);
+        Applied::Changed
+    }
+
+    /// Applies a diff from a stream whose order the engine guarantees (the server's own
+    /// subscriptions, which resync with a snapshot after a gap): no gap check. Older messages
+    /// and summaries are ignored.
+    pub fn apply_in_order(&mut self, message: RoomMessage) {
+        let seq = message.seq();
+        if let RoomMessage::Snapshot(_) = message {
+            self.apply(message);
+            return;
+        }
+        if !self.synced || seq <= self.seq {
+            return;
+        }
         self.seq = seq;
         match message {
-            RoomMessage::Snapshot(_) => unreachable!("handled above"),
+            RoomMessage::Snapshot(_) | RoomMessage::Summary(_) | RoomMessage::Me { .. } => {}
             RoomMessage::Joined { user, .. }
             | RoomMessage::Left { user, .. }
             | RoomMessage::Updated { user, .. } => self.upsert(user),
             RoomMessage::Removed { user_id, .. } => self.users.retain(|u| u.user_id != user_id),
         }
-        Applied::Changed
     }
 
     fn upsert(&mut self, user: UserPresence) {

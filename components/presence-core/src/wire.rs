@@ -222,6 +222,130 @@ impl RoomSnapshot {
     }
 }
 
+/// How many are in a room, by state: what a summary subscriber sees instead of everyone.
+///
+/// ```
+/// use presence_core::wire::{RoomCounts, SessionPresence, UserPresence};
+/// let users = vec![
+///     UserPresence::new("ada", "Ada", vec![SessionPresence::new("t1", "Ada"), SessionPresence::new("t2", "Ada")]),
+///     UserPresence::new("bob", "Bob", vec![]),
+/// ];
+/// let counts = RoomCounts::of(&users);
+/// assert_eq!((counts.users, counts.online, counts.sessions), (2, 1, 2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RoomCounts {
+    /// Users listed: online and offline (within their retention).
+    pub users: u64,
+    /// Users online (any live session), away and idle ones included.
+    pub online: u64,
+    /// Online users whose every session is away (hidden tabs).
+    pub away: u64,
+    /// Online users who are idle (no active session, at least one idle one) and not away.
+    pub idle: u64,
+    /// Live sessions (tabs and agents) of the online users.
+    pub sessions: u64,
+}
+
+impl RoomCounts {
+    /// The counts of a room listing `users`.
+    pub fn of(users: &[UserPresence]) -> Self {
+        let mut counts = RoomCounts {
+            users: users.len() as u64,
+            ..RoomCounts::default()
+        };
+        for user in users.iter().filter(|u| u.online) {
+            counts.online += 1;
+            counts.sessions += user.sessions.len() as u64;
+            if user.away {
+                counts.away += 1;
+            } else if user.idle {
+                counts.idle += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// A room summarized for one subscriber: its counts and its first users in the room's order
+/// (what `<FacePile/>` draws), instead of everyone. See [`RoomMessage::Summary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RoomSummary {
+    /// The room id.
+    pub room: String,
+    /// The sequence number of the last change counted.
+    pub seq: u64,
+    /// How many are in the room.
+    pub counts: RoomCounts,
+    /// The first `k` users in the room's order (`k` as subscribed), when they changed since the
+    /// previous summary (always in the first); `None`: as in the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Vec<UserPresence>>,
+}
+
+impl RoomSummary {
+    /// A summary of `room` at `seq` with `counts` and, if given, its first users.
+    pub fn new(
+        room: impl Into<String>,
+        seq: u64,
+        counts: RoomCounts,
+        first: Option<Vec<UserPresence>>,
+    ) -> Self {
+        RoomSummary {
+            room: room.into(),
+            seq,
+            counts,
+            first,
+        }
+    }
+}
+
+/// One page of a room's list, in the room's order: what `<FacePile/>`'s "+N" list loads in a
+/// room too big to stream whole.
+///
+/// ```
+/// use presence_core::wire::{RoomPage, RoomSnapshot, UserPresence};
+/// let users = (0..5).map(|i| UserPresence::new(format!("u{i}"), "U", vec![])).collect();
+/// let page = RoomPage::of(&RoomSnapshot::new("r", 9, users), 3, 10);
+/// assert_eq!((page.total, page.offset, page.users.len()), (5, 3, 2));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RoomPage {
+    /// The room id.
+    pub room: String,
+    /// The sequence number of the list this page was cut from.
+    pub seq: u64,
+    /// How many users the whole list has.
+    pub total: u64,
+    /// The index of this page's first user in the whole list.
+    pub offset: u64,
+    /// At most the page size of users, from `offset` on.
+    pub users: Vec<UserPresence>,
+}
+
+impl RoomPage {
+    /// The page of `snapshot` starting at `offset`, at most `limit` users (lowered to
+    /// [`crate::limits::MAX_PAGE_USERS`]).
+    pub fn of(snapshot: &RoomSnapshot, offset: u64, limit: u64) -> Self {
+        let limit = limit.min(crate::limits::MAX_PAGE_USERS as u64) as usize;
+        let start = (offset as usize).min(snapshot.users.len());
+        RoomPage {
+            room: snapshot.room.clone(),
+            seq: snapshot.seq,
+            total: snapshot.users.len() as u64,
+            offset,
+            users: snapshot.users[start..]
+                .iter()
+                .take(limit)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// Why a session left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -279,6 +403,20 @@ pub enum RoomMessage {
         /// The user that is gone.
         user_id: String,
     },
+    /// On a summary subscription: the counts, and the first users when they changed. Coalesced:
+    /// at most one per window, none while nothing a summary shows changes. A subscriber that
+    /// asked for the full list gets one too when the room grows past the server's automatic
+    /// limit (and a `snapshot` again when it shrinks well below it).
+    Summary(RoomSummary),
+    /// On a summary subscription: the subscriber's own user as it is now (`None`: not listed),
+    /// first right after the first summary, then whenever it changes.
+    Me {
+        /// The sequence number of the summary it goes with.
+        seq: u64,
+        /// The subscriber's user, if listed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserPresence>,
+    },
 }
 
 impl RoomMessage {
@@ -286,7 +424,9 @@ impl RoomMessage {
     pub fn seq(&self) -> u64 {
         match self {
             RoomMessage::Snapshot(s) => s.seq,
-            RoomMessage::Joined { seq, .. }
+            RoomMessage::Summary(s) => s.seq,
+            RoomMessage::Me { seq, .. }
+            | RoomMessage::Joined { seq, .. }
             | RoomMessage::Left { seq, .. }
             | RoomMessage::Updated { seq, .. }
             | RoomMessage::Removed { seq, .. } => *seq,

@@ -7,6 +7,8 @@
 //! | `/api/presence/disconnect` | POST, form (`session_token=…`; `text/plain` accepted, for `navigator.sendBeacon`) | leave now |
 //! | `/api/presence/going` | POST, form, as `disconnect` | the page is going: the session ends after `leave_grace_ms` (1.5 s) unless it heartbeats again |
 //! | `/api/presence/list` | GET, query `room_token=…` | the room's snapshot |
+//! | `/api/presence/list_page` | POST, JSON `{room_token, offset?, limit?}` | one page of the room's list, and its total |
+//! | `/api/presence/subscribe` | GET, WebSocket, query `room_token=…[&session_token=…][&view=full\|summary\|auto][&k=5][&me=…]` | the room live: the full list, or a summary (counts, first `k` users, `me`) |
 //!
 //! Errors are JSON `{"code": "...", "message": "...", ...}` with a 4xx status (5xx only when the
 //! server is not set up for presence); a 429 carries `Retry-After`. Heartbeats and updates count
@@ -22,7 +24,7 @@
 use crate::ApiError;
 use leptos::prelude::*;
 use leptos::server_fn::codec::{GetUrl, Json};
-use presence_core::wire::{HeartbeatResponse, PresenceKind, RoomSnapshot};
+use presence_core::wire::{HeartbeatResponse, PresenceKind, RoomPage, RoomSnapshot};
 use serde_json::Value;
 
 /// Joins `room` as `user` with a new `session`, or keeps that session alive.
@@ -161,6 +163,27 @@ pub async fn list(room_token: String) -> Result<RoomList, ApiError> {
             .await
             .map(RoomList::shared),
     )
+}
+
+/// One page of the room that `room_token` grants, in its stable order: `limit` users (default
+/// 100, at most 200) from index `offset` (default 0), and how many the whole list has. What
+/// `<FacePile/>`'s "+N" list loads in a room whose subscription is a summary. Counts against the
+/// caller's address rate.
+#[server(name = ListPage, prefix = "/api/presence", endpoint = "list_page", input = Json)]
+pub async fn list_page(
+    room_token: String,
+    offset: Option<u64>,
+    limit: Option<u64>,
+) -> Result<RoomPage, ApiError> {
+    let presence = crate::ssr::engine().await?;
+    crate::ssr::check_address(&presence)?;
+    let shared = presence.list_shared(&room_token).await;
+    crate::ssr::respond(shared.map(|message| match message.message() {
+        presence_core::wire::RoomMessage::Snapshot(s) => {
+            RoomPage::of(s, offset.unwrap_or(0), limit.unwrap_or(100))
+        }
+        other => unreachable!("a room list is a snapshot, not {other:?}"),
+    }))
 }
 
 /// What [`list`] returns: a room's snapshot.

@@ -83,13 +83,13 @@ pub use error::ApiError;
 pub use face_pile::{FacePile, FacePileLabels, LabelFormat, RoomFacePile};
 pub use presence_core::error::Field;
 pub use presence_core::wire::{
-    HeartbeatResponse, LeaveReason, PresenceKind, RoomMessage, RoomSnapshot, SessionPresence,
-    SessionStatus, UserPresence, UserStatus,
+    HeartbeatResponse, LeaveReason, PresenceKind, RoomCounts, RoomMessage, RoomPage, RoomSnapshot,
+    RoomSummary, SessionPresence, SessionStatus, UserPresence, UserStatus,
 };
 pub use presence_core::{limits, validate, PresenceError, RoomView};
 pub use store::{OtherSession, SessionEntry, UserEntry};
 pub use use_presence::{
-    use_presence, use_presence_with_options, ConnectionStatus, UsePresenceOptions,
+    use_presence, use_presence_with_options, ConnectionStatus, ListMode, UsePresenceOptions,
     UsePresenceReturn,
 };
 

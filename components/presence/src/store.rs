@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use presence_core::room_view::Applied;
-use presence_core::wire::{RoomMessage, RoomSnapshot, SessionPresence, UserPresence};
+use presence_core::wire::{RoomCounts, RoomMessage, RoomSnapshot, SessionPresence, UserPresence};
 use presence_core::RoomView;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,14 @@ pub struct UserEntry {
 }
 
 impl UserEntry {
+    /// An entry that does not follow the room: a user as loaded once (a page of a big room).
+    pub(crate) fn fixed(user: UserPresence) -> Self {
+        UserEntry {
+            user_id: Arc::from(user.user_id.as_str()),
+            presence: ArcRwSignal::new(user).read_only(),
+        }
+    }
+
     /// The user now (tracked: a reactive closure that calls it reruns when the user changes).
     pub fn get(&self) -> UserPresence {
         self.presence.get()
@@ -137,10 +145,38 @@ type Writers = HashMap<Arc<str>, (ArcRwSignal<UserPresence>, UserEntry)>;
 /// The same per live session.
 type SessionWriters = HashMap<Arc<str>, (ArcRwSignal<OtherSession>, SessionEntry)>;
 
+/// What a summary subscription has said: the first users and this user's own entry (the
+/// counts are in their own signal).
+#[derive(Debug, Default)]
+struct Summarized {
+    first: Vec<UserPresence>,
+    me: Option<UserPresence>,
+}
+
+impl Summarized {
+    /// The users to show: the first ones, with this user's newer entry in its place, or after
+    /// them if it is not among them.
+    fn users(&self) -> Vec<UserPresence> {
+        let mut users = self.first.clone();
+        if let Some(me) = &self.me {
+            match users.iter_mut().find(|u| u.user_id == me.user_id) {
+                Some(listed) => *listed = me.clone(),
+                None => users.push(me.clone()),
+            }
+        }
+        users
+    }
+}
+
 /// Applies room messages and reconciles the result into signals.
 #[derive(Clone)]
 pub(crate) struct PresenceStore {
     view: Arc<Mutex<RoomView>>,
+    /// `Some` while the subscription sends summaries instead of the full list.
+    summary: Arc<Mutex<Option<Summarized>>>,
+    counts: ArcRwSignal<RoomCounts>,
+    /// Whether `summary` is `Some`, as a signal.
+    summarized: ArcRwSignal<bool>,
     writers: Arc<Mutex<Writers>>,
     session_writers: Arc<Mutex<SessionWriters>>,
     entries: ArcRwSignal<Vec<UserEntry>>,
@@ -151,6 +187,9 @@ impl PresenceStore {
     pub fn new(initial: Option<RoomSnapshot>) -> Self {
         let store = PresenceStore {
             view: Arc::default(),
+            summary: Arc::default(),
+            counts: ArcRwSignal::new(RoomCounts::default()),
+            summarized: ArcRwSignal::new(false),
             writers: Arc::default(),
             session_writers: Arc::default(),
             entries: ArcRwSignal::new(Vec::new()),
@@ -171,43 +210,82 @@ impl PresenceStore {
         self.sessions.read_only()
     }
 
+    /// How many are in the room (from the summary, or counted from the full list).
+    pub fn counts(&self) -> ArcReadSignal<RoomCounts> {
+        self.counts.read_only()
+    }
+
+    /// True while the list is a summary (the first users and this one), not everyone.
+    pub fn summarized(&self) -> ArcReadSignal<bool> {
+        self.summarized.read_only()
+    }
+
     /// Applies one message; on `NeedsSnapshot` the caller must resubscribe.
     pub fn apply(&self, message: RoomMessage) -> Applied {
-        let applied = self
-            .view
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(message);
-        if applied == Applied::Changed {
-            self.reconcile();
+        match message {
+            RoomMessage::Summary(summary) => {
+                let mut state = lock(&self.summary);
+                let state = state.get_or_insert_with(Summarized::default);
+                if let Some(first) = summary.first {
+                    state.first = first;
+                }
+                if self.counts.with_untracked(|c| *c != summary.counts) {
+                    self.counts.set(summary.counts);
+                }
+            }
+            RoomMessage::Me { user, .. } => match &mut *lock(&self.summary) {
+                Some(state) => state.me = user,
+                None => return Applied::Stale,
+            },
+            message => {
+                let snapshot = matches!(message, RoomMessage::Snapshot(_));
+                if !snapshot && lock(&self.summary).is_some() {
+                    // A diff after the switch to summaries: already counted in them.
+                    return Applied::Stale;
+                }
+                let applied = lock(&self.view).apply(message);
+                if applied != Applied::Changed {
+                    return applied;
+                }
+                if snapshot {
+                    *lock(&self.summary) = None;
+                }
+                let counts = RoomCounts::of(lock(&self.view).users());
+                if self.counts.with_untracked(|c| *c != counts) {
+                    self.counts.set(counts);
+                }
+            }
         }
-        applied
+        self.reconcile();
+        Applied::Changed
     }
 
     /// Forgets everything (the room changed).
     #[cfg_attr(not(any(feature = "hydrate", feature = "csr")), allow(dead_code))]
     pub fn clear(&self) {
-        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = RoomView::default();
+        *lock(&self.view) = RoomView::default();
+        *lock(&self.summary) = None;
+        self.counts.set(RoomCounts::default());
         self.reconcile();
     }
 
     fn reconcile(&self) {
-        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
-        let next = reconcile_users(
-            &mut self.writers.lock().unwrap_or_else(|e| e.into_inner()),
-            view.users(),
-        );
-        let next_sessions = reconcile_sessions(
-            &mut self
-                .session_writers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            view.users(),
-        );
+        let summarized = lock(&self.summary).as_ref().map(Summarized::users);
+        if self.summarized.get_untracked() != summarized.is_some() {
+            self.summarized.set(summarized.is_some());
+        }
+        let view = lock(&self.view);
+        let users = summarized.as_deref().unwrap_or(view.users());
+        let next = reconcile_users(&mut lock(&self.writers), users);
+        let next_sessions = reconcile_sessions(&mut lock(&self.session_writers), users);
         drop(view);
         set_if_changed(&self.entries, next);
         set_if_changed(&self.sessions, next_sessions);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Updates each user's signal in place (only if it changed) and returns the entries in order.
@@ -296,6 +374,69 @@ mod tests {
         let mut user = UserPresence::new(id, id, vec![session]);
         user.online_since = online_since;
         user
+    }
+
+    #[test]
+    fn a_summary_lists_the_first_users_and_me_and_a_snapshot_brings_everyone_back() {
+        use presence_core::wire::RoomSummary;
+        let _owner = Owner::new();
+        let store = PresenceStore::new(Some(RoomSnapshot::new("r", 1, vec![user("a", 1, None)])));
+        assert!(!store.summarized().get_untracked());
+        assert_eq!(store.counts().get_untracked().online, 1);
+        let mut counts = RoomCounts::default();
+        counts.users = 900;
+        counts.online = 800;
+        let first = vec![user("a", 1, None), user("b", 2, None)];
+        store.apply(RoomMessage::Summary(RoomSummary::new(
+            "r",
+            50,
+            counts,
+            Some(first),
+        )));
+        store.apply(RoomMessage::Me {
+            seq: 50,
+            user: Some(user("me", 40, None)),
+        });
+        let ids = |s: &PresenceStore| -> Vec<String> {
+            s.entries()
+                .get_untracked()
+                .iter()
+                .map(|e| e.user_id.to_string())
+                .collect()
+        };
+        assert!(store.summarized().get_untracked());
+        assert_eq!(ids(&store), ["a", "b", "me"]);
+        assert_eq!(store.counts().get_untracked().users, 900);
+        let a = store.entries().get_untracked()[0].clone();
+
+        // Counts alone keep the list; a diff of the full list is ignored; `me` among the first
+        // replaces that entry in place.
+        counts.users = 901;
+        store.apply(RoomMessage::Summary(RoomSummary::new(
+            "r", 51, counts, None,
+        )));
+        assert_eq!(store.counts().get_untracked().users, 901);
+        let ignored = RoomMessage::Joined {
+            seq: 52,
+            session_id: "s-x".into(),
+            user: user("x", 52, None),
+        };
+        assert_eq!(store.apply(ignored), Applied::Stale);
+        store.apply(RoomMessage::Me {
+            seq: 52,
+            user: Some(user("b", 2, Some(serde_json::json!(1)))),
+        });
+        assert_eq!(ids(&store), ["a", "b"]);
+        assert_eq!(store.entries().get_untracked()[0], a, "a kept its handle");
+
+        store.apply(RoomMessage::Snapshot(RoomSnapshot::new(
+            "r",
+            60,
+            vec![user("z", 1, None)],
+        )));
+        assert!(!store.summarized().get_untracked());
+        assert_eq!(ids(&store), ["z"]);
+        assert_eq!(store.counts().get_untracked().users, 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::store::{PresenceStore, SessionEntry, UserEntry};
 use leptos::prelude::*;
-use presence_core::wire::{RoomSnapshot, SessionPresence, UserPresence};
+use presence_core::wire::{RoomCounts, RoomMessage, RoomPage, SessionPresence, UserPresence};
 use presence_core::PresenceError;
 use serde::Serialize;
 use serde_json::Value;
@@ -31,6 +31,35 @@ impl ConnectionStatus {
             ConnectionStatus::Connected => "connected",
             ConnectionStatus::Reconnecting => "reconnecting",
             ConnectionStatus::Offline => "offline",
+        }
+    }
+}
+
+/// Which list of the room the hook keeps (see [`UsePresenceOptions::list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ListMode {
+    /// Everyone while the room is small, a summary (as [`ListMode::Summary`]) while it lists
+    /// more than the server's `summary_above` users (200 by default), and everyone again below
+    /// half of that: an app written for small rooms survives a big one. The default.
+    #[default]
+    Auto,
+    /// Everyone, always: every change in the room reaches this tab (it costs the server and this
+    /// tab in proportion to the room).
+    Full,
+    /// A summary, always: [`UsePresenceReturn::counts`], the room's first
+    /// [`UsePresenceOptions::summary_size`] users and this user; `users` lists just those.
+    /// Changes beyond them cost this tab nothing; counts arrive at most every 100 ms.
+    Summary,
+}
+
+impl ListMode {
+    /// `auto`, `full` or `summary`: the subscription's `view` parameter.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ListMode::Auto => "auto",
+            ListMode::Full => "full",
+            ListMode::Summary => "summary",
         }
     }
 }
@@ -91,6 +120,12 @@ pub struct UsePresenceOptions {
     /// refused, a join backs off and retries, and a visible tab stays visible (`error` says
     /// why). Default false.
     pub invisible: bool,
+    /// Which list to keep: everyone, a summary, or automatic (see [`ListMode`]). Default
+    /// [`ListMode::Auto`].
+    pub list: ListMode,
+    /// How many of the room's first users a summary lists (1 … 50). `<FacePile/>` shows as
+    /// many faces as it is given, so keep this at least its `max_visible`. Default 5.
+    pub summary_size: usize,
 }
 
 impl Default for UsePresenceOptions {
@@ -107,6 +142,8 @@ impl Default for UsePresenceOptions {
             idle_after_ms: 300_000,
             server_url: None,
             invisible: false,
+            list: ListMode::Auto,
+            summary_size: presence_core::limits::DEFAULT_SUMMARY_USERS,
         }
     }
 }
@@ -155,6 +192,18 @@ impl UsePresenceOptions {
         self
     }
 
+    /// Sets [`UsePresenceOptions::list`].
+    pub fn list(mut self, list: ListMode) -> Self {
+        self.list = list;
+        self
+    }
+
+    /// Sets [`UsePresenceOptions::summary_size`].
+    pub fn summary_size(mut self, users: usize) -> Self {
+        self.summary_size = users;
+        self
+    }
+
     /// Sets [`UsePresenceOptions::leave_on_unload`].
     pub fn leave_on_unload(mut self, leave: bool) -> Self {
         self.leave_on_unload = leave;
@@ -183,6 +232,12 @@ pub struct UsePresenceReturn {
     pub others: Signal<Vec<SessionEntry>>,
     /// This user's entry (all its tabs), once joined.
     pub me: Signal<Option<UserPresence>>,
+    /// How many are in the room (users listed, online, away, idle; live sessions), whether the
+    /// list is everyone or a summary.
+    pub counts: Signal<RoomCounts>,
+    /// True while `users` is a summary (the room's first users and this one, see [`ListMode`])
+    /// rather than everyone: `counts` then says how many more there are.
+    pub summarized: Signal<bool>,
     /// This tab's own session, once joined.
     pub session: Signal<Option<SessionPresence>>,
     /// Why the last heartbeat failed (`None` once one succeeds): an invalid room id, a full room,
@@ -226,6 +281,31 @@ impl UsePresenceReturn {
         self.control.set_invisible(invisible);
     }
 
+    /// Loads one page of the room's whole list (`limit` users from index `offset`, at most 200),
+    /// in the room's order, with the list's total: for showing everyone on demand while the
+    /// live list is a summary (what `<FacePile/>`'s "+N" list does). Fails with `Unavailable`
+    /// before the tab has joined, and on the server.
+    pub async fn list_page(&self, offset: u64, limit: u64) -> Result<RoomPage, PresenceError> {
+        let Some((base, room_token)) = self.control.page_source() else {
+            return Err(PresenceError::Unavailable {
+                message: "not joined yet".into(),
+            });
+        };
+        #[cfg(any(feature = "hydrate", feature = "csr"))]
+        {
+            crate::client::http::list_page(&base, &room_token, offset, limit)
+                .await
+                .map_err(|e| e.0)
+        }
+        #[cfg(not(any(feature = "hydrate", feature = "csr")))]
+        {
+            let _ = (base, room_token, offset, limit);
+            Err(PresenceError::Unavailable {
+                message: "pages load in the browser".into(),
+            })
+        }
+    }
+
     /// True if `user_id` is this browser's user.
     pub fn is_self(&self, user_id: &str) -> bool {
         self.user_id.with(|me| me.as_deref() == Some(user_id))
@@ -237,6 +317,8 @@ pub(crate) trait PresenceControl: Send + Sync {
     fn set_state(&self, state: Value);
     fn leave(&self);
     fn set_invisible(&self, invisible: bool);
+    /// Where to load pages of the room's list: the server URL and the room token, once joined.
+    fn page_source(&self) -> Option<(String, String)>;
 }
 
 /// On the server (and before hydration) there is nothing to control.
@@ -246,6 +328,9 @@ impl PresenceControl for Inert {
     fn set_state(&self, _: Value) {}
     fn leave(&self) {}
     fn set_invisible(&self, _: bool) {}
+    fn page_source(&self) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// Joins `room` as `name` with default options. See [`use_presence_with_options`].
@@ -277,9 +362,14 @@ pub fn use_presence_with_options(
 ) -> UsePresenceReturn {
     let room = room.into();
     let name = name.into();
-    let initial = SharedValue::new(move || initial_snapshot(&room.get_untracked())).into_inner();
+    let (list, summary_size) = (options.list, options.summary_size);
+    let initial = SharedValue::new(move || initial_list(&room.get_untracked(), list, summary_size))
+        .into_inner();
     let rendered_at_ms = initial.as_ref().map_or(0, |i| i.rendered_at_ms);
-    let store = PresenceStore::new(initial.map(|i| i.snapshot));
+    let store = PresenceStore::new(None);
+    if let Some(initial) = initial {
+        store.apply(initial.list);
+    }
     let entries = store.entries();
     let status = ArcRwSignal::new(ConnectionStatus::Connecting);
     let user_id = ArcRwSignal::new(None::<String>);
@@ -331,6 +421,15 @@ pub fn use_presence_with_options(
         .into()
     };
 
+    let counts: Signal<RoomCounts> = {
+        let counts = store.counts();
+        Signal::derive(move || counts.get())
+    };
+    let summarized: Signal<bool> = {
+        let summarized = store.summarized();
+        Signal::derive(move || summarized.get())
+    };
+
     #[cfg(any(feature = "hydrate", feature = "csr"))]
     let control: Arc<dyn PresenceControl> = crate::client::start(crate::client::Setup {
         room,
@@ -355,6 +454,8 @@ pub fn use_presence_with_options(
         users,
         others,
         me,
+        counts,
+        summarized,
         session,
         error: Signal::derive(move || error.get()),
         user_id: Signal::derive(move || user_id.get()),
@@ -366,24 +467,43 @@ pub fn use_presence_with_options(
     }
 }
 
-/// The list handed from SSR to hydration.
+/// The list handed from SSR to hydration: the room's snapshot, or, for a room past the
+/// automatic limit, its summary (the page does not carry everyone).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct InitialList {
-    snapshot: RoomSnapshot,
+    list: RoomMessage,
     rendered_at_ms: u64,
 }
 
 #[cfg(feature = "ssr")]
-fn initial_snapshot(room: &str) -> Option<InitialList> {
-    let (snapshot, rendered_at_ms) = crate::ssr::first_paint(room)?;
+fn initial_list(room: &str, mode: ListMode, summary_size: usize) -> Option<InitialList> {
+    let (snapshot, rendered_at_ms, summary_above) = crate::ssr::first_paint(room)?;
+    let summarize = match mode {
+        ListMode::Full => false,
+        ListMode::Summary => true,
+        _ => snapshot.users.len() > summary_above,
+    };
+    let list = if summarize {
+        let k = summary_size.clamp(1, presence_core::limits::MAX_SUMMARY_USERS);
+        let first = snapshot.users.iter().take(k).cloned().collect();
+        let counts = RoomCounts::of(&snapshot.users);
+        RoomMessage::Summary(presence_core::wire::RoomSummary::new(
+            snapshot.room,
+            snapshot.seq,
+            counts,
+            Some(first),
+        ))
+    } else {
+        RoomMessage::Snapshot(snapshot)
+    };
     Some(InitialList {
-        snapshot,
+        list,
         rendered_at_ms,
     })
 }
 
 #[cfg(not(feature = "ssr"))]
-fn initial_snapshot(_room: &str) -> Option<InitialList> {
+fn initial_list(_room: &str, _mode: ListMode, _summary_size: usize) -> Option<InitialList> {
     None
 }
 
@@ -395,6 +515,14 @@ pub(crate) fn test_return(store: PresenceStore, rendered_at_ms: u64) -> UsePrese
         users: Signal::derive(move || entries.get()),
         others: Signal::derive(Vec::new),
         me: Signal::derive(|| None),
+        counts: {
+            let counts = store.counts();
+            Signal::derive(move || counts.get())
+        },
+        summarized: {
+            let summarized = store.summarized();
+            Signal::derive(move || summarized.get())
+        },
         session: Signal::derive(|| None),
         error: Signal::derive(|| None),
         user_id: Signal::derive(|| None),

@@ -1251,3 +1251,106 @@ async fn a_websocket_from_another_site_is_refused() {
     let (mut socket, _) = tokio_tungstenite::connect_async(own).await.unwrap();
     assert_eq!(next_json(&mut socket).await["type"], "snapshot");
 }
+
+#[tokio::test]
+async fn a_summary_subscription_sends_counts_the_first_k_and_me_and_pages_load_everyone() {
+    let presence = Presence::start(PresenceConfig::default().summary_window_ms(50));
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    for i in 0..7 {
+        join(&app, "big", &format!("u{i}"), &format!("t{i}")).await;
+    }
+    let me = join(&app, "big", "zed", "tz").await;
+    let room_token = me["room_token"].as_str().unwrap();
+    let url = format!(
+        "ws://{addr}/api/presence/subscribe?room_token={}&session_token={}&view=summary&k=3&me=zed",
+        url_encode(room_token),
+        me["session_token"].as_str().unwrap()
+    );
+    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    let first = next_json(&mut socket).await;
+    assert_eq!(first["type"], "summary");
+    assert_eq!(first["counts"]["users"], 8);
+    assert_eq!(first["counts"]["online"], 8);
+    let ids: Vec<&str> = first["first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["u0", "u1", "u2"]);
+    let mine = next_json(&mut socket).await;
+    assert_eq!(
+        (mine["type"].as_str(), mine["user"]["user_id"].as_str()),
+        (Some("me"), Some("zed"))
+    );
+    // A join beyond the first three: the counts alone.
+    join(&app, "big", "late", "tl").await;
+    let counted = next_json(&mut socket).await;
+    assert_eq!(
+        (counted["type"].as_str(), &counted["counts"]["users"]),
+        (Some("summary"), &json!(9))
+    );
+    assert!(counted.get("first").is_none(), "{counted}");
+    silent_for(&mut socket, 200).await;
+
+    // The whole list, a page at a time, in the room's order.
+    let page = |offset: u64| {
+        post_json(
+            "/api/presence/list_page",
+            json!({"room_token": room_token, "offset": offset, "limit": 5}),
+        )
+    };
+    let (status, first_page) = send(&app, page(0)).await;
+    assert_eq!(status, StatusCode::OK, "{first_page}");
+    assert_eq!(
+        (
+            &first_page["total"],
+            first_page["users"].as_array().unwrap().len()
+        ),
+        (&json!(9), 5)
+    );
+    let (_, second_page) = send(&app, page(5)).await;
+    let rest: Vec<&str> = second_page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rest, ["u5", "u6", "zed", "late"]);
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/presence/list_page",
+            json!({"room_token": "forged.big"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("invalid_room_token")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_view_or_me_is_a_typed_400_and_no_socket() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let token = url_encode(&presence.room_token("r1").unwrap());
+    let long = "x".repeat(200);
+    for query in [format!("view=everyone"), format!("view=summary&me={long}")] {
+        let url = format!("ws://{addr}/api/presence/subscribe?room_token={token}&{query}");
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+            }
+            other => panic!("{query}: expected a 400, got {other:?}"),
+        }
+    }
+    // A good one still works.
+    let url = format!("ws://{addr}/api/presence/subscribe?room_token={token}&view=auto");
+    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    assert_eq!(next_json(&mut socket).await["type"], "snapshot");
+}

@@ -144,6 +144,8 @@ fn kind_of(m: &RoomMessage) -> &'static str {
         RoomMessage::Left { .. } => "left",
         RoomMessage::Updated { .. } => "updated",
         RoomMessage::Removed { .. } => "removed",
+        RoomMessage::Summary(_) => "summary",
+        RoomMessage::Me { .. } => "me",
     }
 }
 
@@ -934,6 +936,8 @@ mod memory_only {
 
 #[cfg(feature = "redis")]
 mod redis_only;
+
+mod summary;
 
 #[cfg(feature = "redis")]
 mod differential;

@@ -43,6 +43,15 @@ pub struct PresenceConfig {
     /// Messages buffered per subscriber; one that falls further behind is resynced from a
     /// snapshot instead of slowing the others. Default 256.
     pub subscriber_buffer: usize,
+    /// A summary subscription's window (`PRESENCE_SUMMARY_WINDOW_MS`): changes within it are
+    /// sent as one summary, at most one per window per subscriber (the first change after a
+    /// quiet window goes out at once). Default 100.
+    pub summary_window_ms: u64,
+    /// The automatic limit (`PRESENCE_SUMMARY_ABOVE`): a subscriber that asked for `auto` gets
+    /// the full list while the room lists at most this many users, and a summary above it (back
+    /// to the full list below half of it), so an app written for small rooms survives a big
+    /// one. Default 200.
+    pub summary_above: usize,
     /// Most live sessions (tabs) one user may hold across all rooms; one more join gets
     /// `TooManySessions`. Default 50.
     pub max_sessions_per_user: usize,
@@ -98,6 +107,8 @@ impl Default for PresenceConfig {
             allow_invisible: false,
             stall_grace_ms: 5_000,
             subscriber_buffer: 256,
+            summary_window_ms: 100,
+            summary_above: 200,
             max_sessions_per_user: 50,
             max_rooms_per_user: 50,
             session_rate: RateLimit {
@@ -166,6 +177,18 @@ impl PresenceConfig {
     /// Sets [`PresenceConfig::subscriber_buffer`].
     pub fn subscriber_buffer(mut self, value: usize) -> Self {
         self.subscriber_buffer = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::summary_window_ms`].
+    pub fn summary_window_ms(mut self, value: u64) -> Self {
+        self.summary_window_ms = value;
+        self
+    }
+
+    /// Sets [`PresenceConfig::summary_above`].
+    pub fn summary_above(mut self, value: usize) -> Self {
+        self.summary_above = value;
         self
     }
 
@@ -283,6 +306,7 @@ impl PresenceConfig {
                 &mut config.max_offline_users_per_room,
             ),
             ("PRESENCE_SUBSCRIBER_BUFFER", &mut config.subscriber_buffer),
+            ("PRESENCE_SUMMARY_ABOVE", &mut config.summary_above),
             (
                 "PRESENCE_MAX_SOCKETS_PER_ADDRESS",
                 &mut config.max_sockets_per_address,
@@ -309,6 +333,7 @@ impl PresenceConfig {
             ),
             ("PRESENCE_LEAVE_GRACE_MS", &mut config.leave_grace_ms),
             ("PRESENCE_STALL_GRACE_MS", &mut config.stall_grace_ms),
+            ("PRESENCE_SUMMARY_WINDOW_MS", &mut config.summary_window_ms),
         ] {
             read(&lookup, name, into)?;
         }

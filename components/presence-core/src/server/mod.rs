@@ -28,6 +28,7 @@ mod rules;
 mod stall;
 mod store;
 mod subscription;
+mod summary;
 mod token;
 
 pub use agent::{Agent, AgentOptions};
@@ -40,6 +41,7 @@ pub use store::memory::{HeartbeatAck, MemoryPresence};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisPresence;
 pub use subscription::{Changes, Occupancy, RoomChange, SharedMessage, Subscription};
+pub use summary::{Feed, SummaryOptions, SummarySubscription, View};
 pub use token::{RoomTokenKey, SessionToken};
 
 /// A hash map with a fast, randomly seeded (collision-attack resistant) hasher.

@@ -10,6 +10,7 @@ use super::config::PresenceConfig;
 use super::store::memory::MemoryPresence;
 use super::store::Store;
 use super::subscription::{Changes, SharedMessage, Subscription};
+use super::summary::{Feed, Summaries, SummaryOptions, SummarySubscription, View};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use serde_json::Value;
@@ -23,6 +24,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Presence {
     store: Arc<dyn Store>,
+    /// This server's room summarizers (for summary subscriptions).
+    summaries: Arc<Summaries>,
     /// The same store, when it is the in-memory one (for its synchronous API).
     memory: Option<MemoryPresence>,
 }
@@ -30,6 +33,7 @@ pub struct Presence {
 impl From<MemoryPresence> for Presence {
     fn from(memory: MemoryPresence) -> Self {
         Presence {
+            summaries: Arc::new(Summaries::new(memory.config().summary_window_ms)),
             store: Arc::new(memory.clone()),
             memory: Some(memory),
         }
@@ -40,6 +44,7 @@ impl From<MemoryPresence> for Presence {
 impl From<super::store::redis::RedisPresence> for Presence {
     fn from(redis: super::store::redis::RedisPresence) -> Self {
         Presence {
+            summaries: Arc::new(Summaries::new(redis.config().summary_window_ms)),
             store: Arc::new(redis),
             memory: None,
         }
@@ -108,6 +113,12 @@ impl Presence {
     /// Other origins whose pages may call presence (`allowed_origins`).
     pub fn allowed_origins(&self) -> &[String] {
         &self.store.config().allowed_origins
+    }
+
+    /// Above how many listed users an automatic subscription gets a summary
+    /// ([`PresenceConfig::summary_above`](super::PresenceConfig::summary_above)).
+    pub fn summary_above(&self) -> usize {
+        self.store.config().summary_above
     }
 
     /// The engine's current time (ms since the Unix epoch).
@@ -301,5 +312,120 @@ impl Presence {
         self.store
             .subscribe(room_token, session_token, Some(user))
             .await
+    }
+
+    /// Subscribes to a summary of the room a room token grants: its counts, its first users and,
+    /// if `options` names one, a user's own entry, instead of everyone; coalesced over
+    /// `summary_window_ms`. A session token holds the session as [`Presence::subscribe`] does.
+    /// What it costs does not grow with the room: use it where a page shows a few faces and a
+    /// count.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use presence_core::server::{Presence, PresenceConfig, SummaryOptions};
+    /// use presence_core::wire::{HeartbeatRequest, RoomMessage};
+    ///
+    /// let presence = Presence::start(PresenceConfig::default());
+    /// let ada = presence.heartbeat(&HeartbeatRequest::new("lobby", "ada", "tab-1", "Ada")).await.unwrap();
+    /// let options = SummaryOptions::default().k(3).me("ada");
+    /// let mut summary = presence.subscribe_summary(&ada.room_token, Some(&ada.session_token), options).await.unwrap();
+    /// match summary.next().await.message() {
+    ///     RoomMessage::Summary(s) => {
+    ///         assert_eq!(s.counts.online, 1);
+    ///         assert_eq!(s.first.as_ref().unwrap()[0].name, "Ada");
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(matches!(summary.next().await.message(), RoomMessage::Me { user: Some(_), .. }));
+    /// # });
+    /// ```
+    pub async fn subscribe_summary(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        options: SummaryOptions,
+    ) -> Result<SummarySubscription, PresenceError> {
+        self.summary_inner(room_token, session_token, None, options)
+            .await
+    }
+
+    /// [`Presence::subscribe_summary`] on behalf of an authenticated `user`: a session token, if
+    /// given, must be that user's; `options.me` defaults to `user`.
+    pub async fn subscribe_summary_as(
+        &self,
+        user: &str,
+        room_token: &str,
+        session_token: Option<&str>,
+        mut options: SummaryOptions,
+    ) -> Result<SummarySubscription, PresenceError> {
+        options.me.get_or_insert_with(|| user.to_string());
+        self.summary_inner(room_token, session_token, Some(user), options)
+            .await
+    }
+
+    async fn summary_inner(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+        options: SummaryOptions,
+    ) -> Result<SummarySubscription, PresenceError> {
+        if let Some(me) = &options.me {
+            crate::validate::id(crate::error::Field::User, me)?;
+        }
+        let room = self.store.verify_room_token(room_token)?;
+        let hold = self.store.hold(room_token, session_token, as_user).await?;
+        Ok(SummarySubscription::new(
+            self.summaries.of(&self.store, &room),
+            hold,
+            &options,
+        ))
+    }
+
+    /// Subscribes in the view asked for: [`View::Full`] as [`Presence::subscribe`],
+    /// [`View::Summary`] as [`Presence::subscribe_summary`], or [`View::Auto`]: the full list
+    /// while the room lists at most `summary_above` users, a summary above that (what the HTTP
+    /// subscription does by default for `view=auto`).
+    pub async fn feed(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+        view: View,
+    ) -> Result<Feed, PresenceError> {
+        let view = match view {
+            View::Summary(o) => View::Summary(self.checked_options(o, as_user)?),
+            View::Auto(o) => View::Auto(self.checked_options(o, as_user)?),
+            View::Full => View::Full,
+        };
+        Feed::open(
+            self.store.clone(),
+            self.summaries.clone(),
+            room_token,
+            session_token,
+            as_user,
+            view,
+        )
+        .await
+    }
+
+    fn checked_options(
+        &self,
+        mut options: SummaryOptions,
+        as_user: Option<&str>,
+    ) -> Result<SummaryOptions, PresenceError> {
+        if let Some(user) = as_user {
+            options.me.get_or_insert_with(|| user.to_string());
+        }
+        if let Some(me) = &options.me {
+            crate::validate::id(crate::error::Field::User, me)?;
+        }
+        Ok(options)
+    }
+
+    /// How many rooms have a summarizer on this server (for tests).
+    #[cfg(test)]
+    pub(crate) fn live_summarizers(&self) -> usize {
+        self.summaries.live()
     }
 }

@@ -57,6 +57,26 @@ pub(crate) trait Source: Send + Sync + std::fmt::Debug {
     fn release(&self);
 }
 
+/// A subscriber's hold on a room, and on the session it names (if any), without messages: what
+/// a summary subscriber keeps in the store (it reads the room through the room's summarizer).
+/// Dropping it releases the hold, as dropping a [`Subscription`] does.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    source: Box<dyn Source>,
+}
+
+impl Hold {
+    pub(crate) fn new(source: Box<dyn Source>) -> Self {
+        Hold { source }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.source.release();
+    }
+}
+
 /// A subscription to one room, from [`super::Presence::subscribe`].
 ///
 /// [`Subscription::next`] yields the snapshot first, then each change in `seq` order. A

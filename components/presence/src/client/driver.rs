@@ -100,7 +100,10 @@ pub(crate) fn start(setup: Setup) -> Arc<dyn PresenceControl> {
                 session_id.set(Some(machine.session().to_string()));
                 let driver = Driver::start(
                     machine,
-                    options.server_url.clone().unwrap_or_default(),
+                    (
+                        options.server_url.clone().unwrap_or_default(),
+                        (options.list, options.summary_size),
+                    ),
                     store.clone(),
                     Signals {
                         status: status.clone(),
@@ -143,6 +146,12 @@ impl PresenceControl for Control {
         if let Some(driver) = driver {
             driver.event(Machine::leave);
         }
+    }
+
+    fn page_source(&self) -> Option<(String, String)> {
+        let driver = self.slot.borrow().clone()?;
+        let token = driver.machine.borrow().room_token()?.to_string();
+        Some((driver.base.clone(), token))
     }
 
     fn set_invisible(&self, invisible: bool) {
@@ -200,6 +209,8 @@ struct Driver {
     machine: RefCell<Machine>,
     /// The server URL (no trailing slash), or empty for this page's origin.
     base: String,
+    /// Which list to subscribe to, and a summary's size.
+    list: (crate::ListMode, usize),
     store: PresenceStore,
     signals: Signals,
     socket: RefCell<Option<Socket>>,
@@ -213,11 +224,17 @@ struct Driver {
 }
 
 impl Driver {
-    fn start(machine: Machine, base: String, store: PresenceStore, signals: Signals) -> Rc<Driver> {
+    fn start(
+        machine: Machine,
+        (base, list): (String, (crate::ListMode, usize)),
+        store: PresenceStore,
+        signals: Signals,
+    ) -> Rc<Driver> {
         let (kick, kicks) = mpsc::unbounded();
         let driver = Rc::new_cyclic(|this| Driver {
             machine: RefCell::new(machine),
             base: base.trim_end_matches('/').to_string(),
+            list,
             store,
             signals,
             socket: RefCell::new(None),
@@ -333,7 +350,12 @@ impl Driver {
         if let Some(old) = self.socket.borrow_mut().take() {
             old.close();
         }
-        let url = http::socket_url(&self.base, room_token, session_token);
+        let list = http::ListQuery {
+            mode: self.list.0,
+            size: self.list.1,
+            me: self.signals.user.get_untracked(),
+        };
+        let url = http::socket_url(&self.base, room_token, session_token, &list);
         let Ok(ws) = WebSocket::new(&url) else {
             self.event(|m| m.socket_closed(generation, js_sys::Math::random()));
             return;

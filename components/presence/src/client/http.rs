@@ -6,7 +6,7 @@
 //! touching the app's own server functions, and send credentials to another origin.
 
 use crate::{ApiError, API_PREFIX};
-use presence_core::wire::HeartbeatResponse;
+use presence_core::wire::{HeartbeatResponse, RoomPage};
 use presence_core::PresenceError;
 use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};
@@ -35,6 +35,19 @@ pub(crate) async fn heartbeat(
     let text = post(base, "heartbeat", "application/json", body.to_string()).await?;
     serde_json::from_str(&text)
         .map_err(|e| unavailable(format!("unreadable answer to a heartbeat: {e}")))
+}
+
+/// `POST {base}/api/presence/list_page`.
+pub(crate) async fn list_page(
+    base: &str,
+    room_token: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<RoomPage, ApiError> {
+    let body = json!({ "room_token": room_token, "offset": offset, "limit": limit });
+    let text = post(base, "list_page", "application/json", body.to_string()).await?;
+    serde_json::from_str(&text)
+        .map_err(|e| unavailable(format!("unreadable page of the room's list: {e}")))
 }
 
 /// `POST {base}/api/presence/update`.
@@ -76,7 +89,12 @@ pub(crate) fn going(base: &str, session_token: &str) {
 }
 
 /// The subscription's WebSocket URL: `ws(s)://` of the server URL, or of this page's host.
-pub(crate) fn socket_url(base: &str, room_token: &str, session_token: &str) -> String {
+pub(crate) fn socket_url(
+    base: &str,
+    room_token: &str,
+    session_token: &str,
+    list: &ListQuery,
+) -> String {
     let origin = if base.is_empty() {
         let location = web_sys::window().map(|w| w.location());
         let protocol = location.as_ref().and_then(|l| l.protocol().ok());
@@ -92,12 +110,27 @@ pub(crate) fn socket_url(base: &str, room_token: &str, session_token: &str) -> S
         Some((_, rest)) => format!("ws://{rest}"),
         None => origin,
     };
-    format!(
-        "{origin}{}?room_token={}&session_token={}",
+    let mut url = format!(
+        "{origin}{}?room_token={}&session_token={}&view={}&k={}",
         crate::SUBSCRIBE_PATH,
         String::from(js_sys::encode_uri_component(room_token)),
         String::from(js_sys::encode_uri_component(session_token)),
-    )
+        list.mode.as_str(),
+        list.size,
+    );
+    if let Some(me) = &list.me {
+        url.push_str("&me=");
+        url.push_str(&String::from(js_sys::encode_uri_component(me)));
+    }
+    url
+}
+
+/// Which list a subscription asks for (`view`, `k`, `me`).
+pub(crate) struct ListQuery {
+    pub mode: crate::ListMode,
+    pub size: usize,
+    /// This tab's user, whose own entry a summary follows.
+    pub me: Option<String>,
 }
 
 fn form_body(session_token: &str) -> String {

@@ -244,6 +244,11 @@ impl Machine {
     }
 
     /// What a next page or mount may take on (see [`Machine::resume`]).
+    /// The room token of the last good heartbeat (to load pages of the room's list).
+    pub fn room_token(&self) -> Option<&str> {
+        self.tokens.as_ref().map(|t| t.room.as_str())
+    }
+
     fn remember(&self, tokens: &Tokens) -> Command {
         Command::Remember(Resume {
             room: self.room.clone(),
@@ -469,7 +474,7 @@ impl Machine {
         if !self.socket_current(generation) {
             return Vec::new();
         }
-        let snapshot = matches!(message, RoomMessage::Snapshot(_));
+        let snapshot = matches!(message, RoomMessage::Snapshot(_) | RoomMessage::Summary(_));
         let forgotten = self.forgets_me(&message);
         if apply(message) == Applied::NeedsSnapshot {
             // A gap: a new socket starts with a fresh snapshot.
@@ -508,6 +513,10 @@ impl Machine {
                 reason: LeaveReason::Expired,
                 ..
             } => *session_id == self.session,
+            // A summary subscription's news of this user: this tab should be among its sessions.
+            RoomMessage::Me { user, .. } => !user
+                .as_ref()
+                .is_some_and(|u| u.sessions.iter().any(|s| s.session_id == self.session)),
             _ => false,
         }
     }

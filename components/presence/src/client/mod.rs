@@ -6,7 +6,7 @@
 #[cfg(any(feature = "hydrate", feature = "csr"))]
 mod driver;
 #[cfg(any(feature = "hydrate", feature = "csr"))]
-mod http;
+pub(crate) mod http;
 pub(crate) mod machine;
 
 #[cfg(any(feature = "hydrate", feature = "csr"))]

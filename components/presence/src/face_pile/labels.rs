@@ -67,6 +67,11 @@ pub struct FacePileLabels {
     /// Put after the list's name to name the full list. Default "everyone" (as in
     /// "People in this room: everyone").
     pub everyone: String,
+    /// In a big room's full list (loaded a page at a time): the button that loads the next
+    /// page, from how many are not shown yet. Default "Show 100 more".
+    pub load_more: LabelFormat,
+    /// Shown while a page of the full list loads. Default "Loading…".
+    pub loading: String,
 }
 
 impl Default for FacePileLabels {
@@ -90,6 +95,8 @@ impl Default for FacePileLabels {
             more: Arc::new(|n| format!("+{n}")),
             show_all: Arc::new(|n| format!("Show all {n} people")),
             everyone: "everyone".into(),
+            load_more: Arc::new(|n| format!("Show {n} more")),
+            loading: "Loading…".into(),
         }
     }
 }
@@ -181,6 +188,18 @@ impl FacePileLabels {
         self.show_all = Arc::new(f);
         self
     }
+    /// Sets [`FacePileLabels::load_more`].
+    pub fn load_more(mut self, f: impl Fn(u64) -> String + Send + Sync + 'static) -> Self {
+        self.load_more = Arc::new(f);
+        self
+    }
+
+    /// Sets [`FacePileLabels::loading`].
+    pub fn loading(mut self, text: impl Into<String>) -> Self {
+        self.loading = text.into();
+        self
+    }
+
     /// Sets [`FacePileLabels::everyone`].
     pub fn everyone(mut self, text: impl Into<String>) -> Self {
         self.everyone = text.into();

@@ -66,9 +66,38 @@ pub fn FacePile(
             .take(max_visible.get())
             .collect::<Vec<_>>()
     });
-    let hidden_count =
-        Memo::new(move |_| shown.with(|s| s.len().saturating_sub(max_visible.get())));
+    // While the live list is a summary, the counts say how many there are in all.
+    let (counts, summarized) = (presence.counts, presence.summarized);
+    let total = Memo::new(move |_| {
+        if summarized.get() {
+            let counts = counts.get();
+            (if show_offline {
+                counts.users
+            } else {
+                counts.online
+            }) as usize
+        } else {
+            shown.with(Vec::len)
+        }
+    });
+    let hidden_count = Memo::new(move |_| total.get().saturating_sub(visible.with(Vec::len)));
     let open = RwSignal::new(false);
+    // The full list of a summarized room, loaded a page at a time while open, let go when closed.
+    let pages = Pages::new(presence.clone(), show_offline);
+    Effect::new({
+        let pages = pages.clone();
+        move |_| match (open.get(), summarized.get()) {
+            (true, true) => pages.load_first(),
+            _ => pages.clear(),
+        }
+    });
+    let rows = Memo::new({
+        let pages = pages.clone();
+        move |_| match summarized.get() {
+            true => pages.rows.get(),
+            false => shown.get(),
+        }
+    });
     let pile_id = unique_pile_id();
     let holds_css = stylesheet::claim();
     let popover_id = format!("{pile_id}-all");
@@ -104,7 +133,8 @@ pub fn FacePile(
         }
     };
     let list_label = format!("{label}: {}", labels.everyone);
-    let (more_labels, show_all_labels) = (labels.clone(), labels.clone());
+    let (more_labels, show_all_labels, page_labels) =
+        (labels.clone(), labels.clone(), labels.clone());
 
     view! {
         <div
@@ -129,7 +159,7 @@ pub fn FacePile(
                     aria-controls=popover_id.clone()
                     aria-label={
                         let labels = show_all_labels.clone();
-                        move || (labels.show_all)(shown.with(Vec::len) as u64)
+                        move || (labels.show_all)(total.get() as u64)
                     }
                     on:click=move |_| open.update(|o| *o = !*o)
                     on:keydown=move |ev| {
@@ -160,14 +190,117 @@ pub fn FacePile(
                 <Show when=move || open.get()>
                     <ul class="lp-facepile__rows" role="list">
                         <For
-                            each=move || shown.get()
+                            each=move || rows.get()
                             key=|e| e.user_id.clone()
                             children=row_for.clone()
                         />
                     </ul>
+                    {
+                        let (pages, labels) = (pages.clone(), page_labels.clone());
+                        move || pages.footer(&labels)
+                    }
                 </Show>
             </div>
         </div>
+    }
+}
+
+/// How many users a page of a big room's full list holds.
+const PAGE_USERS: u64 = 100;
+
+/// The full list of a summarized room, as loaded so far.
+#[derive(Clone)]
+struct Pages {
+    presence: UsePresenceReturn,
+    show_offline: bool,
+    rows: RwSignal<Vec<UserEntry>>,
+    /// How many the whole list has (`None` before the first page).
+    total: RwSignal<Option<u64>>,
+    /// Where the next page starts in the whole list.
+    next: RwSignal<u64>,
+    loading: RwSignal<bool>,
+    /// Bumped by `clear`: a page that arrives after it is dropped.
+    generation: RwSignal<u64>,
+}
+
+impl Pages {
+    fn new(presence: UsePresenceReturn, show_offline: bool) -> Self {
+        Pages {
+            presence,
+            show_offline,
+            rows: RwSignal::new(Vec::new()),
+            total: RwSignal::new(None),
+            next: RwSignal::new(0),
+            loading: RwSignal::new(false),
+            generation: RwSignal::new(0),
+        }
+    }
+
+    fn clear(&self) {
+        self.generation.update(|g| *g += 1);
+        self.rows.set(Vec::new());
+        self.total.set(None);
+        self.next.set(0);
+        self.loading.set(false);
+    }
+
+    fn load_first(&self) {
+        if self.total.get_untracked().is_none() && !self.loading.get_untracked() {
+            self.load_next();
+        }
+    }
+
+    fn load_next(&self) {
+        self.loading.set(true);
+        let (this, generation, offset) = (
+            self.clone(),
+            self.generation.get_untracked(),
+            self.next.get_untracked(),
+        );
+        leptos::task::spawn_local(async move {
+            let page = this.presence.list_page(offset, PAGE_USERS).await;
+            if this.generation.get_untracked() != generation {
+                return; // closed meanwhile
+            }
+            this.loading.set(false);
+            let Ok(page) = page else { return };
+            let more = page
+                .users
+                .into_iter()
+                .filter(|u| this.show_offline || u.online);
+            let more: Vec<UserEntry> = more.map(UserEntry::fixed).collect();
+            this.rows.update(|rows| {
+                for entry in more {
+                    if !rows.iter().any(|r| r.user_id == entry.user_id) {
+                        rows.push(entry);
+                    }
+                }
+            });
+            this.next.set(page.offset + PAGE_USERS);
+            this.total.set(Some(page.total));
+        });
+    }
+
+    /// Under the rows: "Loading…", or a button for the next page while there is one.
+    fn footer(&self, labels: &FacePileLabels) -> impl IntoView {
+        if self.loading.get() {
+            return view! { <p class="lp-facepile__loading">{labels.loading.clone()}</p> }
+                .into_any();
+        }
+        let left = self
+            .total
+            .get()
+            .map_or(0, |total| total.saturating_sub(self.next.get()));
+        if left == 0 {
+            return ().into_any();
+        }
+        let this = self.clone();
+        view! {
+            <button type="button" class="lp-facepile__load-more" on:click=move |_| this.load_next()>
+                {(labels.load_more)(left.min(PAGE_USERS))}
+            </button>
+        }
+        .into_any()
     }
 }
 

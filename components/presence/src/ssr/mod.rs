@@ -86,7 +86,7 @@ pub(crate) fn check_address(presence: &Presence) -> Result<(), ApiError> {
 /// [`auth::may_read_room`]: with an auth hook, only a caller it knows, in a room it allows) and its
 /// address is within its rate (a page render costs like a `list`). `None`: render without it; the
 /// browser fills the list in once it joins.
-pub(crate) fn first_paint(room: &str) -> Option<(presence_core::wire::RoomSnapshot, u64)> {
+pub(crate) fn first_paint(room: &str) -> Option<(presence_core::wire::RoomSnapshot, u64, usize)> {
     use leptos::prelude::{use_context, with_context};
     let presence = use_context::<Presence>().or_else(|| {
         with_context::<axum::http::request::Parts, _>(|p| p.extensions.get::<Presence>().cloned())
@@ -101,5 +101,9 @@ pub(crate) fn first_paint(room: &str) -> Option<(presence_core::wire::RoomSnapsh
     if let Some(address) = client_address(&presence) {
         presence.check_address(address).ok()?;
     }
-    Some((presence.list_room_now(room)?, presence.now_ms()))
+    Some((
+        presence.list_room_now(room)?,
+        presence.now_ms(),
+        presence.summary_above(),
+    ))
 }

@@ -2,7 +2,7 @@
 
 use super::auth::PresenceAuth;
 use super::subscribe::subscribe;
-use crate::api::{Disconnect, Heartbeat, ListRoom, UpdateState};
+use crate::api::{Disconnect, Heartbeat, ListPage, ListRoom, UpdateState};
 use crate::{ApiError, API_PREFIX, SUBSCRIBE_PATH};
 use axum::body::Body;
 use axum::extract::Request;
@@ -52,6 +52,7 @@ pub fn register_server_fns() {
     register_explicit::<UpdateState>();
     register_explicit::<Disconnect>();
     register_explicit::<ListRoom>();
+    register_explicit::<ListPage>();
 }
 
 /// The engine mounted on this request (inside a server function or during SSR).
@@ -203,7 +204,7 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 fn method_of(path: &str) -> Option<axum::http::Method> {
     use axum::http::Method;
     match path.strip_prefix(API_PREFIX)? {
-        "/heartbeat" | "/update" | "/disconnect" | "/going" => Some(Method::POST),
+        "/heartbeat" | "/update" | "/disconnect" | "/going" | "/list_page" => Some(Method::POST),
         "/list" | "/subscribe" => Some(Method::GET),
         _ => None,
     }

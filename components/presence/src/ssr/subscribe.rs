@@ -1,12 +1,15 @@
-//! `GET /api/presence/subscribe?room_token=…[&session_token=…]`: a WebSocket that sends the room's
-//! snapshot, then each change, as JSON text frames (see [`crate::RoomMessage`]).
+//! `GET /api/presence/subscribe?room_token=…[&session_token=…][&view=full|summary|auto][&k=5][&me=…]`:
+//! a WebSocket that sends the room as JSON text frames (see [`crate::RoomMessage`]). `view=full`
+//! (the default) sends the room's snapshot, then each change; `view=summary` the counts, the
+//! first `k` users and the user `me` (coalesced summaries); `view=auto` the full list while the
+//! room is small and a summary while it is big (`summary_above`).
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::Query;
 use axum::response::Response;
 use axum::Extension;
-use presence_core::server::{Presence, Subscription};
+use presence_core::server::{Feed, Presence, SummaryOptions, View};
 use presence_core::PresenceError;
 use serde::Deserialize;
 use std::time::Duration;
@@ -24,6 +27,32 @@ const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 pub(crate) struct SubscribeQuery {
     room_token: Option<String>,
     session_token: Option<String>,
+    /// `full` (default), `summary` or `auto`.
+    view: Option<String>,
+    /// Users a summary lists (default 5).
+    k: Option<usize>,
+    /// The user whose own entry a summary follows.
+    me: Option<String>,
+}
+
+impl SubscribeQuery {
+    fn view(&self) -> Result<View, PresenceError> {
+        let mut options = SummaryOptions::default();
+        if let Some(k) = self.k {
+            options = options.k(k);
+        }
+        if let Some(me) = &self.me {
+            options = options.me(me.clone());
+        }
+        match self.view.as_deref() {
+            None | Some("full") => Ok(View::Full),
+            Some("summary") => Ok(View::Summary(options)),
+            Some("auto") => Ok(View::Auto(options)),
+            Some(other) => Err(PresenceError::BadRequest {
+                message: format!("view must be full, summary or auto, not {other:?}"),
+            }),
+        }
+    }
 }
 
 fn error(e: PresenceError) -> Response {
@@ -44,6 +73,10 @@ pub(crate) async fn subscribe(
                 message: e.body_text(),
             })
         }
+    };
+    let view = match query.view() {
+        Ok(view) => view,
+        Err(e) => return error(e),
     };
     let Some(room_token) = query.room_token else {
         return error(PresenceError::BadRequest {
@@ -70,22 +103,10 @@ pub(crate) async fn subscribe(
         Ok(caller) => caller,
         Err(e) => return error(e),
     };
-    let subscribed = match &caller {
-        Some(identity) => {
-            presence
-                .subscribe_as(
-                    &identity.user_id,
-                    &room_token,
-                    query.session_token.as_deref(),
-                )
-                .await
-        }
-        None => {
-            presence
-                .subscribe(&room_token, query.session_token.as_deref())
-                .await
-        }
-    };
+    let as_user = caller.as_ref().map(|identity| identity.user_id.as_str());
+    let subscribed = presence
+        .feed(&room_token, query.session_token.as_deref(), as_user, view)
+        .await;
     match subscribed {
         Ok(subscription) => upgrade
             .read_buffer_size(READ_BUFFER_BYTES)
@@ -102,7 +123,7 @@ pub(crate) async fn subscribe(
 
 /// Forwards messages until either side goes away. Dropping the subscription at the end starts
 /// the grace deadline of the session it held, if any.
-async fn pump(mut socket: WebSocket, mut subscription: Subscription) {
+async fn pump(mut socket: WebSocket, mut subscription: Feed) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {

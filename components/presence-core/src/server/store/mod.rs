@@ -4,7 +4,7 @@
 //! from the configuration itself.
 
 use super::config::PresenceConfig;
-use super::subscription::{Changes, SharedMessage, Subscription};
+use super::subscription::{Changes, Hold, SharedMessage, Subscription};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use serde_json::Value;
@@ -59,12 +59,21 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug {
     fn remove_room_user<'a>(&'a self, room: &'a str, user: &'a str) -> Answer<'a, bool>;
     fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool>;
     fn room_token(&self, room: &str) -> Result<String, PresenceError>;
+    /// The room a room token grants (checked), or `InvalidRoomToken`.
+    fn verify_room_token(&self, room_token: &str) -> Result<String, PresenceError>;
     fn subscribe<'a>(
         &'a self,
         room_token: &'a str,
         session_token: Option<&'a str>,
         as_user: Option<&'a str>,
     ) -> Answer<'a, Subscription>;
+    /// A hold on the room (and session) like a subscription's, without its messages.
+    fn hold<'a>(
+        &'a self,
+        room_token: &'a str,
+        session_token: Option<&'a str>,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, Hold>;
     fn changes(&self) -> Changes;
     /// Whether nothing is due at the store's time, or being acted on (for tests that move the
     /// clock and then wait for the store to catch up).

@@ -10,7 +10,9 @@ use crate::error::{Field, PresenceError};
 use crate::server::clock::{sleep_or_wake, Clock, SystemClock};
 use crate::server::config::PresenceConfig;
 use crate::server::rate::KeyedLimiter;
-use crate::server::subscription::{Changes, Resubscribed, SharedMessage, Source, Subscription};
+use crate::server::subscription::{
+    Changes, Hold, Resubscribed, SharedMessage, Source, Subscription,
+};
 use crate::server::token::RoomTokenKey;
 use crate::validate;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
@@ -281,6 +283,21 @@ impl MemoryPresence {
         Ok(Subscription::new(Box::new(hold), snapshot, rx))
     }
 
+    /// A subscriber's hold without messages (for summary subscribers).
+    pub(crate) fn hold(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<Hold, PresenceError> {
+        let room = self.inner.room_key.verify(room_token)?;
+        let key = self.with_registry(|r, _| r.hold(room, session_token, as_user))?;
+        Ok(Hold::new(Box::new(MemoryHold {
+            presence: self.clone(),
+            key,
+        })))
+    }
+
     /// Every change in every room, for server-side code; see [`crate::server::Presence::changes`].
     pub fn changes(&self) -> Changes {
         Changes::new(self.lock().changes())
@@ -439,6 +456,20 @@ impl super::Store for MemoryPresence {
         ready(MemoryPresence::list_shared(self, room_token))
     }
 
+    fn hold<'a>(
+        &'a self,
+        room_token: &'a str,
+        session_token: Option<&'a str>,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, Hold> {
+        ready(MemoryPresence::hold(
+            self,
+            room_token,
+            session_token,
+            as_user,
+        ))
+    }
+
     fn list_room<'a>(&'a self, room: &'a str) -> Answer<'a, RoomSnapshot> {
         ready(Ok(MemoryPresence::list_room(self, room)))
     }
@@ -464,6 +495,10 @@ impl super::Store for MemoryPresence {
 
     fn remove_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool> {
         ready(Ok(MemoryPresence::remove_room(self, room)))
+    }
+
+    fn verify_room_token(&self, room_token: &str) -> Result<String, PresenceError> {
+        Ok(self.inner.room_key.verify(room_token)?.to_string())
     }
 
     fn room_token(&self, room: &str) -> Result<String, PresenceError> {

@@ -787,6 +787,23 @@ impl Registry {
         session_token: Option<&str>,
         as_user: Option<&str>,
     ) -> Result<Subscribed, PresenceError> {
+        let key = self.hold(room_id, session_token, as_user)?;
+        let buffer = self.config.subscriber_buffer;
+        let room = self.rooms.get_mut(&key.room).expect("made by hold");
+        let rx = room.receiver(buffer);
+        let snapshot = room.snapshot_message();
+        Ok((key, snapshot, rx))
+    }
+
+    /// A subscriber's hold on a room (and on a session, whose grace starts when the last hold
+    /// goes), without a snapshot or a receiver: for summary subscribers, which read the room
+    /// through its summarizer.
+    pub fn hold(
+        &mut self,
+        room_id: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<SubscriberKey, PresenceError> {
         validate::id(Field::Room, room_id)?;
         let session = match session_token {
             Some(t) => {
@@ -815,16 +832,10 @@ impl Registry {
             s.grace_until = None;
             s.goodbye_at = None;
         }
-        let rx = room.receiver(self.config.subscriber_buffer);
-        let snapshot = room.snapshot_message();
-        Ok((
-            SubscriberKey {
-                room: room_key,
-                session,
-            },
-            snapshot,
-            rx,
-        ))
+        Ok(SubscriberKey {
+            room: room_key,
+            session,
+        })
     }
 
     /// A fresh snapshot and receiver for a subscriber that fell behind.

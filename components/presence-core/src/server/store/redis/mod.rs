@@ -28,7 +28,7 @@ use crate::server::config::PresenceConfig;
 use crate::server::rate::KeyedLimiter;
 use crate::server::rules::{self, UserFacts};
 use crate::server::subscription::{
-    Changes, Resubscribed, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
+    Changes, Hold, Resubscribed, RoomChange, SharedMessage, Source, Subscription, CHANGES_BUFFER,
 };
 use crate::server::token::{RoomTokenKey, SessionToken};
 use crate::validate;
@@ -557,23 +557,10 @@ impl RedisPresence {
         session_token: Option<&str>,
         as_user: Option<&str>,
     ) -> Result<Subscription, PresenceError> {
-        let room: Arc<str> = Arc::from(self.inner.room_key.verify(room_token)?);
-        validate::id(Field::Room, &room)?;
-        let session = match session_token {
-            Some(token) => {
-                let token = SessionToken::parse(token)
-                    .map_err(|_| PresenceError::InvalidSessionToken)?
-                    .to_hex();
-                let sid = self.hold_session(&token, as_user, &room).await?;
-                Some((sid, token))
-            }
-            None => None,
-        };
-        let hold = RedisHold {
-            presence: self.clone(),
-            room: room.clone(),
-            session,
-        };
+        let hold = self
+            .take_hold(room_token, session_token, as_user, true)
+            .await?;
+        let room = hold.room.clone();
         let (rx, cached) = self.inner.hub.watch(&room);
         let snapshot = match cached {
             Some(snapshot) => snapshot,
@@ -594,6 +581,52 @@ impl RedisPresence {
             self.inner.held.add(token, &hold.room, sid);
         }
         Ok(Subscription::new(Box::new(hold), snapshot, rx))
+    }
+
+    /// A subscriber's hold on a room and session without watching it (for summary subscribers,
+    /// which read the room through its summarizer's own subscription).
+    pub(crate) async fn hold(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+    ) -> Result<Hold, PresenceError> {
+        let hold = self
+            .take_hold(room_token, session_token, as_user, false)
+            .await?;
+        if let Some((sid, token)) = &hold.session {
+            self.inner.held.add(token, &hold.room, sid);
+        }
+        Ok(Hold::new(Box::new(hold)))
+    }
+
+    /// Checks the room token and holds the session a session token names (its grace deadline
+    /// cleared until the hold is released).
+    async fn take_hold(
+        &self,
+        room_token: &str,
+        session_token: Option<&str>,
+        as_user: Option<&str>,
+        watching: bool,
+    ) -> Result<RedisHold, PresenceError> {
+        let room: Arc<str> = Arc::from(self.inner.room_key.verify(room_token)?);
+        validate::id(Field::Room, &room)?;
+        let session = match session_token {
+            Some(token) => {
+                let token = SessionToken::parse(token)
+                    .map_err(|_| PresenceError::InvalidSessionToken)?
+                    .to_hex();
+                let sid = self.hold_session(&token, as_user, &room).await?;
+                Some((sid, token))
+            }
+            None => None,
+        };
+        Ok(RedisHold {
+            presence: self.clone(),
+            room,
+            session,
+            watching,
+        })
     }
 
     async fn snapshot_message(&self, room: &str) -> Result<Arc<SharedMessage>, PresenceError> {
@@ -670,6 +703,8 @@ pub(crate) struct RedisHold {
     room: Arc<str>,
     /// Session id and token, when the subscription holds a session.
     session: Option<(String, String)>,
+    /// Whether it watches the room through the hub (a [`Hold`] does not).
+    watching: bool,
 }
 
 impl Source for RedisHold {
@@ -690,7 +725,9 @@ impl Source for RedisHold {
 
     /// Closes the watch; a held session gets the grace deadline (in the background).
     fn release(&self) {
-        self.presence.inner.hub.unwatch(&self.room);
+        if self.watching {
+            self.presence.inner.hub.unwatch(&self.room);
+        }
         let Some((sid, token)) = self.session.clone() else {
             return;
         };
@@ -793,6 +830,10 @@ impl super::Store for RedisPresence {
         Box::pin(RedisPresence::remove_room(self, room))
     }
 
+    fn verify_room_token(&self, room_token: &str) -> Result<String, PresenceError> {
+        Ok(self.inner.room_key.verify(room_token)?.to_string())
+    }
+
     fn room_token(&self, room: &str) -> Result<String, PresenceError> {
         RedisPresence::room_token(self, room)
     }
@@ -804,6 +845,20 @@ impl super::Store for RedisPresence {
         as_user: Option<&'a str>,
     ) -> Answer<'a, Subscription> {
         Box::pin(RedisPresence::subscribe(
+            self,
+            room_token,
+            session_token,
+            as_user,
+        ))
+    }
+
+    fn hold<'a>(
+        &'a self,
+        room_token: &'a str,
+        session_token: Option<&'a str>,
+        as_user: Option<&'a str>,
+    ) -> Answer<'a, Hold> {
+        Box::pin(RedisPresence::hold(
             self,
             room_token,
             session_token,

@@ -57,6 +57,8 @@ fn kinds(messages: &[RoomMessage]) -> Vec<&'static str> {
             RoomMessage::Left { .. } => "left",
             RoomMessage::Updated { .. } => "updated",
             RoomMessage::Removed { .. } => "removed",
+            RoomMessage::Summary(_) => "summary",
+            RoomMessage::Me { .. } => "me",
         })
         .collect()
 }
