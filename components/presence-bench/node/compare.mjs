@@ -10,12 +10,12 @@
 // in a big room) or `--view auto` (the server decides by the room's size).
 //
 // Three windows: "join" (all clients connecting one after another, plus 1 s to settle), "steady"
-// (S seconds of renewals) and "churn" (S seconds in which, every second, one client leaves and a
-// new one joins). With --probes P, after the windows: P times, one more client joins and every
+// (S seconds of renewals) and "churn" (S seconds in which, every second, one client picked at
+// random leaves and a new one joins). With --probes P, after the windows: P times, one more client joins and every
 // subscriber's time until its list or count shows it is recorded (p50/p99/max over all of them).
 //
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
-//                    [--probes 5] [--port 3600] [--bin PATH]
+//                    [--probes 5] [--http-pool 256] [--port 3600] [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -40,6 +40,11 @@ const seconds = Number(args.seconds ?? 60);
 const port = Number(args.port ?? 3600);
 const view = args.view ?? 'full';
 const probes = Number(args.probes ?? 0);
+// Our clients' heartbeats: one keep-alive connection each (as browsers), or, with --http-pool P,
+// P connections shared by all (10,000 clients with a socket each for HTTP and one for the
+// WebSocket would pass this machine's limit of 20,000 open files per process).
+const httpPool = Number(args['http-pool'] ?? 0);
+const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: httpPool }) : null;
 const renewMs = 15_000;
 const bin = args.bin ?? path.join(here, '..', '..', '..', 'target', 'release', 'presence-bench');
 const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -95,7 +100,7 @@ const totalBytes = () => counters.reduce((sum, read) => sum + read(), 0);
 let probe = null;
 
 function probeSeen(i, text) {
-  if (!probe || probe.seen.has(i)) return;
+  if (!probe || probe.seen.has(i) || i === probe.client) return;
   if (probe.check(text)) {
     probe.seen.add(i);
     probe.latencies.push(performance.now() - probe.started);
@@ -175,9 +180,12 @@ function post(agent, name, body, track) {
   });
 }
 
+// HTTP sockets already counted (shared ones are counted once).
+const sharedSeen = new Set();
+
 async function ourClient(i) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const seen = new Set();
+  const agent = sharedAgent ?? new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const seen = sharedSeen;
   const track = (s) => {
     if (!seen.has(s)) {
       seen.add(s);
@@ -203,7 +211,7 @@ async function ourClient(i) {
     clearInterval(timer);
     await post(agent, 'disconnect', { session_token: joined.session_token }, track).catch(() => {});
     ws.close();
-    agent.destroy();
+    if (agent !== sharedAgent) agent.destroy();
   };
 }
 
@@ -241,11 +249,15 @@ try {
   const cpuSteady = cpuSeconds(child.pid);
   const bytesSteady = totalBytes();
   const rss = rssKiB(child.pid);
-  // Churn: every second the longest-present client leaves and a new one joins.
+  // Churn: every second a client picked at random (seeded: the same ones every run) leaves and a
+  // new one joins. (Were it always the longest present, the first users a summary lists would
+  // change every second.)
+  let seed = 1;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
   let nextId = clients;
   const churnStart = Date.now();
   for (let s = 0; s < seconds; s++) {
-    const leave = leaves.shift();
+    const [leave] = leaves.splice(Math.floor(random() * leaves.length), 1);
     await leave();
     leaves.push(await makeClient(nextId++));
     const wait = churnStart + (s + 1) * 1000 - Date.now();
@@ -259,7 +271,7 @@ try {
     const all = [];
     for (let p = 0; p < probes; p++) {
       const i = nextId++;
-      probe = { started: performance.now(), seen: new Set(), latencies: [], check: probeCheck(i, clients + p + 1) };
+      probe = { client: i, started: performance.now(), seen: new Set(), latencies: [], check: probeCheck(i, clients + p + 1) };
       leaves.push(await makeClient(i));
       const deadline = Date.now() + 10_000;
       const watchers = clients + p; // everyone already there (earlier probes' clients too)

@@ -1340,7 +1340,10 @@ async fn a_bad_view_or_me_is_a_typed_400_and_no_socket() {
     let addr = serve(app.clone()).await;
     let token = url_encode(&presence.room_token("r1").unwrap());
     let long = "x".repeat(200);
-    for query in [format!("view=everyone"), format!("view=summary&me={long}")] {
+    for query in [
+        "view=everyone".to_string(),
+        format!("view=summary&me={long}"),
+    ] {
         let url = format!("ws://{addr}/api/presence/subscribe?room_token={token}&{query}");
         match tokio_tungstenite::connect_async(url).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {

@@ -201,25 +201,40 @@ async fn run(
     };
     let mut due: Option<Instant> = None;
     let mut last: Option<Instant> = None;
+    // Publications in a row that had to wait for the window (a burst), and whether the next does.
+    let (mut streak, mut delayed) = (0u32, false);
     loop {
         tokio::select! {
             message = subscription.next() => {
                 take(&shared, message.message());
                 if due.is_none() {
                     let now = Instant::now();
-                    due = Some(match last {
-                        Some(at) if at + window > now => at + window,
-                        _ => now,
-                    });
+                    let window = window_for(window, tx.receiver_count(), streak);
+                    (due, delayed) = match last {
+                        Some(at) if at + window > now => (Some(at + window), true),
+                        _ => (Some(now), false),
+                    };
                 }
             }
             _ = sleep_until(due), if due.is_some() => {
                 publish(&shared, &tx, &room);
                 last = Some(Instant::now());
                 due = None;
+                streak = if delayed { (streak + 1).min(16) } else { 0 };
             }
         }
     }
+}
+
+/// The window after `streak` publications in a row that each had to wait for it: the
+/// configured one at first, doubling through a burst up to a bound that grows with the room
+/// (about 50 µs per subscriber, so that sending, at some 15 µs a subscriber, stays under a third
+/// of a core however long the burst; at most 1 s). A change after a quiet window goes out at
+/// once, and resets it.
+fn window_for(base: Duration, subscribers: usize, streak: u32) -> Duration {
+    let bound = Duration::from_micros(50 * subscribers as u64).min(Duration::from_secs(1));
+    let grown = base.saturating_mul(1u32 << streak.min(16));
+    base.max(grown.min(bound))
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -267,6 +282,20 @@ fn take(shared: &Mutex<Shared>, message: &RoomMessage) {
 /// Publishes what a summary shows, if it changed, and each watched user's news.
 fn publish(shared: &Mutex<Shared>, tx: &watch::Sender<Option<Arc<SummaryState>>>, room: &Arc<str>) {
     let mut shared = lock(shared);
+    // Each watched user's news first: a subscriber woken by the summary finds its own entry
+    // already current.
+    let news = std::mem::take(&mut shared.pending_me);
+    for (user, now) in news {
+        if let Some(me) = shared.me.get(&user) {
+            me.send_if_modified(|old| {
+                if *old == now {
+                    return false;
+                }
+                *old = now;
+                true
+            });
+        }
+    }
     let users = shared.view.users();
     let counts = RoomCounts::of(users);
     let first_now = &users[..users.len().min(MAX_SUMMARY_USERS)];
@@ -287,16 +316,26 @@ fn publish(shared: &Mutex<Shared>, tx: &watch::Sender<Option<Arc<SummaryState>>>
             frames: Mutex::default(),
         })));
     }
-    let news = std::mem::take(&mut shared.pending_me);
-    for (user, now) in news {
-        if let Some(me) = shared.me.get(&user) {
-            me.send_if_modified(|old| {
-                if *old == now {
-                    return false;
-                }
-                *old = now;
-                true
-            });
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_grows_through_a_burst_in_a_big_room_only_and_at_most_to_a_second() {
+        let base = Duration::from_millis(100);
+        let ms = Duration::from_millis;
+        // Not in a burst: the configured window, whatever the room.
+        assert_eq!(window_for(base, 10_000, 0), base);
+        // A small room: never longer.
+        assert_eq!(window_for(base, 10, 5), base);
+        assert_eq!(window_for(base, 2_000, 5), base);
+        // A big one: doubling, up to 50 µs a subscriber, and a second at most.
+        assert_eq!(window_for(base, 10_000, 1), ms(200));
+        assert_eq!(window_for(base, 10_000, 2), ms(400));
+        assert_eq!(window_for(base, 10_000, 3), ms(500));
+        assert_eq!(window_for(base, 1_000_000, 16), ms(1_000));
+        assert_eq!(window_for(ms(2_000), 10_000, 3), ms(2_000));
     }
 }
