@@ -10,7 +10,9 @@ use super::config::PresenceConfig;
 use super::store::memory::MemoryPresence;
 use super::store::Store;
 use super::subscription::{Changes, SharedMessage, Subscription};
-use super::summary::{Feed, Summaries, SummaryOptions, SummarySubscription, View};
+use super::summary::{
+    subscribe_summary, Feed, Summaries, SummaryOptions, SummarySubscription, View,
+};
 use crate::error::PresenceError;
 use crate::wire::{HeartbeatRequest, HeartbeatResponse, RoomSnapshot, UserStatus};
 use serde_json::Value;
@@ -356,9 +358,8 @@ impl Presence {
         user: &str,
         room_token: &str,
         session_token: Option<&str>,
-        mut options: SummaryOptions,
+        options: SummaryOptions,
     ) -> Result<SummarySubscription, PresenceError> {
-        options.me.get_or_insert_with(|| user.to_string());
         self.summary_inner(room_token, session_token, Some(user), options)
             .await
     }
@@ -370,16 +371,16 @@ impl Presence {
         as_user: Option<&str>,
         options: SummaryOptions,
     ) -> Result<SummarySubscription, PresenceError> {
-        if let Some(me) = &options.me {
-            crate::validate::id(crate::error::Field::User, me)?;
-        }
-        let room = self.store.verify_room_token(room_token)?;
-        let hold = self.store.hold(room_token, session_token, as_user).await?;
-        Ok(SummarySubscription::new(
-            self.summaries.of(&self.store, &room),
-            hold,
+        let options = self.checked_options(options, as_user)?;
+        subscribe_summary(
+            &self.store,
+            &self.summaries,
+            room_token,
+            session_token,
+            as_user,
             &options,
-        ))
+        )
+        .await
     }
 
     /// Subscribes in the view asked for: [`View::Full`] as [`Presence::subscribe`],

@@ -75,11 +75,10 @@ impl Feed {
         as_user: Option<&str>,
         view: View,
     ) -> Result<Feed, PresenceError> {
-        let view_is_summary = matches!(view, View::Summary(_));
-        let (options, auto) = match view {
-            View::Full => (SummaryOptions::default(), false),
-            View::Summary(options) => (options, false),
-            View::Auto(options) => (options, true),
+        let (options, mut summary, auto) = match view {
+            View::Full => (SummaryOptions::default(), false, false),
+            View::Summary(options) => (options, true, false),
+            View::Auto(options) => (options, false, true),
         };
         let ask = Ask {
             room_token: room_token.to_string(),
@@ -87,7 +86,6 @@ impl Feed {
             as_user: as_user.map(str::to_string),
             options,
         };
-        let mut summary = !auto && view_is_summary;
         let mut feed_auto = None;
         if auto {
             let room = store.verify_room_token(room_token)?;
@@ -194,17 +192,32 @@ async fn open_summary(
     summaries: &Summaries,
     ask: &Ask,
 ) -> Result<SummarySubscription, PresenceError> {
-    let room = store.verify_room_token(&ask.room_token)?;
-    let hold = store
-        .hold(
-            &ask.room_token,
-            ask.session_token.as_deref(),
-            ask.as_user.as_deref(),
-        )
-        .await?;
+    subscribe_summary(
+        store,
+        summaries,
+        &ask.room_token,
+        ask.session_token.as_deref(),
+        ask.as_user.as_deref(),
+        &ask.options,
+    )
+    .await
+}
+
+/// A summary subscription: the room token checked, the session (if any) held, and the room's
+/// summarizer (started if nobody holds it).
+pub(crate) async fn subscribe_summary(
+    store: &Arc<dyn Store>,
+    summaries: &Summaries,
+    room_token: &str,
+    session_token: Option<&str>,
+    as_user: Option<&str>,
+    options: &SummaryOptions,
+) -> Result<SummarySubscription, PresenceError> {
+    let room = store.verify_room_token(room_token)?;
+    let hold = store.hold(room_token, session_token, as_user).await?;
     Ok(SummarySubscription::new(
         summaries.of(store, &room),
         hold,
-        &ask.options,
+        options,
     ))
 }

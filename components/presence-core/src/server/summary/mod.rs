@@ -13,6 +13,7 @@ mod feed;
 mod subscription;
 pub(crate) mod summarizer;
 
+pub(crate) use feed::subscribe_summary;
 pub use feed::{Feed, View};
 pub use subscription::{SummaryOptions, SummarySubscription};
 pub(crate) use summarizer::Summaries;
