@@ -411,12 +411,25 @@ async fn a_subscriber_that_missed_messages_resyncs_from_a_snapshot_and_carries_o
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let forged = json!({"type": "removed", "seq": 4, "user_id": "nobody"}).to_string();
     let channel = format!("{}:ev:r1", h.config.redis_prefix);
-    let _: i64 = ::redis::cmd("PUBLISH")
-        .arg(&channel)
-        .arg(&forged)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    // Sent once the hub listens on the channel (PUBLISH says how many received it): a message
+    // published before its SUBSCRIBE landed would be lost, and no resync would ever come.
+    let started = std::time::Instant::now();
+    loop {
+        let received: i64 = ::redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(&forged)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if received > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "nobody listens on {channel}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     match next(&mut sub).await {
         RoomMessage::Snapshot(s) => {
             assert_eq!(s.seq, 1);
