@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
+mod deflate;
+
 fn app(presence: Presence) -> Router {
     Router::new()
         .route("/api/{*fn_name}", any(leptos_axum::handle_server_fns))

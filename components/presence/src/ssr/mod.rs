@@ -6,6 +6,7 @@ mod cors;
 mod mount;
 mod sockets;
 mod subscribe;
+mod websocket;
 
 pub(crate) use auth::{caller, check_agent, check_invisible, check_room, may_read_room};
 pub use auth::{Identity, PresenceAuth};

@@ -2,10 +2,10 @@
 //! a WebSocket that sends the room as JSON text frames (see [`crate::RoomMessage`]). `view=full`
 //! (the default) sends the room's snapshot, then each change; `view=summary` the counts, the
 //! first `k` users and the user `me` (coalesced summaries); `view=auto` the full list while the
-//! room is small and a summary while it is big (`summary_above`).
+//! room is small and a summary while it is big (`summary_above`). Frames are compressed
+//! (`permessage-deflate`) for clients that offer it (see [`super::websocket`]).
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use super::websocket::{Socket, Upgrade, WINDOW_IDLE};
 use axum::extract::Query;
 use axum::response::Response;
 use axum::Extension;
@@ -13,6 +13,9 @@ use presence_core::server::{Feed, Presence, SummaryOptions, View};
 use presence_core::PresenceError;
 use serde::Deserialize;
 use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
 
 /// How often the server pings an idle socket, to notice peers that vanished without a FIN.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -62,9 +65,8 @@ fn error(e: PresenceError) -> Response {
 pub(crate) async fn subscribe(
     Extension(presence): Extension<Presence>,
     Extension(sockets): Extension<super::sockets::SocketCounter>,
-    parts: axum::http::request::Parts,
+    mut parts: axum::http::request::Parts,
     query: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Query(query) = match query {
         Ok(q) => q,
@@ -83,13 +85,9 @@ pub(crate) async fn subscribe(
             message: "missing room_token".into(),
         });
     };
-    let upgrade = match upgrade {
-        Ok(u) => u,
-        Err(e) => {
-            return error(PresenceError::BadRequest {
-                message: format!("expected a WebSocket upgrade: {}", e.body_text()),
-            })
-        }
+    let upgrade = match Upgrade::from_parts(&mut parts) {
+        Ok(upgrade) => upgrade,
+        Err(e) => return error(e),
     };
     // One address may hold only so many sockets (each costs a task and buffers).
     let permit = match super::address_of(&presence, &parts) {
@@ -108,39 +106,44 @@ pub(crate) async fn subscribe(
         .feed(&room_token, query.session_token.as_deref(), as_user, view)
         .await;
     match subscribed {
-        Ok(subscription) => upgrade
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(0)
-            .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-            .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-            .on_upgrade(move |socket| async move {
+        Ok(subscription) => {
+            let config = WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER_BYTES)
+                .write_buffer_size(0)
+                .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+                .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES));
+            upgrade.on_upgrade(config, move |socket| async move {
                 pump(socket, subscription).await;
                 drop(permit);
-            }),
+            })
+        }
         Err(e) => error(e),
     }
 }
 
 /// Forwards messages until either side goes away. Dropping the subscription at the end starts
 /// the grace deadline of the session it held, if any.
-async fn pump(mut socket: WebSocket, mut subscription: Feed) {
+async fn pump(mut socket: Socket, mut subscription: Feed) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut last_sent = Instant::now();
     loop {
         tokio::select! {
             message = subscription.next() => {
-                let frame = Message::Text(message.json().to_owned().into());
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
-                    Ok(Ok(())) => {}
+                match tokio::time::timeout(SEND_TIMEOUT, socket.send_text(message.json())).await {
+                    Ok(Ok(())) => last_sent = Instant::now(),
                     _ => break,
                 }
+            }
+            _ = tokio::time::sleep_until(last_sent + WINDOW_IDLE), if socket.holds_window() => {
+                socket.let_window_go();
             }
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(_)) => {} // pongs and client chatter are ignored
             },
             _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if socket.ping().await.is_err() {
                     break;
                 }
             }

@@ -1,0 +1,187 @@
+//! The subscription's WebSocket: the HTTP/1.1 upgrade, and text frames compressed with
+//! `permessage-deflate` (RFC 7692) when the client offers it, as browsers and Node's `ws` do.
+//!
+//! axum's own upgrade cannot send compressed frames, so this one does the handshake itself
+//! (the same checks as axum's) and drives tungstenite directly. Each subscriber's compressor
+//! keeps a short window from one message to the next while messages flow, and lets it go after
+//! [`WINDOW_IDLE`] without one, so an idle subscriber costs nothing for it.
+
+mod deflate;
+mod negotiate;
+
+use axum::body::Body;
+use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode, Version};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use presence_core::PresenceError;
+use std::future::Future;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use deflate::Deflater;
+use negotiate::{negotiate, Agreed};
+
+/// A compressor not used for this long lets its window go (the next message starts afresh,
+/// which every receiver accepts: a message need not refer to earlier ones).
+pub(crate) const WINDOW_IDLE: Duration = Duration::from_secs(2);
+
+/// A checked WebSocket upgrade request, not yet answered.
+pub(crate) struct Upgrade {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+    deflate: Option<Agreed>,
+}
+
+impl Upgrade {
+    /// Checks an HTTP/1.1 WebSocket handshake (RFC 6455 §4.2.1) and takes the connection's
+    /// upgrade from `parts`; a request that is not one gets a typed 400.
+    pub(crate) fn from_parts(parts: &mut Parts) -> Result<Self, PresenceError> {
+        let bad = |what: &str| PresenceError::BadRequest {
+            message: format!("expected a WebSocket upgrade: {what}"),
+        };
+        if parts.method != Method::GET {
+            return Err(bad("the method must be GET"));
+        }
+        if parts.version != Version::HTTP_11 {
+            return Err(bad("the request must be HTTP/1.1"));
+        }
+        let has = |name: header::HeaderName, token: &str| {
+            parts.headers.get_all(name).iter().any(|value| {
+                value.to_str().is_ok_and(|value| {
+                    value
+                        .split(',')
+                        .any(|item| item.trim().eq_ignore_ascii_case(token))
+                })
+            })
+        };
+        if !has(header::CONNECTION, "upgrade") {
+            return Err(bad("`Connection` header did not include `upgrade`"));
+        }
+        if !has(header::UPGRADE, "websocket") {
+            return Err(bad("`Upgrade` header did not include `websocket`"));
+        }
+        if !has(header::SEC_WEBSOCKET_VERSION, "13") {
+            return Err(bad("`Sec-WebSocket-Version` header did not include `13`"));
+        }
+        let key = parts
+            .headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .cloned()
+            .ok_or_else(|| bad("`Sec-WebSocket-Key` header missing"))?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or_else(|| bad("the connection cannot be upgraded"))?;
+        let deflate = negotiate(
+            parts
+                .headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+        );
+        Ok(Upgrade {
+            key,
+            on_upgrade,
+            deflate,
+        })
+    }
+
+    /// Answers `101 Switching Protocols` and runs `callback` on the socket once the client has
+    /// it.
+    pub(crate) fn on_upgrade<C, F>(self, config: WebSocketConfig, callback: C) -> Response
+    where
+        C: FnOnce(Socket) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(self.key.as_bytes()),
+            );
+        if let Some(agreed) = &self.deflate {
+            response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.header());
+        }
+        let deflate = self.deflate;
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return; // the client went away before the switch
+            };
+            let stream = WebSocketStream::from_raw_socket(
+                TokioIo::new(upgraded),
+                Role::Server,
+                Some(config),
+            )
+            .await;
+            callback(Socket {
+                stream,
+                deflate,
+                deflater: None,
+            })
+            .await;
+        });
+        response
+            .body(Body::empty())
+            .expect("a 101 of valid headers")
+    }
+}
+
+/// A server's end of the subscription socket.
+pub(crate) struct Socket {
+    stream: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    deflate: Option<Agreed>,
+    /// The compressor and its window, while messages flow.
+    deflater: Option<Deflater>,
+}
+
+impl Socket {
+    /// Sends one text message, compressed if that was agreed.
+    pub(crate) async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        let message = match self.deflate {
+            None => Message::Text(text.into()),
+            Some(agreed) => {
+                let deflater = self
+                    .deflater
+                    .get_or_insert_with(|| Deflater::new(agreed.window_bits, agreed.takeover));
+                let mut frame = Frame::message(
+                    deflater.compress(text.as_bytes()),
+                    OpCode::Data(Data::Text),
+                    true,
+                );
+                frame.header_mut().rsv1 = true; // "this message is compressed"
+                Message::Frame(frame)
+            }
+        };
+        self.stream.send(message).await
+    }
+
+    /// Sends a ping.
+    pub(crate) async fn ping(&mut self) -> Result<(), Error> {
+        self.stream.send(Message::Ping(Default::default())).await
+    }
+
+    /// The next message from the client (`None` once the socket is closed).
+    pub(crate) async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.stream.next().await
+    }
+
+    /// Whether a compressor holds a window now.
+    pub(crate) fn holds_window(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    /// Lets the compressor's window go (after [`WINDOW_IDLE`] without a message).
+    pub(crate) fn let_window_go(&mut self) {
+        self.deflater = None;
+    }
+}

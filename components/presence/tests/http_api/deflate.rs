@@ -1,0 +1,206 @@
+//! The subscription socket compresses its frames (permessage-deflate, RFC 7692) for a client
+//! that offers it, as browsers do: read here with a hand-rolled client that inflates like one.
+
+use super::{app, join, serve, url_encode};
+use flate2::{Decompress, FlushDecompress};
+use leptos_presence::ssr::{Presence, PresenceConfig};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A WebSocket client that offers `extensions` and inflates what comes compressed.
+struct Client {
+    tcp: TcpStream,
+    /// The `Sec-WebSocket-Extensions` the server answered, if any.
+    agreed: Option<String>,
+    inflater: Decompress,
+    /// Bytes of message payloads as they came on the wire.
+    wire_bytes: usize,
+}
+
+/// One text message: whether it came compressed, and its JSON.
+struct Received {
+    compressed: bool,
+    json: Value,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr, room_token: &str, extensions: &str) -> Client {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let token: String = url_encode(room_token);
+        let mut request = format!(
+            "GET /api/presence/subscribe?room_token={token} HTTP/1.1\r\nHost: {addr}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        );
+        if !extensions.is_empty() {
+            request.push_str(&format!("Sec-WebSocket-Extensions: {extensions}\r\n"));
+        }
+        request.push_str("\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // The key of RFC 6455's own example, and its answer.
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        let agreed = head.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-extensions")
+                .then(|| value.trim().to_owned())
+        });
+        Client {
+            tcp,
+            agreed,
+            inflater: Decompress::new(false),
+            wire_bytes: 0,
+        }
+    }
+
+    async fn frame(&mut self) -> (u8, bool, Vec<u8>) {
+        let first = self.tcp.read_u8().await.unwrap();
+        let second = self.tcp.read_u8().await.unwrap();
+        assert_eq!(first & 0x80, 0x80, "one frame a message");
+        assert_eq!(second & 0x80, 0, "server frames are not masked");
+        let length = match second & 0x7f {
+            126 => u64::from(self.tcp.read_u16().await.unwrap()),
+            127 => self.tcp.read_u64().await.unwrap(),
+            n => u64::from(n),
+        };
+        let mut payload = vec![0; length as usize];
+        self.tcp.read_exact(&mut payload).await.unwrap();
+        (first & 0x0f, first & 0x40 != 0, payload)
+    }
+
+    /// The next text message (pings skipped), within 5 s.
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let (opcode, compressed, payload) = self.frame().await;
+                if opcode != 1 {
+                    assert!(!compressed, "control frames are never compressed");
+                    continue;
+                }
+                self.wire_bytes += payload.len();
+                let text = if compressed {
+                    inflate(&mut self.inflater, &payload)
+                } else {
+                    payload
+                };
+                return Received {
+                    compressed,
+                    json: serde_json::from_slice(&text).unwrap(),
+                };
+            }
+        })
+        .await
+        .expect("a message within 5 s")
+    }
+}
+
+fn inflate(inflater: &mut Decompress, payload: &[u8]) -> Vec<u8> {
+    let mut input = payload.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut out = Vec::new();
+    let before = inflater.total_in();
+    loop {
+        out.reserve(64 * 1024);
+        let consumed = (inflater.total_in() - before) as usize;
+        inflater
+            .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
+            .expect("a valid deflate stream");
+        if (inflater.total_in() - before) as usize == input.len() && out.len() < out.capacity() {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_offers_deflate_gets_every_message_compressed_and_intact() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let token = presence.room_token("r1").unwrap();
+    // What Chromium offers.
+    let mut client =
+        Client::connect(addr, &token, "permessage-deflate; client_max_window_bits").await;
+    assert_eq!(client.agreed.as_deref(), Some("permessage-deflate"));
+    let snapshot = client.next().await;
+    assert!(snapshot.compressed);
+    assert_eq!(snapshot.json["type"], "snapshot");
+
+    let (mut raw, before) = (0, client.wire_bytes);
+    for i in 0..40 {
+        join(&app, "r1", &format!("user-{i}"), &format!("tab-{i}")).await;
+        let event = client.next().await;
+        assert!(event.compressed);
+        assert_eq!(event.json["type"], "joined");
+        assert_eq!(event.json["seq"], i + 1);
+        assert_eq!(event.json["user"]["user_id"], format!("user-{i}"));
+        raw += event.json.to_string().len();
+    }
+    // The window kept from message to message is what pays: join diffs are mostly repeats.
+    let sent = client.wire_bytes - before;
+    assert!(sent * 3 < raw, "sent {sent} bytes for {raw} of JSON");
+
+    // After the compressor let its window go (idle), messages still inflate in the same stream.
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    join(&app, "r1", "late", "tab-late").await;
+    let event = client.next().await;
+    assert!(event.compressed);
+    assert_eq!(event.json["user"]["user_id"], "late");
+
+    // A newcomer's snapshot of 41 users comes compressed too.
+    let mut newcomer = Client::connect(addr, &token, "permessage-deflate").await;
+    let snapshot = newcomer.next().await;
+    assert_eq!(snapshot.json["users"].as_array().unwrap().len(), 41);
+    assert!(newcomer.wire_bytes * 4 < snapshot.json.to_string().len());
+}
+
+#[tokio::test]
+async fn a_client_that_asks_for_no_context_takeover_can_inflate_each_message_alone() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let token = presence.room_token("r1").unwrap();
+    let mut client = Client::connect(
+        addr,
+        &token,
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+    )
+    .await;
+    assert_eq!(
+        client.agreed.as_deref(),
+        Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=9")
+    );
+    client.next().await;
+    for i in 0..10 {
+        join(&app, "r1", &format!("user-{i}"), &format!("tab-{i}")).await;
+        client.inflater = Decompress::new(false); // nothing of earlier messages
+        let event = client.next().await;
+        assert!(event.compressed);
+        assert_eq!(event.json["seq"], i + 1);
+    }
+}
+
+#[tokio::test]
+async fn without_an_offer_or_with_a_bad_one_frames_are_plain() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let token = presence.room_token("r1").unwrap();
+    for offer in [
+        "",
+        "permessage-deflate; server_max_window_bits=20",
+        "x-webkit-deflate-frame",
+    ] {
+        let mut client = Client::connect(addr, &token, offer).await;
+        assert_eq!(client.agreed, None, "{offer}");
+        let snapshot = client.next().await;
+        assert!(!snapshot.compressed, "{offer}");
+        assert_eq!(snapshot.json["type"], "snapshot");
+    }
+}
