@@ -14,8 +14,13 @@
 // random leaves and a new one joins). With --probes P, after the windows: P times, one more client joins and every
 // subscriber's time until its list or count shows it is recorded (p50/p99/max over all of them).
 //
+// WebSocket compression (permessage-deflate): every client offers it, as browsers do. Whether a
+// server takes it is `--deflate`: `default` (each server as it ships: ours compresses, the Yjs
+// server's `ws` does not), `on` (both: the Yjs server through yjs-deflate-server.mjs, the same
+// server with `ws`'s zlib compression on) or `off` (neither: our clients do not offer it).
+//
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
-//                    [--probes 5] [--http-pool 256] [--port 3600] [--bin PATH]
+//                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--port 3600] [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -40,6 +45,8 @@ const seconds = Number(args.seconds ?? 60);
 const port = Number(args.port ?? 3600);
 const view = args.view ?? 'full';
 const probes = Number(args.probes ?? 0);
+const deflate = args.deflate ?? 'default';
+if (!['default', 'on', 'off'].includes(deflate)) throw new Error(`--deflate default|on|off, not ${deflate}`);
 // Our clients' heartbeats: one keep-alive connection each (as browsers), or, with --http-pool P,
 // P connections shared by all (10,000 clients with a socket each for HTTP and one for the
 // WebSocket would pass this machine's limit of 20,000 open files per process).
@@ -74,7 +81,9 @@ async function waitForPort() {
 
 function startServer() {
   return server === 'yjs'
-    ? spawn(process.execPath, [path.join(here, 'node_modules', '@y', 'websocket-server', 'src', 'server.js')], {
+    ? spawn(process.execPath, [deflate === 'on'
+        ? path.join(here, 'yjs-deflate-server.mjs')
+        : path.join(here, 'node_modules', '@y', 'websocket-server', 'src', 'server.js')], {
         env: { ...process.env, HOST: '127.0.0.1', PORT: String(port) },
         stdio: 'ignore',
       })
@@ -116,7 +125,7 @@ async function yjsClient(i) {
   const awareness = new awarenessProtocol.Awareness(doc);
   clearInterval(awareness._checkInterval);
   awareness.setLocalState({ user: { name: `User ${i}`, color: '#30bced' } });
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/bench`, { perMessageDeflate: deflate !== 'off' });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -198,7 +207,7 @@ async function ourClient(i) {
   const url =
     `ws://127.0.0.1:${port}/api/presence/subscribe?room_token=${encodeURIComponent(joined.room_token)}` +
     `&session_token=${joined.session_token}&view=${view}&k=5&me=user-${i}`;
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, { perMessageDeflate: deflate !== 'off' });
   await new Promise((resolve, reject) => {
     ws.once('message', resolve);
     ws.once('error', reject);
@@ -287,7 +296,7 @@ try {
     probeLine = ` probe_n=${all.length} probe_p50_ms=${at(0.5).toFixed(1)} probe_p99_ms=${at(0.99).toFixed(1)} probe_max_ms=${at(1).toFixed(1)}`;
   }
   console.log(
-    `compare server=${server} view=${server === 'yjs' ? '-' : view} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
+    `compare server=${server} view=${server === 'yjs' ? '-' : view} deflate=${deflate} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
       `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined} ` +
       `steady_cpu_s=${(cpuSteady - cpuJoined).toFixed(2)} steady_bytes=${bytesSteady - bytesJoined} ` +
       `churn_cpu_s=${(cpuChurn - cpuSteady).toFixed(2)} churn_bytes=${bytesChurn - bytesSteady} ` +

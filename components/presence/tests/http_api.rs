@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
+#[path = "http_api/deflate.rs"]
 mod deflate;
 
 fn app(presence: Presence) -> Router {

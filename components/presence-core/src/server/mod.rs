@@ -40,7 +40,9 @@ pub use store::memory::{HeartbeatAck, MemoryPresence};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::redis::RedisPresence;
-pub use subscription::{Changes, Occupancy, RoomChange, SharedMessage, Subscription};
+pub use subscription::{
+    Changes, Encoded, Encoding, Occupancy, RoomChange, SharedMessage, Subscription,
+};
 pub use summary::{Feed, SummaryOptions, SummarySubscription, View};
 pub use token::{RoomTokenKey, SessionToken};
 

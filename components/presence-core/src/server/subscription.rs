@@ -3,7 +3,7 @@
 use crate::wire::RoomMessage;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 /// A message shared by every subscriber of a room, serialized to JSON at most once.
@@ -11,13 +11,49 @@ use tokio::sync::broadcast::{self, error::RecvError};
 pub struct SharedMessage {
     message: RoomMessage,
     json: OnceLock<String>,
+    /// What a transport made of it, by [`Encoding`].
+    encoded: [OnceLock<Encoded>; 2],
+}
+
+/// Which of a message's shared encodings (see [`SharedMessage::encoded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// One that a receiver can read whatever it received before.
+    Alone,
+    /// One that continues a stream of the room's changes (it may rely on the change before it).
+    Stream,
+}
+
+/// A message as a transport sends it (`leptos_presence` keeps its compressed WebSocket frames
+/// here), made once and then shared by every subscriber it goes to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Encoded {
+    /// The bytes to send.
+    pub bytes: Box<[u8]>,
+    /// The message a receiver must have received just before, for these bytes to read right
+    /// (`None`: nothing).
+    pub after: Option<Weak<SharedMessage>>,
+}
+
+impl Encoded {
+    /// Bytes that rely on `after` having been received just before them (`None`: nothing).
+    pub fn new(bytes: impl Into<Box<[u8]>>, after: Option<Weak<SharedMessage>>) -> Self {
+        Encoded {
+            bytes: bytes.into(),
+            after,
+        }
+    }
 }
 
 impl SharedMessage {
-    pub(crate) fn new(message: RoomMessage) -> Self {
+    /// A message to share (the engine makes them; a transport's tests may too).
+    pub fn new(message: RoomMessage) -> Self {
         SharedMessage {
             message,
             json: OnceLock::new(),
+            encoded: Default::default(),
         }
     }
 
@@ -28,6 +64,7 @@ impl SharedMessage {
         Ok(SharedMessage {
             message,
             json: OnceLock::from(json),
+            encoded: Default::default(),
         })
     }
 
@@ -41,6 +78,13 @@ impl SharedMessage {
         self.json.get_or_init(|| {
             serde_json::to_string(&self.message).expect("presence messages always serialize")
         })
+    }
+
+    /// The message as a transport sends it: `make` (given the JSON) runs for the first caller
+    /// of each [`Encoding`]; every later caller gets what it made. So a server compresses a
+    /// change once, not once per subscriber.
+    pub fn encoded(&self, encoding: Encoding, make: impl FnOnce(&str) -> Encoded) -> &Encoded {
+        self.encoded[encoding as usize].get_or_init(|| make(self.json()))
     }
 }
 

@@ -36,6 +36,7 @@ where
         self.route(SUBSCRIBE_PATH, get(subscribe))
             .layer(middleware::from_fn(decode_error_status))
             .layer(Extension(super::sockets::SocketCounter::default()))
+            .layer(Extension(super::websocket::Streams::default()))
             .layer(Extension(presence))
     }
 

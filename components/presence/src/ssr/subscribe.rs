@@ -5,7 +5,7 @@
 //! room is small and a summary while it is big (`summary_above`). Frames are compressed
 //! (`permessage-deflate`) for clients that offer it (see [`super::websocket`]).
 
-use super::websocket::{Socket, Upgrade, WINDOW_IDLE};
+use super::websocket::{Socket, Streams, Upgrade};
 use axum::extract::Query;
 use axum::response::Response;
 use axum::Extension;
@@ -13,7 +13,6 @@ use presence_core::server::{Feed, Presence, SummaryOptions, View};
 use presence_core::PresenceError;
 use serde::Deserialize;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -65,6 +64,7 @@ fn error(e: PresenceError) -> Response {
 pub(crate) async fn subscribe(
     Extension(presence): Extension<Presence>,
     Extension(sockets): Extension<super::sockets::SocketCounter>,
+    Extension(streams): Extension<Streams>,
     mut parts: axum::http::request::Parts,
     query: Result<Query<SubscribeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -112,7 +112,8 @@ pub(crate) async fn subscribe(
                 .write_buffer_size(0)
                 .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
                 .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES));
-            upgrade.on_upgrade(config, move |socket| async move {
+            let room = subscription.room().to_owned();
+            upgrade.on_upgrade(config, &streams, &room, move |socket| async move {
                 pump(socket, subscription).await;
                 drop(permit);
             })
@@ -126,17 +127,13 @@ pub(crate) async fn subscribe(
 async fn pump(mut socket: Socket, mut subscription: Feed) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let mut last_sent = Instant::now();
     loop {
         tokio::select! {
             message = subscription.next() => {
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send_text(message.json())).await {
-                    Ok(Ok(())) => last_sent = Instant::now(),
+                match tokio::time::timeout(SEND_TIMEOUT, socket.send(&message)).await {
+                    Ok(Ok(())) => {}
                     _ => break,
                 }
-            }
-            _ = tokio::time::sleep_until(last_sent + WINDOW_IDLE), if socket.holds_window() => {
-                socket.let_window_go();
             }
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,

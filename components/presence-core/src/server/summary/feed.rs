@@ -118,6 +118,14 @@ impl Feed {
         })
     }
 
+    /// The room it follows.
+    pub fn room(&self) -> &str {
+        match &self.current {
+            Current::Full(s) => s.room(),
+            Current::Summary(s) => s.room(),
+        }
+    }
+
     /// True while it sends a summary rather than the full list.
     pub fn is_summary(&self) -> bool {
         matches!(self.current, Current::Summary(_))

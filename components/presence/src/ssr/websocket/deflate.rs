@@ -1,12 +1,11 @@
 //! A small DEFLATE compressor for `permessage-deflate` (RFC 7692): LZ77 over a short window kept
 //! from one message to the next, and DEFLATE's fixed Huffman codes.
 //!
-//! Why not zlib: a subscriber's messages are mostly the same JSON keys and the same ids as the
-//! message before (a join diff is ~80 % repeats of the previous one), so what pays is a window
-//! that spans messages, not a strong entropy coder. zlib keeps ~130–250 KB per stream for that
-//! window (its hash tables and buffers, whatever the window size); this keeps
-//! `2 × window + 8 KB` (16 KB at the default 4 KB window), so a server can afford one per
-//! subscriber. BENCHMARKS.md §5 has what it saves against zlib's ratio.
+//! Why not zlib: a room's changes are mostly the same JSON keys and the same ids as the change
+//! before (a join diff is ~80 % repeats of the previous one), so what pays is a window that
+//! spans messages, not a strong entropy coder. zlib keeps ~130–250 KB per stream (its hash
+//! tables and buffers, whatever the window size); this keeps `2 × window + 8 KB` (16 KB at a
+//! 4 KB window), small enough for one per room, and needs no C library or unsafe code.
 //!
 //! Each message ends as RFC 7692 §7.2.1 asks: the data, then an empty stored block whose
 //! `00 00 ff ff` tail is left off (the receiver puts it back).
@@ -15,6 +14,8 @@
 const HASH_BITS: u32 = 11;
 const MIN_MATCH: usize = 3;
 const MAX_MATCH: usize = 258;
+/// Matches longer than this put only their ends in the hash table.
+const LONG_MATCH: usize = 32;
 
 /// Length codes 257..=285: the shortest length of each, and its extra bits.
 const LEN_BASE: [u16; 29] = [
@@ -88,8 +89,13 @@ impl Deflater {
                 {
                     self.farthest = self.farthest.max(distance);
                 }
-                for p in i..i + length {
-                    self.remember(p);
+                // Every position of a short match goes in the table; of a long one, its ends
+                // (what the next message most likely repeats), which keeps snapshots cheap.
+                if length <= LONG_MATCH {
+                    (i..i + length).for_each(|p| self.remember(p));
+                } else {
+                    (i..i + 4).for_each(|p| self.remember(p));
+                    (i + length - 4..i + length).for_each(|p| self.remember(p));
                 }
                 i += length;
             } else {
@@ -220,28 +226,9 @@ impl Bits {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{inflate, Lcg};
     use super::*;
-    use flate2::{Decompress, FlushDecompress};
-
-    /// What a browser does with each message: append `00 00 ff ff` and inflate, keeping its
-    /// window from message to message.
-    fn inflate(decoder: &mut Decompress, payload: &[u8]) -> Vec<u8> {
-        let mut input = payload.to_vec();
-        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-        let mut out = Vec::new();
-        let before_in = decoder.total_in();
-        loop {
-            out.reserve(64 * 1024);
-            let consumed = (decoder.total_in() - before_in) as usize;
-            decoder
-                .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
-                .expect("valid deflate");
-            let consumed = (decoder.total_in() - before_in) as usize;
-            if consumed == input.len() && out.len() < out.capacity() {
-                return out;
-            }
-        }
-    }
+    use flate2::Decompress;
 
     fn join(i: usize) -> String {
         format!(
@@ -249,18 +236,6 @@ mod tests {
             s = i + 1,
             t = 1_764_700_000_000u64 + 977 * i as u64
         )
-    }
-
-    /// A deterministic generator, so a failure reproduces.
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
     }
 
     #[test]
@@ -274,11 +249,11 @@ mod tests {
                     // Mixes repeats (join diffs), random bytes, runs, and sizes from 1 byte to
                     // several windows.
                     let message: Vec<u8> = match n % 4 {
-                        0 => join(rng.next() as usize % 5000).into_bytes(),
-                        1 => (0..rng.next() % 3000).map(|_| rng.next() as u8).collect(),
-                        2 => vec![b'a' + (n % 26) as u8; 1 + rng.next() as usize % 70_000],
-                        _ => (0..1 + rng.next() % 600)
-                            .map(|_| b"{}\":,ab01"[rng.next() as usize % 9])
+                        0 => join(rng.below(5000) as usize).into_bytes(),
+                        1 => (0..rng.below(3000)).map(|_| rng.below(256) as u8).collect(),
+                        2 => vec![b'a' + (n % 26) as u8; 1 + rng.below(70_000) as usize],
+                        _ => (0..1 + rng.below(600))
+                            .map(|_| b"{}\":,ab01"[rng.below(9) as usize])
                             .collect(),
                     };
                     let payload = deflater.compress(&message);
@@ -332,8 +307,8 @@ mod tests {
         // The same 600 bytes twice, 5000 bytes apart: a 4 KB window must not refer back to the
         // first copy (a 2^12 decoder would fail), a 2^13 one may.
         let mut rng = Lcg(3);
-        let block: Vec<u8> = (0..600).map(|_| rng.next() as u8).collect();
-        let filler: Vec<u8> = (0..5000).map(|_| rng.next() as u8).collect();
+        let block: Vec<u8> = (0..600).map(|_| rng.below(256) as u8).collect();
+        let filler: Vec<u8> = (0..5000).map(|_| rng.below(256) as u8).collect();
         let message = [block.clone(), filler, block].concat();
         let mut small = Deflater::new(12, true);
         let mut large = Deflater::new(13, true);

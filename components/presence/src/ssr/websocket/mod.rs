@@ -2,12 +2,18 @@
 //! `permessage-deflate` (RFC 7692) when the client offers it, as browsers and Node's `ws` do.
 //!
 //! axum's own upgrade cannot send compressed frames, so this one does the handshake itself
-//! (the same checks as axum's) and drives tungstenite directly. Each subscriber's compressor
-//! keeps a short window from one message to the next while messages flow, and lets it go after
-//! [`WINDOW_IDLE`] without one, so an idle subscriber costs nothing for it.
+//! (the same checks as axum's) and drives tungstenite directly. A change is compressed once for
+//! all the room's subscribers on this server ([`stream`]), and a subscriber keeps no compressor
+//! of its own ([`frames`]).
 
 mod deflate;
+mod frames;
 mod negotiate;
+mod stream;
+#[cfg(test)]
+mod test_support;
+
+pub(crate) use stream::Streams;
 
 use axum::body::Body;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode, Version};
@@ -15,9 +21,10 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use presence_core::server::SharedMessage;
 use presence_core::PresenceError;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -25,12 +32,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use deflate::Deflater;
+use frames::Frames;
 use negotiate::{negotiate, Agreed};
-
-/// A compressor not used for this long lets its window go (the next message starts afresh,
-/// which every receiver accepts: a message need not refer to earlier ones).
-pub(crate) const WINDOW_IDLE: Duration = Duration::from_secs(2);
 
 /// A checked WebSocket upgrade request, not yet answered.
 pub(crate) struct Upgrade {
@@ -94,8 +97,14 @@ impl Upgrade {
     }
 
     /// Answers `101 Switching Protocols` and runs `callback` on the socket once the client has
-    /// it.
-    pub(crate) fn on_upgrade<C, F>(self, config: WebSocketConfig, callback: C) -> Response
+    /// it; compressed messages of `room` go through its stream in `streams`.
+    pub(crate) fn on_upgrade<C, F>(
+        self,
+        config: WebSocketConfig,
+        streams: &Streams,
+        room: &str,
+        callback: C,
+    ) -> Response
     where
         C: FnOnce(Socket) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -111,7 +120,9 @@ impl Upgrade {
         if let Some(agreed) = &self.deflate {
             response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.header());
         }
-        let deflate = self.deflate;
+        let frames = self
+            .deflate
+            .map(|agreed| Frames::new(agreed, streams.of(room)));
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else {
@@ -123,12 +134,7 @@ impl Upgrade {
                 Some(config),
             )
             .await;
-            callback(Socket {
-                stream,
-                deflate,
-                deflater: None,
-            })
-            .await;
+            callback(Socket { stream, frames }).await;
         });
         response
             .body(Body::empty())
@@ -139,25 +145,18 @@ impl Upgrade {
 /// A server's end of the subscription socket.
 pub(crate) struct Socket {
     stream: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-    deflate: Option<Agreed>,
-    /// The compressor and its window, while messages flow.
-    deflater: Option<Deflater>,
+    /// How messages are compressed, if that was agreed.
+    frames: Option<Frames>,
 }
 
 impl Socket {
-    /// Sends one text message, compressed if that was agreed.
-    pub(crate) async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        let message = match self.deflate {
-            None => Message::Text(text.into()),
-            Some(agreed) => {
-                let deflater = self
-                    .deflater
-                    .get_or_insert_with(|| Deflater::new(agreed.window_bits, agreed.takeover));
-                let mut frame = Frame::message(
-                    deflater.compress(text.as_bytes()),
-                    OpCode::Data(Data::Text),
-                    true,
-                );
+    /// Sends one message as a text frame, compressed if that was agreed.
+    pub(crate) async fn send(&mut self, message: &Arc<SharedMessage>) -> Result<(), Error> {
+        let message = match &mut self.frames {
+            None => Message::Text(message.json().into()),
+            Some(frames) => {
+                let payload = Vec::from(frames.payload(message));
+                let mut frame = Frame::message(payload, OpCode::Data(Data::Text), true);
                 frame.header_mut().rsv1 = true; // "this message is compressed"
                 Message::Frame(frame)
             }
@@ -173,15 +172,5 @@ impl Socket {
     /// The next message from the client (`None` once the socket is closed).
     pub(crate) async fn recv(&mut self) -> Option<Result<Message, Error>> {
         self.stream.next().await
-    }
-
-    /// Whether a compressor holds a window now.
-    pub(crate) fn holds_window(&self) -> bool {
-        self.deflater.is_some()
-    }
-
-    /// Lets the compressor's window go (after [`WINDOW_IDLE`] without a message).
-    pub(crate) fn let_window_go(&mut self) {
-        self.deflater = None;
     }
 }
