@@ -21,8 +21,9 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// A subscriber that cannot take a message for this long is dropped (it resyncs on reconnect).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Clients send nothing but pongs and closes: a small read buffer (the default is 128 KiB per
-/// socket) and a small message cap keep an idle subscriber cheap and a chatty one harmless.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// socket; it grows if a frame needs it) and a small message cap keep an idle subscriber cheap
+/// and a chatty one harmless.
+const READ_BUFFER_BYTES: usize = 1024;
 const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]

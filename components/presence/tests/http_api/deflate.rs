@@ -17,20 +17,34 @@ struct Client {
     inflater: Decompress,
     /// Bytes of message payloads as they came on the wire.
     wire_bytes: usize,
+    /// The largest frame payload so far.
+    largest_frame: usize,
 }
 
 /// One text message: whether it came compressed, and its JSON.
 struct Received {
     compressed: bool,
+    /// How many frames it came in.
+    frames: usize,
     json: Value,
 }
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr, room_token: &str, extensions: &str) -> Client {
+        Client::connect_with(addr, room_token, "", extensions).await
+    }
+
+    /// [`Client::connect`] with more of the query (`&view=summary`).
+    async fn connect_with(
+        addr: std::net::SocketAddr,
+        room_token: &str,
+        query: &str,
+        extensions: &str,
+    ) -> Client {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let token: String = url_encode(room_token);
         let mut request = format!(
-            "GET /api/presence/subscribe?room_token={token} HTTP/1.1\r\nHost: {addr}\r\n\
+            "GET /api/presence/subscribe?room_token={token}{query} HTTP/1.1\r\nHost: {addr}\r\n\
              Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         );
@@ -57,13 +71,14 @@ impl Client {
             agreed,
             inflater: Decompress::new(false),
             wire_bytes: 0,
+            largest_frame: 0,
         }
     }
 
-    async fn frame(&mut self) -> (u8, bool, Vec<u8>) {
+    /// One frame: whether it ends its message, its opcode, its RSV1 bit and its payload.
+    async fn frame(&mut self) -> (bool, u8, bool, Vec<u8>) {
         let first = self.tcp.read_u8().await.unwrap();
         let second = self.tcp.read_u8().await.unwrap();
-        assert_eq!(first & 0x80, 0x80, "one frame a message");
         assert_eq!(second & 0x80, 0, "server frames are not masked");
         let length = match second & 0x7f {
             126 => u64::from(self.tcp.read_u16().await.unwrap()),
@@ -72,28 +87,43 @@ impl Client {
         };
         let mut payload = vec![0; length as usize];
         self.tcp.read_exact(&mut payload).await.unwrap();
-        (first & 0x0f, first & 0x40 != 0, payload)
+        (first & 0x80 != 0, first & 0x0f, first & 0x40 != 0, payload)
     }
 
-    /// The next text message (pings skipped), within 5 s.
+    /// The next text message (pings skipped, fragments joined), within 5 s.
     async fn next(&mut self) -> Received {
         tokio::time::timeout(Duration::from_secs(5), async {
+            let (mut message, mut compressed, mut frames) = (Vec::new(), false, 0);
             loop {
-                let (opcode, compressed, payload) = self.frame().await;
-                if opcode != 1 {
-                    assert!(!compressed, "control frames are never compressed");
+                let (fin, opcode, rsv1, payload) = self.frame().await;
+                if opcode >= 8 {
+                    assert!(!rsv1, "control frames are never compressed");
                     continue;
                 }
-                self.wire_bytes += payload.len();
-                let text = if compressed {
-                    inflate(&mut self.inflater, &payload)
+                if frames == 0 {
+                    assert_eq!(opcode, 1, "a message starts with a text frame");
+                    compressed = rsv1;
                 } else {
-                    payload
-                };
-                return Received {
-                    compressed,
-                    json: serde_json::from_slice(&text).unwrap(),
-                };
+                    assert_eq!(opcode, 0, "then continues");
+                    assert!(!rsv1, "only a message's first frame says it is compressed");
+                }
+                frames += 1;
+                self.largest_frame = self.largest_frame.max(payload.len());
+                self.wire_bytes += payload.len();
+                message.extend_from_slice(&payload);
+                if fin {
+                    break;
+                }
+            }
+            let text = if compressed {
+                inflate(&mut self.inflater, &message)
+            } else {
+                message
+            };
+            Received {
+                compressed,
+                frames,
+                json: serde_json::from_slice(&text).unwrap(),
             }
         })
         .await
@@ -203,4 +233,50 @@ async fn without_an_offer_or_with_a_bad_one_frames_are_plain() {
         assert!(!snapshot.compressed, "{offer}");
         assert_eq!(snapshot.json["type"], "snapshot");
     }
+}
+
+#[tokio::test]
+async fn a_big_snapshot_comes_in_frames_of_at_most_16_kb_compressed_or_not() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    for i in 0..1500 {
+        join(&app, "r1", &format!("user-{i}"), &format!("tab-{i}")).await;
+    }
+    let token = presence.room_token("r1").unwrap();
+    for offer in ["", "permessage-deflate"] {
+        let mut client = Client::connect(addr, &token, offer).await;
+        let snapshot = client.next().await;
+        assert_eq!(snapshot.json["users"].as_array().unwrap().len(), 1500);
+        assert_eq!(snapshot.compressed, !offer.is_empty());
+        // ~330 KB plain, ~30 KB compressed.
+        assert!(
+            snapshot.frames >= 2,
+            "{offer:?}: {} frames",
+            snapshot.frames
+        );
+        assert!(
+            client.largest_frame <= 16 * 1024,
+            "{offer:?}: {}",
+            client.largest_frame
+        );
+    }
+}
+
+#[tokio::test]
+async fn summaries_go_as_plain_text_even_when_deflate_was_agreed() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    join(&app, "r1", "ann", "tab-1").await;
+    let token = presence.room_token("r1").unwrap();
+    let mut client =
+        Client::connect_with(addr, &token, "&view=summary&me=ann", "permessage-deflate").await;
+    assert_eq!(client.agreed.as_deref(), Some("permessage-deflate"));
+    let summary = client.next().await;
+    assert_eq!(summary.json["type"], "summary");
+    assert!(!summary.compressed);
+    let me = client.next().await;
+    assert_eq!(me.json["type"], "me");
+    assert!(!me.compressed);
 }

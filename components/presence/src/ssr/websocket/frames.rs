@@ -15,7 +15,8 @@ pub(crate) struct Frames {
     /// The room's stream, if this subscriber may read it (it agreed to a window that spans
     /// messages and is at least the stream's).
     stream: Option<Arc<Mutex<RoomStream>>>,
-    /// The message sent last (held, so that its address names it and nothing else).
+    /// The change sent last, if the last message was one (held, so that its address names it
+    /// and nothing else).
     last: Option<Arc<SharedMessage>>,
     /// Whether the receiver's window holds what the stream's bytes after `last` refer to.
     synced: bool,
@@ -34,15 +35,25 @@ impl Frames {
         }
     }
 
-    /// The compressed payload of `message`, the next one this subscriber is sent.
-    pub(crate) fn payload(&mut self, message: &Arc<SharedMessage>) -> Box<[u8]> {
-        let change = matches!(
-            message.message(),
+    /// The compressed payload of `message`, the next one this subscriber is sent; `None` to
+    /// send it as plain text. Snapshots and changes are compressed (they are mostly repeats);
+    /// summaries are not: small and coalesced, they would save little, and thousands of
+    /// receivers would each spend time inflating them.
+    pub(crate) fn payload(&mut self, message: &Arc<SharedMessage>) -> Option<Box<[u8]>> {
+        let change = match message.message() {
             RoomMessage::Joined { .. }
-                | RoomMessage::Left { .. }
-                | RoomMessage::Updated { .. }
-                | RoomMessage::Removed { .. }
-        );
+            | RoomMessage::Left { .. }
+            | RoomMessage::Updated { .. }
+            | RoomMessage::Removed { .. } => true,
+            RoomMessage::Snapshot(_) => false,
+            _ => {
+                // A plain message does not enter the receiver's window, but take nothing for
+                // granted: the stream waits for its next fresh start.
+                self.synced = false;
+                self.last = None;
+                return None;
+            }
+        };
         let streamed = match &self.stream {
             Some(stream) if change => Some(message.encoded(Encoding::Stream, |json| {
                 stream
@@ -86,8 +97,10 @@ impl Frames {
         // Whatever it came as, the receiver's window now ends with this message: in step with
         // the stream if the stream's bytes for it follow what the window held.
         self.synced = synced;
-        self.last = Some(message.clone());
-        bytes
+        // Only a change can be what the stream's bytes refer to (and a snapshot, which can be
+        // big, is not kept alive for it).
+        self.last = change.then(|| message.clone());
+        Some(bytes)
     }
 }
 
@@ -136,7 +149,7 @@ mod tests {
 
     impl Subscriber {
         fn send(&mut self, message: &Arc<SharedMessage>) {
-            let payload = self.frames.payload(message);
+            let payload = self.frames.payload(message).expect("compressed");
             assert_eq!(
                 inflate(&mut self.decoder, &payload),
                 message.json().as_bytes(),

@@ -29,11 +29,33 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use frames::Frames;
 use negotiate::{negotiate, Agreed};
+
+/// The largest frame sent. A socket's write buffer keeps the size of the largest frame it
+/// wrote, so a room's big snapshot in one frame would stay allocated for as long as the socket
+/// lives; in frames of this size, a socket never holds more.
+pub(crate) const FRAGMENT_BYTES: usize = 16 * 1024;
+
+/// One text message's frames: the first says "text" (and, with `rsv1`, "compressed"), the
+/// others continue it; the last is final.
+fn fragments(payload: Vec<u8>, rsv1: bool) -> Vec<Frame> {
+    let payload = Bytes::from(payload);
+    let count = payload.len().div_ceil(FRAGMENT_BYTES).max(1);
+    (0..count)
+        .map(|i| {
+            let end = ((i + 1) * FRAGMENT_BYTES).min(payload.len());
+            let opcode = if i == 0 { Data::Text } else { Data::Continue };
+            let chunk = payload.slice(i * FRAGMENT_BYTES..end);
+            let mut frame = Frame::message(chunk, OpCode::Data(opcode), i + 1 == count);
+            frame.header_mut().rsv1 = i == 0 && rsv1;
+            frame
+        })
+        .collect()
+}
 
 /// A checked WebSocket upgrade request, not yet answered.
 pub(crate) struct Upgrade {
@@ -150,18 +172,18 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Sends one message as a text frame, compressed if that was agreed.
+    /// Sends one message as text, compressed if that was agreed and worth it, in frames of at
+    /// most [`FRAGMENT_BYTES`].
     pub(crate) async fn send(&mut self, message: &Arc<SharedMessage>) -> Result<(), Error> {
-        let message = match &mut self.frames {
-            None => Message::Text(message.json().into()),
-            Some(frames) => {
-                let payload = Vec::from(frames.payload(message));
-                let mut frame = Frame::message(payload, OpCode::Data(Data::Text), true);
-                frame.header_mut().rsv1 = true; // "this message is compressed"
-                Message::Frame(frame)
-            }
+        let compressed = self.frames.as_mut().and_then(|f| f.payload(message));
+        let (payload, rsv1) = match compressed {
+            Some(payload) => (Vec::from(payload), true),
+            None => (message.json().as_bytes().to_vec(), false),
         };
-        self.stream.send(message).await
+        for frame in fragments(payload, rsv1) {
+            self.stream.send(Message::Frame(frame)).await?;
+        }
+        Ok(())
     }
 
     /// Sends a ping.
@@ -172,5 +194,31 @@ impl Socket {
     /// The next message from the client (`None` once the socket is closed).
     pub(crate) async fn recv(&mut self) -> Option<Result<Message, Error>> {
         self.stream.next().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_goes_in_frames_of_at_most_16_kb_and_only_the_first_says_compressed() {
+        for (len, count) in [(0, 1), (1, 1), (16_384, 1), (16_385, 2), (50_000, 4)] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let frames = fragments(payload.clone(), true);
+            assert_eq!(frames.len(), count, "{len} bytes");
+            let mut joined = Vec::new();
+            for (i, frame) in frames.iter().enumerate() {
+                let header = frame.header();
+                let opcode = if i == 0 { Data::Text } else { Data::Continue };
+                assert_eq!(header.opcode, OpCode::Data(opcode));
+                assert_eq!(header.is_final, i + 1 == count);
+                assert_eq!(header.rsv1, i == 0);
+                assert!(frame.payload().len() <= FRAGMENT_BYTES);
+                joined.extend_from_slice(frame.payload());
+            }
+            assert_eq!(joined, payload);
+        }
+        assert!(!fragments(vec![1, 2, 3], false)[0].header().rsv1);
     }
 }
