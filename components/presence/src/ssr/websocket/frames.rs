@@ -148,6 +148,19 @@ mod tests {
     }
 
     impl Subscriber {
+        /// A subscriber of room "r" that got its snapshot at `seq`.
+        fn new(streams: &Streams, agreed: Agreed, seq: u64) -> Self {
+            let mut s = Subscriber {
+                frames: Frames::new(agreed, streams.of("r")),
+                decoder: Decompress::new(false),
+                next: seq + 1,
+                bytes: 0,
+                changes: 0,
+            };
+            s.send(&snapshot(seq));
+            s
+        }
+
         fn send(&mut self, message: &Arc<SharedMessage>) {
             let payload = self.frames.payload(message).expect("compressed");
             assert_eq!(
@@ -187,15 +200,7 @@ mod tests {
                         let offer =
                             offers[(rng.below(8) as usize).min(2) * usize::from(rng.below(3) == 0)];
                         let agreed = negotiate([offer]).unwrap();
-                        let mut s = Subscriber {
-                            frames: Frames::new(agreed, streams.of("r")),
-                            decoder: Decompress::new(false),
-                            next: published + 1,
-                            bytes: 0,
-                            changes: 0,
-                        };
-                        s.send(&snapshot(published));
-                        subscribers.push(s);
+                        subscribers.push(Subscriber::new(&streams, agreed, published));
                     }
                     2 if !subscribers.is_empty() && rng.below(20) == 0 => {
                         // Fell behind: a fresh snapshot, then on from there.
@@ -222,17 +227,7 @@ mod tests {
     fn subscribers_in_step_get_the_streams_bytes_and_a_newcomer_joins_them_soon() {
         let streams = Streams::default();
         let agreed = negotiate(["permessage-deflate"]).unwrap();
-        let new = |seq| {
-            let mut s = Subscriber {
-                frames: Frames::new(agreed, streams.of("r")),
-                decoder: Decompress::new(false),
-                next: seq + 1,
-                bytes: 0,
-                changes: 0,
-            };
-            s.send(&snapshot(seq));
-            s
-        };
+        let new = |seq| Subscriber::new(&streams, agreed, seq);
         let mut early = new(0);
         let changes: Vec<_> = (1..=300).map(joined).collect();
         for change in &changes[..100] {
