@@ -23,7 +23,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Clients send nothing but pongs and closes: a small read buffer (the default is 128 KiB per
 /// socket; it grows if a frame needs it) and a small message cap keep an idle subscriber cheap
 /// and a chatty one harmless.
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 256;
 const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]

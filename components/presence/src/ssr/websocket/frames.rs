@@ -7,6 +7,7 @@ use super::negotiate::Agreed;
 use super::stream::{RoomStream, STREAM_WINDOW_BITS};
 use presence_core::server::{Encoded, Encoding, SharedMessage};
 use presence_core::wire::RoomMessage;
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, Weak};
 
 /// One subscriber's side of the room stream.
@@ -39,7 +40,7 @@ impl Frames {
     /// send it as plain text. Snapshots and changes are compressed (they are mostly repeats);
     /// summaries are not: small and coalesced, they would save little, and thousands of
     /// receivers would each spend time inflating them.
-    pub(crate) fn payload(&mut self, message: &Arc<SharedMessage>) -> Option<Box<[u8]>> {
+    pub(crate) fn payload<'m>(&mut self, message: &'m Arc<SharedMessage>) -> Option<Cow<'m, [u8]>> {
         let change = match message.message() {
             RoomMessage::Joined { .. }
             | RoomMessage::Left { .. }
@@ -79,20 +80,21 @@ impl Frames {
         });
         let (use_stream, synced) = in_step.unwrap_or((false, false));
         let bytes = match streamed {
-            Some(encoded) if use_stream => encoded.bytes.clone(),
+            Some(encoded) if use_stream => Cow::Borrowed(&encoded.bytes[..]),
             // A client that asked for a smaller window than the shared bytes use.
-            _ if self.window_bits < STREAM_WINDOW_BITS => Deflater::new(self.window_bits, false)
-                .compress(message.json().as_bytes())
-                .into(),
-            _ => message
-                .encoded(Encoding::Alone, |json| {
-                    Encoded::new(
-                        Deflater::new(STREAM_WINDOW_BITS, false).compress(json.as_bytes()),
-                        None,
-                    )
-                })
-                .bytes
-                .clone(),
+            _ if self.window_bits < STREAM_WINDOW_BITS => Cow::Owned(
+                Deflater::new(self.window_bits, false).compress(message.json().as_bytes()),
+            ),
+            _ => Cow::Borrowed(
+                &message
+                    .encoded(Encoding::Alone, |json| {
+                        Encoded::new(
+                            Deflater::new(STREAM_WINDOW_BITS, false).compress(json.as_bytes()),
+                            None,
+                        )
+                    })
+                    .bytes[..],
+            ),
         };
         // Whatever it came as, the receiver's window now ends with this message: in step with
         // the stream if the stream's bytes for it follow what the window held.

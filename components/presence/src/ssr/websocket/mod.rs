@@ -2,9 +2,10 @@
 //! `permessage-deflate` (RFC 7692) when the client offers it, as browsers and Node's `ws` do.
 //!
 //! axum's own upgrade cannot send compressed frames, so this one does the handshake itself
-//! (the same checks as axum's) and drives tungstenite directly. A change is compressed once for
-//! all the room's subscribers on this server ([`stream`]), and a subscriber keeps no compressor
-//! of its own ([`frames`]).
+//! (the same checks as axum's). tungstenite reads the client's frames and sends pings; messages
+//! are written straight from the shared message's bytes ([`write`]), so a subscriber copies
+//! nothing and keeps no write buffer. A change is compressed once for all the room's subscribers
+//! on this server ([`stream`]), and a subscriber keeps no compressor of its own ([`frames`]).
 
 mod deflate;
 mod frames;
@@ -12,6 +13,7 @@ mod negotiate;
 mod stream;
 #[cfg(test)]
 mod test_support;
+mod write;
 
 pub(crate) use stream::Streams;
 
@@ -26,36 +28,12 @@ use presence_core::PresenceError;
 use std::future::Future;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Error, Message};
+use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use frames::Frames;
 use negotiate::{negotiate, Agreed};
-
-/// The largest frame sent. A socket's write buffer keeps the size of the largest frame it
-/// wrote, so a room's big snapshot in one frame would stay allocated for as long as the socket
-/// lives; in frames of this size, a socket never holds more.
-pub(crate) const FRAGMENT_BYTES: usize = 16 * 1024;
-
-/// One text message's frames: the first says "text" (and, with `rsv1`, "compressed"), the
-/// others continue it; the last is final.
-fn fragments(payload: Vec<u8>, rsv1: bool) -> Vec<Frame> {
-    let payload = Bytes::from(payload);
-    let count = payload.len().div_ceil(FRAGMENT_BYTES).max(1);
-    (0..count)
-        .map(|i| {
-            let end = ((i + 1) * FRAGMENT_BYTES).min(payload.len());
-            let opcode = if i == 0 { Data::Text } else { Data::Continue };
-            let chunk = payload.slice(i * FRAGMENT_BYTES..end);
-            let mut frame = Frame::message(chunk, OpCode::Data(opcode), i + 1 == count);
-            frame.header_mut().rsv1 = i == 0 && rsv1;
-            frame
-        })
-        .collect()
-}
 
 /// A checked WebSocket upgrade request, not yet answered.
 pub(crate) struct Upgrade {
@@ -173,16 +151,16 @@ pub(crate) struct Socket {
 
 impl Socket {
     /// Sends one message as text, compressed if that was agreed and worth it, in frames of at
-    /// most [`FRAGMENT_BYTES`].
+    /// most [`write::FRAGMENT_BYTES`], written straight from the shared message's bytes.
     pub(crate) async fn send(&mut self, message: &Arc<SharedMessage>) -> Result<(), Error> {
         let compressed = self.frames.as_mut().and_then(|f| f.payload(message));
-        let (payload, rsv1) = match compressed {
-            Some(payload) => (Vec::from(payload), true),
-            None => (message.json().as_bytes().to_vec(), false),
+        let (payload, rsv1) = match &compressed {
+            Some(payload) => (&payload[..], true),
+            None => (message.json().as_bytes(), false),
         };
-        for frame in fragments(payload, rsv1) {
-            self.stream.send(Message::Frame(frame)).await?;
-        }
+        // What tungstenite still holds (a pong it owes) goes out first: frames never interleave.
+        self.stream.flush().await?;
+        write::write_message(self.stream.get_mut(), payload, rsv1).await?;
         Ok(())
     }
 
@@ -194,31 +172,5 @@ impl Socket {
     /// The next message from the client (`None` once the socket is closed).
     pub(crate) async fn recv(&mut self) -> Option<Result<Message, Error>> {
         self.stream.next().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_message_goes_in_frames_of_at_most_16_kb_and_only_the_first_says_compressed() {
-        for (len, count) in [(0, 1), (1, 1), (16_384, 1), (16_385, 2), (50_000, 4)] {
-            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let frames = fragments(payload.clone(), true);
-            assert_eq!(frames.len(), count, "{len} bytes");
-            let mut joined = Vec::new();
-            for (i, frame) in frames.iter().enumerate() {
-                let header = frame.header();
-                let opcode = if i == 0 { Data::Text } else { Data::Continue };
-                assert_eq!(header.opcode, OpCode::Data(opcode));
-                assert_eq!(header.is_final, i + 1 == count);
-                assert_eq!(header.rsv1, i == 0);
-                assert!(frame.payload().len() <= FRAGMENT_BYTES);
-                joined.extend_from_slice(frame.payload());
-            }
-            assert_eq!(joined, payload);
-        }
-        assert!(!fragments(vec![1, 2, 3], false)[0].header().rsv1);
     }
 }
