@@ -14,19 +14,25 @@
 // random leaves and a new one joins). With --probes P, after the windows: P times, one more client joins and every
 // subscriber's time until its list or count shows it is recorded (p50/p99/max over all of them).
 //
+// The clients run in --workers W threads (default 2), client i in thread i % W: each real client
+// reads its own messages on its own machine, and one thread reading for 10,000 of them would add
+// its queue to every latency measured. Probe times are taken on one clock (timeOrigin + now).
+//
 // WebSocket compression (permessage-deflate): every client offers it, as browsers do. Whether a
 // server takes it is `--deflate`: `default` (each server as it ships: ours compresses, the Yjs
 // server's `ws` does not), `on` (both: the Yjs server through yjs-deflate-server.mjs, the same
 // server with `ws`'s zlib compression on) or `off` (neither: our clients do not offer it).
 //
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
-//                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--port 3600] [--bin PATH]
+//                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--workers 2] [--port 3600]
+//                    [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
@@ -36,9 +42,11 @@ import * as awarenessProtocol from 'y-protocols/awareness';
 
 process.setMaxListeners(0);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
-);
+const args = isMainThread
+  ? Object.fromEntries(
+      process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+    )
+  : workerData.args;
 const server = args.server ?? 'ours';
 const clients = Number(args.clients ?? 500);
 const seconds = Number(args.seconds ?? 60);
@@ -51,7 +59,8 @@ if (!['default', 'on', 'off'].includes(deflate)) throw new Error(`--deflate defa
 // P connections shared by all (10,000 clients with a socket each for HTTP and one for the
 // WebSocket would pass this machine's limit of 20,000 open files per process).
 const httpPool = Number(args['http-pool'] ?? 0);
-const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: httpPool }) : null;
+const workers = Math.max(1, Number(args.workers ?? 2));
+const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: Math.ceil(httpPool / workers) }) : null;
 const renewMs = 15_000;
 const bin = args.bin ?? path.join(here, '..', '..', '..', 'target', 'release', 'presence-bench');
 const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -101,6 +110,8 @@ function startServer() {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// One clock for every thread (each has its own performance.now() origin).
+const now = () => performance.timeOrigin + performance.now();
 
 // Every client's socket byte counters (closed ones too: what they read still counts).
 const counters = [];
@@ -112,7 +123,7 @@ function probeSeen(i, text) {
   if (!probe || probe.seen.has(i) || i === probe.client) return;
   if (probe.check(text)) {
     probe.seen.add(i);
-    probe.latencies.push(performance.now() - probe.started);
+    probe.latencies.push(now() - probe.started);
   }
 }
 
@@ -224,87 +235,161 @@ async function ourClient(i) {
   };
 }
 
-const makeClient = server === 'yjs' ? yjsClient : ourClient;
+const openClient = server === 'yjs' ? yjsClient : ourClient;
 
 // What a client sees when probe client `i` joined: for Yjs an awareness update naming it; for us
 // a joined diff naming it, or a summary counting it.
 function probeCheck(i, onlineAfter) {
   if (server === 'yjs') {
     const name = Buffer.from(`"User ${i}"`);
-    return (data) => Buffer.from(data).includes(name);
+    return (data) => data.includes(name);
   }
-  const id = `"user-${i}"`;
+  // Read straight off the bytes, not parsed: the harness does the work of 10,000 clients on one
+  // core, so its own cost per message would otherwise show up as the server's latency.
+  const id = Buffer.from(`"user-${i}"`);
+  const summary = Buffer.from('{"type":"summary"');
+  const online = Buffer.from('"online":');
   return (data) => {
-    const text = data.toString();
-    if (text.includes(id)) return true;
-    if (!text.startsWith('{"type":"summary"')) return false;
-    return JSON.parse(text).counts.online >= onlineAfter;
+    if (data.includes(id)) return true;
+    if (data.length < summary.length || !data.subarray(0, summary.length).equals(summary)) return false;
+    const at = data.indexOf(online);
+    if (at < 0) return false;
+    let n = 0;
+    for (let j = at + online.length; j < data.length && data[j] >= 48 && data[j] <= 57; j++) n = n * 10 + data[j] - 48;
+    return n >= onlineAfter;
   };
 }
 
-const child = startServer();
-try {
-  await waitForPort();
-  await sleep(300);
-  const cpuStart = cpuSeconds(child.pid);
-  const started = Date.now();
-  const leaves = [];
-  for (let i = 0; i < clients; i++) leaves.push(await makeClient(i));
-  const connectedAfter = (Date.now() - started) / 1000;
-  await sleep(1000); // the last joins' messages land before the steady window starts
-  const cpuJoined = cpuSeconds(child.pid);
-  const bytesJoined = totalBytes();
-  await sleep(seconds * 1000);
-  const cpuSteady = cpuSeconds(child.pid);
-  const bytesSteady = totalBytes();
-  const rss = rssKiB(child.pid);
-  // Churn: every second a client picked at random (seeded: the same ones every run) leaves and a
-  // new one joins. (Were it always the longest present, the first users a summary lists would
-  // change every second.)
-  let seed = 1;
-  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-  let nextId = clients;
-  const churnStart = Date.now();
-  for (let s = 0; s < seconds; s++) {
-    const [leave] = leaves.splice(Math.floor(random() * leaves.length), 1);
-    await leave();
-    leaves.push(await makeClient(nextId++));
-    const wait = churnStart + (s + 1) * 1000 - Date.now();
-    if (wait > 0) await sleep(wait);
-  }
-  await sleep(500);
-  const cpuChurn = cpuSeconds(child.pid);
-  const bytesChurn = totalBytes();
-  let probeLine = '';
-  if (probes > 0) {
-    const all = [];
-    for (let p = 0; p < probes; p++) {
-      const i = nextId++;
-      probe = { client: i, started: performance.now(), seen: new Set(), latencies: [], check: probeCheck(i, clients + p + 1) };
-      leaves.push(await makeClient(i));
-      const deadline = Date.now() + 10_000;
-      const watchers = clients + p; // everyone already there (earlier probes' clients too)
-      while (probe.seen.size < watchers && Date.now() < deadline) await sleep(20);
-      all.push(...probe.latencies);
-      probe.missing = watchers - probe.seen.size;
-      if (probe.missing > 0) console.error(`probe ${p}: ${probe.missing} subscribers did not see it in 10 s`);
-      probe = null;
-      await sleep(500);
+// A client thread: opens and closes its clients, and reports their bytes and what they saw.
+function serveThread() {
+  const open = new Map();
+  parentPort.on('message', async ({ id, cmd, i, started, onlineAfter }) => {
+    try {
+      let result = null;
+      if (cmd === 'join') open.set(i, await openClient(i));
+      else if (cmd === 'leave') {
+        const leave = open.get(i);
+        open.delete(i);
+        await leave();
+      } else if (cmd === 'bytes') result = totalBytes();
+      else if (cmd === 'probe') probe = { client: i, started, seen: new Set(), latencies: [], check: probeCheck(i, onlineAfter) };
+      else if (cmd === 'seen') result = probe.seen.size;
+      else if (cmd === 'probe-end') {
+        result = probe.latencies;
+        probe = null;
+      } else if (cmd === 'end') for (const leave of open.values()) leave();
+      parentPort.postMessage({ id, result });
+    } catch (e) {
+      parentPort.postMessage({ id, error: `${cmd} ${i ?? ''}: ${e.message}` });
     }
-    all.sort((a, b) => a - b);
-    const at = (q) => all[Math.min(all.length - 1, Math.floor(q * all.length))] ?? NaN;
-    probeLine = ` probe_n=${all.length} probe_p50_ms=${at(0.5).toFixed(1)} probe_p99_ms=${at(0.99).toFixed(1)} probe_max_ms=${at(1).toFixed(1)}`;
-  }
-  console.log(
-    `compare server=${server} view=${server === 'yjs' ? '-' : view} deflate=${deflate} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
-      `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined} ` +
-      `steady_cpu_s=${(cpuSteady - cpuJoined).toFixed(2)} steady_bytes=${bytesSteady - bytesJoined} ` +
-      `churn_cpu_s=${(cpuChurn - cpuSteady).toFixed(2)} churn_bytes=${bytesChurn - bytesSteady} ` +
-      `rss_kib=${rss} rss_per_client_b=${Math.round((rss * 1024) / clients)}` +
-      probeLine,
-  );
-  for (const leave of leaves) leave();
-} finally {
-  child.kill('SIGKILL');
+  });
 }
-process.exit(0);
+
+// The client threads, and calls to them.
+const pool = [];
+const waiting = new Map();
+let calls = 0;
+function call(thread, message) {
+  return new Promise((resolve, reject) => {
+    const id = calls++;
+    waiting.set(id, { resolve, reject });
+    thread.postMessage({ ...message, id });
+  });
+}
+const everyThread = (message) => Promise.all(pool.map((thread) => call(thread, message)));
+const threadOf = (i) => pool[i % pool.length];
+async function makeClient(i) {
+  await call(threadOf(i), { cmd: 'join', i });
+  return () => call(threadOf(i), { cmd: 'leave', i });
+}
+const bytesRead = async () => (await everyThread({ cmd: 'bytes' })).reduce((sum, n) => sum + n, 0);
+
+async function main() {
+  for (let w = 0; w < workers; w++) {
+    const thread = new Worker(fileURLToPath(import.meta.url), { workerData: { args } });
+    thread.on('message', ({ id, result, error }) => {
+      const { resolve, reject } = waiting.get(id);
+      waiting.delete(id);
+      if (error) reject(new Error(error));
+      else resolve(result);
+    });
+    thread.on('error', (e) => {
+      console.error('client thread failed:', e);
+      process.exit(1);
+    });
+    pool.push(thread);
+  }
+  const child = startServer();
+  try {
+    await waitForPort();
+    await sleep(300);
+    const cpuStart = cpuSeconds(child.pid);
+    const started = Date.now();
+    const leaves = [];
+    for (let i = 0; i < clients; i++) leaves.push(await makeClient(i));
+    const connectedAfter = (Date.now() - started) / 1000;
+    await sleep(1000); // the last joins' messages land before the steady window starts
+    const cpuJoined = cpuSeconds(child.pid);
+    const bytesJoined = await bytesRead();
+    await sleep(seconds * 1000);
+    const cpuSteady = cpuSeconds(child.pid);
+    const bytesSteady = await bytesRead();
+    const rss = rssKiB(child.pid);
+    // Churn: every second a client picked at random (seeded: the same ones every run) leaves and a
+    // new one joins. (Were it always the longest present, the first users a summary lists would
+    // change every second.)
+    let seed = 1;
+    const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    let nextId = clients;
+    const churnStart = Date.now();
+    for (let s = 0; s < seconds; s++) {
+      const [leave] = leaves.splice(Math.floor(random() * leaves.length), 1);
+      await leave();
+      leaves.push(await makeClient(nextId++));
+      const wait = churnStart + (s + 1) * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+    }
+    await sleep(500);
+    const cpuChurn = cpuSeconds(child.pid);
+    const bytesChurn = await bytesRead();
+    let probeLine = '';
+    if (probes > 0) {
+      const all = [];
+      for (let p = 0; p < probes; p++) {
+        const i = nextId++;
+        // Every thread knows what to look for before the probe client joins.
+        await everyThread({ cmd: 'probe', i, started: now(), onlineAfter: clients + p + 1 });
+        leaves.push(await makeClient(i));
+        const deadline = Date.now() + 10_000;
+        const watchers = clients + p; // everyone already there (earlier probes' clients too)
+        let seen = 0;
+        while (Date.now() < deadline) {
+          seen = (await everyThread({ cmd: 'seen' })).reduce((sum, n) => sum + n, 0);
+          if (seen >= watchers) break;
+          await sleep(20);
+        }
+        for (const latencies of await everyThread({ cmd: 'probe-end' })) all.push(...latencies);
+        if (seen < watchers) console.error(`probe ${p}: ${watchers - seen} subscribers did not see it in 10 s`);
+        await sleep(500);
+      }
+      all.sort((a, b) => a - b);
+      const at = (q) => all[Math.min(all.length - 1, Math.floor(q * all.length))] ?? NaN;
+      probeLine = ` probe_n=${all.length} probe_p50_ms=${at(0.5).toFixed(1)} probe_p99_ms=${at(0.99).toFixed(1)} probe_max_ms=${at(1).toFixed(1)}`;
+    }
+    console.log(
+      `compare server=${server} view=${server === 'yjs' ? '-' : view} deflate=${deflate} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
+        `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined} ` +
+        `steady_cpu_s=${(cpuSteady - cpuJoined).toFixed(2)} steady_bytes=${bytesSteady - bytesJoined} ` +
+        `churn_cpu_s=${(cpuChurn - cpuSteady).toFixed(2)} churn_bytes=${bytesChurn - bytesSteady} ` +
+        `rss_kib=${rss} rss_per_client_b=${Math.round((rss * 1024) / clients)}` +
+        probeLine,
+    );
+    await everyThread({ cmd: 'end' });
+  } finally {
+    child.kill('SIGKILL');
+  }
+  process.exit(0);
+}
+
+if (isMainThread) await main();
+else serveThread();
