@@ -198,6 +198,7 @@ behaviour!(
     list_needs_a_genuine_room_token,
     dropping_a_session_subscription_ends_it_after_the_grace,
     a_slow_subscriber_is_resynced_and_does_not_hold_back_others,
+    what_piled_up_is_taken_without_waiting_and_a_lag_found_so_still_resyncs,
     subscribers_between_changes_share_one_snapshot,
     a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot,
     server_side_code_sees_every_rooms_changes_in_order,
@@ -779,21 +780,25 @@ async fn dropping_a_session_subscription_ends_it_after_the_grace(kind: Kind) {
         .any(|u| u.user_id == "bob" && u.online));
 }
 
+/// A harness whose subscribers may fall only 4 messages behind, and two subscribers of room r1.
+async fn two_subscribers_with_small_buffers(
+    kind: Kind,
+) -> Option<(Harness, Subscription, Subscription)> {
+    let config = PresenceConfig {
+        subscriber_buffer: 4,
+        ..base_config()
+    };
+    let h = open(kind, config).await?;
+    let token = h.presence.room_token("r1").unwrap();
+    let a = h.presence.subscribe(&token, None).await.unwrap();
+    let b = h.presence.subscribe(&token, None).await.unwrap();
+    Some((h, a, b))
+}
+
 async fn a_slow_subscriber_is_resynced_and_does_not_hold_back_others(kind: Kind) {
-    let Some(h) = open(
-        kind,
-        PresenceConfig {
-            subscriber_buffer: 4,
-            ..base_config()
-        },
-    )
-    .await
-    else {
+    let Some((h, mut slow, mut fast)) = two_subscribers_with_small_buffers(kind).await else {
         return;
     };
-    let token = h.presence.room_token("r1").unwrap();
-    let mut slow = h.presence.subscribe(&token, None).await.unwrap();
-    let mut fast = h.presence.subscribe(&token, None).await.unwrap();
     next(&mut slow).await;
     next(&mut fast).await;
     for i in 0..20 {
@@ -811,6 +816,42 @@ async fn a_slow_subscriber_is_resynced_and_does_not_hold_back_others(kind: Kind)
     h.join("r1", "late", "s-late").await;
     assert!(matches!(
         next(&mut slow).await,
+        RoomMessage::Joined { seq: 21, .. }
+    ));
+}
+
+async fn what_piled_up_is_taken_without_waiting_and_a_lag_found_so_still_resyncs(kind: Kind) {
+    let Some((h, mut sub, mut witness)) = two_subscribers_with_small_buffers(kind).await else {
+        return;
+    };
+    next(&mut witness).await;
+    let taken = |sub: &mut Subscription| -> Vec<RoomMessage> {
+        std::iter::from_fn(|| sub.try_next())
+            .map(|m| m.message().clone())
+            .collect()
+    };
+    // The snapshot is there from the start, and nothing after it.
+    assert!(matches!(&taken(&mut sub)[..], [RoomMessage::Snapshot(_)]));
+    // Three joins: once another subscriber of the room has them, so has this one's channel.
+    for i in 0..3 {
+        h.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+        next(&mut witness).await;
+    }
+    let seqs: Vec<u64> = taken(&mut sub).iter().map(RoomMessage::seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    // Behind by more than its buffer: nothing is taken, and `next` brings a fresh snapshot.
+    for i in 3..20 {
+        h.join("r1", &format!("u{i}"), &format!("s{i}")).await;
+        next(&mut witness).await;
+    }
+    assert!(sub.try_next().is_none());
+    match next(&mut sub).await {
+        RoomMessage::Snapshot(s) => assert_eq!((s.seq, s.users.len()), (20, 20)),
+        other => panic!("{other:?}"),
+    }
+    h.join("r1", "late", "s-late").await;
+    assert!(matches!(
+        next(&mut sub).await,
         RoomMessage::Joined { seq: 21, .. }
     ));
 }

@@ -4,7 +4,10 @@ use crate::wire::RoomMessage;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 
 /// A message shared by every subscriber of a room, serialized to JSON at most once.
 #[derive(Debug)]
@@ -133,6 +136,9 @@ pub struct Subscription {
     rx: broadcast::Receiver<Arc<SharedMessage>>,
     pending_snapshot: Option<Arc<SharedMessage>>,
     seq: u64,
+    /// It fell behind and has not been resynced yet: the next [`Subscription::next`] brings a
+    /// fresh snapshot (kept here so a resync cut short, or found by `try_next`, is not lost).
+    behind: bool,
 }
 
 impl Subscription {
@@ -146,6 +152,7 @@ impl Subscription {
             rx,
             seq: snapshot.message().seq(),
             pending_snapshot: Some(snapshot),
+            behind: false,
         }
     }
 
@@ -155,34 +162,69 @@ impl Subscription {
     }
 
     /// The next message: the snapshot first, then changes; a new snapshot after falling behind.
+    /// Cancel-safe: dropped before it is ready, it loses nothing.
     pub async fn next(&mut self) -> Arc<SharedMessage> {
         if let Some(snapshot) = self.pending_snapshot.take() {
             return snapshot;
         }
         loop {
-            match self.rx.recv().await {
-                Ok(message) => {
-                    let seq = message.message().seq();
-                    if matches!(message.message(), RoomMessage::Snapshot(_)) {
-                        // A resync (another server's store came back, or this hub missed
-                        // messages): it replaces everything, whatever its seq.
-                        self.seq = seq;
-                        return message;
-                    }
-                    if seq <= self.seq {
-                        continue; // already covered by the snapshot
-                    }
-                    self.seq = seq;
-                    return message;
+            if !self.behind {
+                match self.rx.recv().await {
+                    Ok(message) => match self.accept(message) {
+                        Some(message) => return message,
+                        None => continue,
+                    },
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.behind = true,
                 }
-                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => {
-                    let (snapshot, rx) = self.source.resubscribe().await;
-                    self.rx = rx;
-                    self.seq = snapshot.message().seq();
-                    return snapshot;
+            }
+            let (snapshot, rx) = self.source.resubscribe().await;
+            self.behind = false;
+            self.rx = rx;
+            self.seq = snapshot.message().seq();
+            return snapshot;
+        }
+    }
+
+    /// The next message if it is already here, without waiting: for a transport that sends
+    /// what has piled up in one write. `None` when nothing is waiting, and also when the
+    /// subscriber fell behind (then [`Subscription::next`] brings the fresh snapshot).
+    pub fn try_next(&mut self) -> Option<Arc<SharedMessage>> {
+        if self.behind {
+            return None;
+        }
+        if let Some(snapshot) = self.pending_snapshot.take() {
+            return Some(snapshot);
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(message) => {
+                    if let Some(message) = self.accept(message) {
+                        return Some(message);
+                    }
+                }
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Lagged(_)) | Err(TryRecvError::Closed) => {
+                    self.behind = true;
+                    return None;
                 }
             }
         }
+    }
+
+    /// A message from the room's channel, unless the snapshot already covers it.
+    fn accept(&mut self, message: Arc<SharedMessage>) -> Option<Arc<SharedMessage>> {
+        let seq = message.message().seq();
+        if matches!(message.message(), RoomMessage::Snapshot(_)) {
+            // A resync (another server's store came back, or this hub missed messages): it
+            // replaces everything, whatever its seq.
+            self.seq = seq;
+            return Some(message);
+        }
+        if seq <= self.seq {
+            return None; // already covered by the snapshot
+        }
+        self.seq = seq;
+        Some(message)
     }
 }
 

@@ -131,6 +131,17 @@ impl Feed {
         matches!(self.current, Current::Summary(_))
     }
 
+    /// The next message if it is already here, without waiting (see
+    /// [`Subscription::try_next`]): for a transport that sends what piled up in one write.
+    /// Summaries (coalesced by time already) and switches of view come only from
+    /// [`Feed::next`].
+    pub fn try_next(&mut self) -> Option<Arc<SharedMessage>> {
+        match &mut self.current {
+            Current::Full(subscription) => subscription.try_next(),
+            Current::Summary(_) => None,
+        }
+    }
+
     /// The next message.
     pub async fn next(&mut self) -> Arc<SharedMessage> {
         loop {
