@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// How often the server pings an idle socket, to notice peers that vanished without a FIN.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// At most this many messages go in one write.
+const BATCH_MESSAGES: usize = 64;
 /// A subscriber that cannot take a message for this long is dropped (it resyncs on reconnect).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Clients send nothing but pongs and closes: a small read buffer (the default is 128 KiB per
@@ -131,7 +133,15 @@ async fn pump(mut socket: Socket, mut subscription: Feed) {
     loop {
         tokio::select! {
             message = subscription.next() => {
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send(&message)).await {
+                // What piled up meanwhile (a burst of joins) goes in the same write.
+                let mut batch = vec![message];
+                while batch.len() < BATCH_MESSAGES {
+                    match subscription.try_next() {
+                        Some(message) => batch.push(message),
+                        None => break,
+                    }
+                }
+                match tokio::time::timeout(SEND_TIMEOUT, socket.send(&batch)).await {
                     Ok(Ok(())) => {}
                     _ => break,
                 }

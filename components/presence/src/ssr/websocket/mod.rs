@@ -25,6 +25,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use presence_core::server::SharedMessage;
 use presence_core::PresenceError;
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -150,17 +151,23 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    /// Sends one message as text, compressed if that was agreed and worth it, in frames of at
-    /// most [`write::FRAGMENT_BYTES`], written straight from the shared message's bytes.
-    pub(crate) async fn send(&mut self, message: &Arc<SharedMessage>) -> Result<(), Error> {
-        let compressed = self.frames.as_mut().and_then(|f| f.payload(message));
-        let (payload, rsv1) = match &compressed {
-            Some(payload) => (&payload[..], true),
-            None => (message.json().as_bytes(), false),
-        };
+    /// Sends messages as text, each compressed if that was agreed and worth it, in frames of at
+    /// most [`write::FRAGMENT_BYTES`], written straight from the shared messages' bytes in one
+    /// write.
+    pub(crate) async fn send(&mut self, messages: &[Arc<SharedMessage>]) -> Result<(), Error> {
+        let payloads: Vec<(Cow<'_, [u8]>, bool)> = messages
+            .iter()
+            .map(
+                |message| match self.frames.as_mut().and_then(|f| f.payload(message)) {
+                    Some(compressed) => (compressed, true),
+                    None => (Cow::Borrowed(message.json().as_bytes()), false),
+                },
+            )
+            .collect();
+        let payloads: Vec<(&[u8], bool)> = payloads.iter().map(|(p, c)| (&p[..], *c)).collect();
         // What tungstenite still holds (a pong it owes) goes out first: frames never interleave.
         self.stream.flush().await?;
-        write::write_message(self.stream.get_mut(), payload, rsv1).await?;
+        write::write_messages(self.stream.get_mut(), &payloads).await?;
         Ok(())
     }
 

@@ -31,51 +31,46 @@ fn header(fin: bool, rsv1: bool, first: bool, len: usize) -> ([u8; HEADER_BYTES]
     }
 }
 
-/// Writes `payload` as one text message (compressed if `rsv1`) in frames of at most
-/// [`FRAGMENT_BYTES`], each header and its payload in one write where the writer takes
-/// vectored writes (a header alone in a segment would wait on the peer's delayed ACK).
-pub(crate) async fn write_message<W>(io: &mut W, payload: &[u8], rsv1: bool) -> io::Result<()>
+/// Writes each `(payload, compressed)` as one text message in frames of at most
+/// [`FRAGMENT_BYTES`], all of them in as few writes as the writer allows: one vectored write
+/// for what piled up during a burst, headers and payloads together (a header alone in a segment
+/// would wait on the peer's delayed ACK).
+pub(crate) async fn write_messages<W>(io: &mut W, messages: &[(&[u8], bool)]) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
-    let count = payload.len().div_ceil(FRAGMENT_BYTES).max(1);
-    for i in 0..count {
-        let chunk = &payload[i * FRAGMENT_BYTES..((i + 1) * FRAGMENT_BYTES).min(payload.len())];
-        let (header, len) = header(i + 1 == count, i == 0 && rsv1, i == 0, chunk.len());
-        write_both(io, &header[..len], chunk).await?;
+    let mut headers = Vec::new();
+    let mut chunks = Vec::new();
+    for &(payload, rsv1) in messages {
+        let count = payload.len().div_ceil(FRAGMENT_BYTES).max(1);
+        for i in 0..count {
+            let end = ((i + 1) * FRAGMENT_BYTES).min(payload.len());
+            let chunk = &payload[i * FRAGMENT_BYTES..end];
+            headers.push(header(i + 1 == count, i == 0 && rsv1, i == 0, chunk.len()));
+            chunks.push(chunk);
+        }
     }
-    io.flush().await
-}
-
-/// Writes `a` then `b`, as few writes as the writer allows.
-async fn write_both<W>(io: &mut W, mut a: &[u8], mut b: &[u8]) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-{
+    let mut slices = Vec::with_capacity(headers.len() * 2);
+    for ((header, len), chunk) in headers.iter().zip(&chunks) {
+        slices.push(IoSlice::new(&header[..*len]));
+        if !chunk.is_empty() {
+            slices.push(IoSlice::new(chunk));
+        }
+    }
     if !io.is_write_vectored() {
-        let mut both = Vec::with_capacity(a.len() + b.len());
-        both.extend_from_slice(a);
-        both.extend_from_slice(b);
-        return io.write_all(&both).await;
+        let all: Vec<u8> = slices.iter().flat_map(|s| s.iter().copied()).collect();
+        io.write_all(&all).await?;
+        return io.flush().await;
     }
-    while !a.is_empty() || !b.is_empty() {
-        let n = if a.is_empty() {
-            io.write(b).await?
-        } else {
-            io.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
-                .await?
-        };
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = io.write_vectored(rest).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        if n < a.len() {
-            a = &a[n..];
-        } else {
-            b = &b[n - a.len()..];
-            a = &[];
-        }
+        IoSlice::advance_slices(&mut rest, n);
     }
-    Ok(())
+    io.flush().await
 }
 
 #[cfg(test)]
@@ -174,7 +169,7 @@ mod tests {
             for (step, vectored) in [(usize::MAX, true), (3, true), (1, false), (7, false)] {
                 let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
                 let mut io = Trickle::new(step, vectored);
-                write_message(&mut io, &payload, true).await.unwrap();
+                write_messages(&mut io, &[(&payload, true)]).await.unwrap();
                 let frames = parse(&io.out);
                 assert_eq!(frames.len(), count, "{len} bytes");
                 let mut joined = Vec::new();
@@ -191,18 +186,40 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        write_message(&mut out, b"abc", false).await.unwrap();
+        write_messages(&mut out, &[(b"abc", false)]).await.unwrap();
         let frames = parse(&out);
         assert!(!frames[0].0.rsv1);
         assert_eq!(frames[0].1, b"abc");
     }
 
     #[tokio::test]
-    async fn a_header_and_its_payload_go_in_one_write() {
+    async fn messages_that_piled_up_go_in_one_write_each_in_its_frames() {
+        let big: Vec<u8> = (0..20_000).map(|i| (i % 241) as u8).collect();
+        let messages: [(&[u8], bool); 3] = [(&[7; 300], false), (&big, true), (b"x", true)];
         for vectored in [true, false] {
             let mut io = Trickle::new(usize::MAX, vectored);
-            write_message(&mut io, &[7; 300], false).await.unwrap();
-            assert_eq!(io.writes, vec![304], "vectored: {vectored}");
+            write_messages(&mut io, &messages).await.unwrap();
+            assert_eq!(io.writes, vec![4 + 300 + 4 + 16_384 + 4 + 3_616 + 2 + 1]);
+            let frames = parse(&io.out);
+            let shape: Vec<_> = frames
+                .iter()
+                .map(|(h, b)| (h.opcode, h.is_final, h.rsv1, b.len()))
+                .collect();
+            let (text, more) = (OpCode::Data(Data::Text), OpCode::Data(Data::Continue));
+            assert_eq!(
+                shape,
+                vec![
+                    (text, true, false, 300),
+                    (text, false, true, 16_384),
+                    (more, true, false, 3_616),
+                    (text, true, true, 1),
+                ]
+            );
+            assert_eq!([&frames[1].1[..], &frames[2].1[..]].concat(), big);
         }
+        // A writer that takes a few bytes at a time still gets every byte, in order.
+        let mut io = Trickle::new(5, true);
+        write_messages(&mut io, &messages).await.unwrap();
+        assert_eq!(parse(&io.out).len(), 4);
     }
 }
