@@ -14,9 +14,11 @@
 // random leaves and a new one joins). With --probes P, after the windows: P times, one more client joins and every
 // subscriber's time until its list or count shows it is recorded (p50/p99/max over all of them).
 //
-// The clients run in --workers W threads (default 2), client i in thread i % W: each real client
-// reads its own messages on its own machine, and one thread reading for 10,000 of them would add
-// its queue to every latency measured. Probe times are taken on one clock (timeOrigin + now).
+// The clients run in --workers W threads (default 1), client i in thread i % W. Each real client
+// reads its own messages on its own machine; at 10,000 clients one thread reading for all of
+// them adds its queue to every latency measured, so `.ci/bench` runs those with 2. Not at 1,000
+// and below: on two cores, two busy client threads leave the server less than the core it has
+// otherwise (the Yjs server then falls behind its own renewals). Probe times are on one clock.
 //
 // WebSocket compression (permessage-deflate): every client offers it, as browsers do. Whether a
 // server takes it is `--deflate`: `default` (each server as it ships: ours compresses, the Yjs
@@ -24,7 +26,7 @@
 // server with `ws`'s zlib compression on) or `off` (neither: our clients do not offer it).
 //
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
-//                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--workers 2] [--port 3600]
+//                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--workers 1] [--port 3600]
 //                    [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -59,7 +61,7 @@ if (!['default', 'on', 'off'].includes(deflate)) throw new Error(`--deflate defa
 // P connections shared by all (10,000 clients with a socket each for HTTP and one for the
 // WebSocket would pass this machine's limit of 20,000 open files per process).
 const httpPool = Number(args['http-pool'] ?? 0);
-const workers = Math.max(1, Number(args.workers ?? 2));
+const workers = Math.max(1, Number(args.workers ?? 1));
 const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: Math.ceil(httpPool / workers) }) : null;
 const renewMs = 15_000;
 const bin = args.bin ?? path.join(here, '..', '..', '..', 'target', 'release', 'presence-bench');
