@@ -164,7 +164,6 @@ impl Socket {
                 },
             )
             .collect();
-        let payloads: Vec<(&[u8], bool)> = payloads.iter().map(|(p, c)| (&p[..], *c)).collect();
         // What tungstenite still holds (a pong it owes) goes out first: frames never interleave.
         self.stream.flush().await?;
         write::write_messages(self.stream.get_mut(), &payloads).await?;

@@ -35,23 +35,27 @@ fn header(fin: bool, rsv1: bool, first: bool, len: usize) -> ([u8; HEADER_BYTES]
 /// [`FRAGMENT_BYTES`], all of them in as few writes as the writer allows: one vectored write
 /// for what piled up during a burst, headers and payloads together (a header alone in a segment
 /// would wait on the peer's delayed ACK).
-pub(crate) async fn write_messages<W>(io: &mut W, messages: &[(&[u8], bool)]) -> io::Result<()>
+pub(crate) async fn write_messages<W, P>(io: &mut W, messages: &[(P, bool)]) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
+    P: AsRef<[u8]>,
 {
-    let mut headers = Vec::new();
-    let mut chunks = Vec::new();
-    for &(payload, rsv1) in messages {
+    // Each frame's header, and the part of its message it carries.
+    let mut frames = Vec::new();
+    for (payload, rsv1) in messages {
+        let payload = payload.as_ref();
         let count = payload.len().div_ceil(FRAGMENT_BYTES).max(1);
         for i in 0..count {
             let end = ((i + 1) * FRAGMENT_BYTES).min(payload.len());
             let chunk = &payload[i * FRAGMENT_BYTES..end];
-            headers.push(header(i + 1 == count, i == 0 && rsv1, i == 0, chunk.len()));
-            chunks.push(chunk);
+            frames.push((
+                header(i + 1 == count, i == 0 && *rsv1, i == 0, chunk.len()),
+                chunk,
+            ));
         }
     }
-    let mut slices = Vec::with_capacity(headers.len() * 2);
-    for ((header, len), chunk) in headers.iter().zip(&chunks) {
+    let mut slices = Vec::with_capacity(frames.len() * 2);
+    for ((header, len), chunk) in &frames {
         slices.push(IoSlice::new(&header[..*len]));
         if !chunk.is_empty() {
             slices.push(IoSlice::new(chunk));
