@@ -247,19 +247,24 @@ impl Hub {
         let Some(watched) = rooms.get_mut(room) else {
             return false;
         };
-        let held = watched.held.take().unwrap_or_default();
+        let mut held = watched.held.take().unwrap_or_default();
+        // Held in arrival order, which is not `seq` order once a gap opened: a message that
+        // cannot be placed yet may be followed by ones that fill the gap before it.
+        held.sort_by_key(|message| message.message().seq());
         let mut last = snapshot.message().seq();
         watched.snapshot = Some(snapshot.clone());
         watched.paint = Paint::new(&snapshot);
         let _ = watched.tx.send(snapshot);
-        for message in held {
+        let mut held = held.into_iter();
+        while let Some(message) = held.next() {
             let seq = message.message().seq();
             if seq <= last {
                 continue;
             }
             if seq != last + 1 {
+                // Still a gap: keep this and everything after it for the next snapshot.
                 watched.last = Some(last);
-                watched.held = Some(vec![message]);
+                watched.held = Some(std::iter::once(message).chain(held).collect());
                 return true;
             }
             last = seq;
@@ -489,5 +494,60 @@ mod tests {
         }
         let painted = hub.paint("r").expect("still painted");
         assert_eq!((painted.seq, painted.users.len() as u64), (n + 1, n));
+    }
+
+    fn removed(seq: u64, id: &str) -> Arc<SharedMessage> {
+        shared(RoomMessage::Removed {
+            seq,
+            user_id: id.into(),
+        })
+    }
+
+    fn sent(rx: &mut broadcast::Receiver<Arc<SharedMessage>>) -> Vec<u64> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|m| m.message().seq())
+            .collect()
+    }
+
+    #[test]
+    fn messages_held_behind_a_gap_a_snapshot_cannot_close_are_sent_in_order_not_lost() {
+        let hub = Hub::new(16);
+        let room: Arc<str> = Arc::from("r");
+        let (mut rx, _) = hub.watch(&room);
+        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
+        hub.offer_snapshot("r", &snapshot(1));
+        // A message that can never be placed (seq 4; nothing ever brings 2 and 3 before it)...
+        assert!(hub.deliver("r", removed(4, "nobody")));
+        // ...then, while the resync is in flight, the room's real next change.
+        assert!(!hub.deliver("r", joined(2, "b")));
+        // The snapshot was read before that change: it is sent, then the change after it, and
+        // only the unplaceable message is kept for another try.
+        assert!(hub.finish_resync("r", snapshot(1)));
+        assert_eq!(sent(&mut rx), vec![1, 2]);
+        // The next try finds the same gap; the hub gives up on it and carries on from seq 2.
+        assert!(hub.finish_resync("r", snapshot(2)));
+        assert_eq!(sent(&mut rx), vec![2]);
+        hub.drop_held("r");
+        assert!(!hub.deliver("r", joined(3, "c")));
+        assert_eq!(sent(&mut rx), vec![3]);
+        let painted = hub.paint("r").unwrap();
+        assert_eq!(painted.seq, 3);
+    }
+
+    #[test]
+    fn everything_after_a_gap_that_remains_is_kept_for_the_next_snapshot() {
+        let hub = Hub::new(16);
+        let room: Arc<str> = Arc::from("r");
+        let (mut rx, _) = hub.watch(&room);
+        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
+        hub.offer_snapshot("r", &snapshot(1));
+        assert!(hub.deliver("r", joined(4, "d")));
+        assert!(!hub.deliver("r", joined(5, "e")));
+        assert!(!hub.deliver("r", joined(6, "f")));
+        // The snapshot is behind the gap (seq 2): 4, 5 and 6 all wait for the next one.
+        assert!(hub.finish_resync("r", snapshot(2)));
+        assert_eq!(sent(&mut rx), vec![2]);
+        assert!(!hub.finish_resync("r", snapshot(3)));
+        assert_eq!(sent(&mut rx), vec![3, 4, 5, 6]);
     }
 }
