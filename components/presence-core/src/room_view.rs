@@ -2,6 +2,7 @@
 
 use crate::wire::{RoomMessage, RoomSnapshot, UserPresence};
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 /// A room as a subscriber sees it: apply the snapshot, then each diff.
 ///
@@ -14,6 +15,27 @@ pub struct RoomView {
     seq: u64,
     synced: bool,
     users: Vec<UserPresence>,
+    /// Each listed user's place in the order, by id: a user is found by a binary search, not a
+    /// scan (a room that fills up would otherwise cost N² comparisons).
+    places: HashMap<String, Place>,
+}
+
+/// What decides a user's place in the room's order, besides its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    online: bool,
+    online_since: u64,
+    last_seen: Option<u64>,
+}
+
+impl Place {
+    fn of(user: &UserPresence) -> Self {
+        Place {
+            online: user.online,
+            online_since: user.online_since,
+            last_seen: user.last_seen,
+        }
+    }
 }
 
 /// What [`RoomView::apply`] did with a message.
@@ -68,6 +90,11 @@ impl RoomView {
             self.synced = true;
             self.users = snapshot.users;
             self.users.sort_by(room_order);
+            self.places = self
+                .users
+                .iter()
+                .map(|u| (u.user_id.clone(), Place::of(u)))
+                .collect();
             return Applied::Changed;
         }
         let seq = message.seq();
@@ -102,13 +129,33 @@ impl RoomView {
             RoomMessage::Joined { user, .. }
             | RoomMessage::Left { user, .. }
             | RoomMessage::Updated { user, .. } => self.upsert(user),
-            RoomMessage::Removed { user_id, .. } => self.users.retain(|u| u.user_id != user_id),
+            RoomMessage::Removed { user_id, .. } => {
+                if let Some(i) = self.index_of(&user_id) {
+                    self.users.remove(i);
+                    self.places.remove(&user_id);
+                }
+            }
         }
     }
 
+    /// A listed user, by id.
+    pub fn user(&self, user_id: &str) -> Option<&UserPresence> {
+        self.index_of(user_id).map(|i| &self.users[i])
+    }
+
+    /// Where a listed user is in `users`.
+    fn index_of(&self, user_id: &str) -> Option<usize> {
+        let place = self.places.get(user_id)?;
+        let i = self.users.partition_point(|u| {
+            order(Place::of(u), &u.user_id, *place, user_id) == Ordering::Less
+        });
+        (self.users.get(i)?.user_id == user_id).then_some(i)
+    }
+
     fn upsert(&mut self, user: UserPresence) {
-        if let Some(i) = self.users.iter().position(|u| u.user_id == user.user_id) {
-            if room_order(&self.users[i], &user) == Ordering::Equal {
+        let place = Place::of(&user);
+        if let Some(i) = self.index_of(&user.user_id) {
+            if Place::of(&self.users[i]) == place {
                 // Same place in the order: replace in place, nobody else moves.
                 self.users[i] = user;
                 return;
@@ -118,6 +165,7 @@ impl RoomView {
         let at = self
             .users
             .partition_point(|u| room_order(u, &user) == Ordering::Less);
+        self.places.insert(user.user_id.clone(), place);
         self.users.insert(at, user);
     }
 }
@@ -125,13 +173,17 @@ impl RoomView {
 /// The room's stable order: online users by `online_since`, then offline users by most recent
 /// `last_seen`, ties by user id.
 pub fn room_order(a: &UserPresence, b: &UserPresence) -> Ordering {
+    order(Place::of(a), &a.user_id, Place::of(b), &b.user_id)
+}
+
+fn order(a: Place, a_id: &str, b: Place, b_id: &str) -> Ordering {
     match (a.online, b.online) {
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         (true, true) => a.online_since.cmp(&b.online_since),
         (false, false) => b.last_seen.cmp(&a.last_seen),
     }
-    .then_with(|| a.user_id.cmp(&b.user_id))
+    .then_with(|| a_id.cmp(b_id))
 }
 
 #[cfg(test)]
@@ -215,5 +267,57 @@ mod tests {
             user_id: "a".into(),
         });
         assert_eq!(ids(&v), ["b"]);
+    }
+
+    /// The view against the plainest model of it: every listed user, sorted afresh after each
+    /// change. Random joins, leaves, updates (some keeping their place, some moving, many sharing
+    /// a time), removals and snapshots; the lookup by id agrees too.
+    #[test]
+    fn a_view_matches_a_list_sorted_afresh_after_random_changes() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut below = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut view = RoomView::default();
+        let mut model: Vec<UserPresence> = Vec::new();
+        let mut seq = 1;
+        view.apply(snapshot(seq, vec![]));
+        for _ in 0..5_000 {
+            seq += 1;
+            let id = format!("u{}", below(40));
+            // Few distinct times: ties are broken by id.
+            let (online, at) = (below(3) != 0, below(6));
+            let message = match below(12) {
+                0 => RoomMessage::Removed {
+                    seq,
+                    user_id: id.clone(),
+                },
+                1 => {
+                    let users: Vec<_> = model.iter().rev().cloned().collect();
+                    snapshot(seq, users)
+                }
+                _ => RoomMessage::Updated {
+                    seq,
+                    session_id: "s".into(),
+                    user: user(&id, online, at, (!online).then_some(at)),
+                },
+            };
+            match &message {
+                RoomMessage::Removed { user_id, .. } => model.retain(|u| &u.user_id != user_id),
+                RoomMessage::Updated { user, .. } => {
+                    model.retain(|u| u.user_id != user.user_id);
+                    model.push(user.clone());
+                }
+                _ => {}
+            }
+            model.sort_by(room_order);
+            assert_eq!(view.apply(message), Applied::Changed);
+            assert_eq!(view.users(), model.as_slice());
+            let probe = format!("u{}", below(41));
+            assert_eq!(view.user(&probe), model.iter().find(|u| u.user_id == probe));
+        }
     }
 }

@@ -98,12 +98,7 @@ impl Summarizer {
         if let Some(tx) = shared.me.get(user) {
             return tx.subscribe();
         }
-        let now = shared
-            .view
-            .users()
-            .iter()
-            .find(|u| u.user_id == user)
-            .cloned();
+        let now = shared.view.user(user).cloned();
         let (tx, rx) = watch::channel(now);
         shared.me.insert(Arc::from(user), tx);
         rx
@@ -252,12 +247,7 @@ fn take(shared: &Mutex<Shared>, message: &RoomMessage) {
         RoomMessage::Snapshot(_) => {
             shared.view.apply_in_order(message.clone());
             for user in shared.me.keys() {
-                let now = shared
-                    .view
-                    .users()
-                    .iter()
-                    .find(|u| u.user_id == **user)
-                    .cloned();
+                let now = shared.view.user(user).cloned();
                 shared.pending_me.insert(user.clone(), now);
             }
         }
