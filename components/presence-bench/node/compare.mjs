@@ -27,6 +27,7 @@
 //
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
 //                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--workers 1] [--port 3600]
+//                    [--preconnect]
 //                    [--bin PATH]
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -61,6 +62,10 @@ if (!['default', 'on', 'off'].includes(deflate)) throw new Error(`--deflate defa
 // P connections shared by all (10,000 clients with a socket each for HTTP and one for the
 // WebSocket would pass this machine's limit of 20,000 open files per process).
 const httpPool = Number(args['http-pool'] ?? 0);
+// --preconnect: each client's keep-alive HTTP connection is opened before the join window (as a
+// browser's is, by loading the page from the same server), so the join reuses it. Without it
+// the join opens the connection, and the join window pays for it.
+const preconnect = 'preconnect' in args && args.preconnect !== 'off';
 const workers = Math.max(1, Number(args.workers ?? 1));
 const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: Math.ceil(httpPool / workers) }) : null;
 const renewMs = 15_000;
@@ -188,7 +193,7 @@ function post(agent, name, body, track) {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request(
-      { host: '127.0.0.1', port, path: `/api/presence/${name}`, method: 'POST', agent,
+      { host: '127.0.0.1', port, path: name.startsWith('/') ? name : `/api/presence/${name}`, method: 'POST', agent,
         headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(data) } },
       (res) => {
         let text = '';
@@ -205,8 +210,26 @@ function post(agent, name, body, track) {
 // HTTP sockets already counted (shared ones are counted once).
 const sharedSeen = new Set();
 
+// Agents opened by --preconnect, by client.
+const opened = new Map();
+
+// Opens client i's HTTP connection with a request that does nothing (the bench server's bare
+// handler), and keeps it for the client's join.
+async function openConnection(i) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const track = (s) => {
+    if (!sharedSeen.has(s)) {
+      sharedSeen.add(s);
+      counters.push(() => s.bytesRead);
+    }
+  };
+  await post(agent, '/noop', {}, track);
+  opened.set(i, agent);
+}
+
 async function ourClient(i) {
-  const agent = sharedAgent ?? new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const agent = sharedAgent ?? opened.get(i) ?? new http.Agent({ keepAlive: true, maxSockets: 1 });
+  opened.delete(i);
   const seen = sharedSeen;
   const track = (s) => {
     if (!seen.has(s)) {
@@ -269,6 +292,7 @@ function serveThread() {
     try {
       let result = null;
       if (cmd === 'join') open.set(i, await openClient(i));
+      else if (cmd === 'preconnect') await openConnection(i);
       else if (cmd === 'leave') {
         const leave = open.get(i);
         open.delete(i);
@@ -324,8 +348,12 @@ async function main() {
   const child = startServer();
   try {
     await waitForPort();
+    if (preconnect && server === 'ours' && !sharedAgent) {
+      for (let i = 0; i < clients; i++) await call(threadOf(i), { cmd: 'preconnect', i });
+    }
     await sleep(300);
     const cpuStart = cpuSeconds(child.pid);
+    const bytesStart = await bytesRead();
     const started = Date.now();
     const leaves = [];
     for (let i = 0; i < clients; i++) leaves.push(await makeClient(i));
@@ -380,7 +408,7 @@ async function main() {
     }
     console.log(
       `compare server=${server} view=${server === 'yjs' ? '-' : view} deflate=${deflate} clients=${clients} seconds=${seconds} connect_s=${connectedAfter.toFixed(1)} ` +
-        `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined} ` +
+        `join_cpu_s=${(cpuJoined - cpuStart).toFixed(2)} join_bytes=${bytesJoined - bytesStart} ` +
         `steady_cpu_s=${(cpuSteady - cpuJoined).toFixed(2)} steady_bytes=${bytesSteady - bytesJoined} ` +
         `churn_cpu_s=${(cpuChurn - cpuSteady).toFixed(2)} churn_bytes=${bytesChurn - bytesSteady} ` +
         `rss_kib=${rss} rss_per_client_b=${Math.round((rss * 1024) / clients)}` +
