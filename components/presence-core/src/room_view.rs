@@ -90,11 +90,20 @@ impl RoomView {
             self.synced = true;
             self.users = snapshot.users;
             self.users.sort_by(room_order);
-            self.places = self
-                .users
-                .iter()
-                .map(|u| (u.user_id.clone(), Place::of(u)))
-                .collect();
+            self.places = HashMap::with_capacity(self.users.len());
+            for u in &self.users {
+                self.places
+                    .entry(u.user_id.clone())
+                    .or_insert_with(|| Place::of(u));
+            }
+            // A snapshot that lists a user twice (no server sends one): the listing first in
+            // the room's order is kept.
+            if self.places.len() < self.users.len() {
+                let places = &self.places;
+                self.users
+                    .retain(|u| places.get(&u.user_id) == Some(&Place::of(u)));
+                self.users.dedup_by(|a, b| a.user_id == b.user_id);
+            }
             return Applied::Changed;
         }
         let seq = message.seq();
@@ -267,6 +276,28 @@ mod tests {
             user_id: "a".into(),
         });
         assert_eq!(ids(&v), ["b"]);
+    }
+
+    #[test]
+    fn a_snapshot_listing_a_user_twice_keeps_one_and_it_can_be_removed() {
+        let mut v = RoomView::default();
+        v.apply(snapshot(
+            1,
+            vec![
+                user("a", true, 5, None),
+                user("b", true, 2, None),
+                user("a", true, 1, None),
+                user("b", true, 2, None),
+            ],
+        ));
+        assert_eq!(ids(&v), ["a", "b"]);
+        assert_eq!(v.user("a").unwrap().online_since, 1);
+        v.apply(RoomMessage::Removed {
+            seq: 2,
+            user_id: "a".into(),
+        });
+        assert_eq!(ids(&v), ["b"]);
+        assert!(v.user("a").is_none());
     }
 
     /// The view against the plainest model of it: every listed user, sorted afresh after each

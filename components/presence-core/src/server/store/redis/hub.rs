@@ -219,15 +219,18 @@ impl Hub {
         }
     }
 
-    /// Marks every watched room as resyncing; returns them.
+    /// Marks every watched room as resyncing (after a reconnect); returns those that were not
+    /// already. A room whose resync was in flight keeps it, but forgets what it held: those
+    /// messages came before the reconnect, and if Redis restarted meanwhile their `seq`s are
+    /// from another count, one of them perhaps equal to a new message's.
     fn resync_all(&self) -> Vec<Arc<str>> {
         let mut rooms = self.rooms();
         let mut out = Vec::new();
         for (room, watched) in rooms.iter_mut() {
             if watched.held.is_none() {
-                watched.held = Some(Vec::new());
                 out.push(room.clone());
             }
+            watched.held = Some(Vec::new());
         }
         out
     }
@@ -494,6 +497,30 @@ mod tests {
         }
         let painted = hub.paint("r").expect("still painted");
         assert_eq!((painted.seq, painted.users.len() as u64), (n + 1, n));
+    }
+
+    #[test]
+    fn a_reconnect_forgets_what_a_resync_in_flight_held_from_before_it() {
+        let hub = Hub::new(16);
+        let room: Arc<str> = Arc::from("r");
+        let (mut rx, _) = hub.watch(&room);
+        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
+        hub.offer_snapshot("r", &snapshot(3));
+        // A gap (seq 5 after 3): a resync starts, and waits for Redis, which is gone...
+        assert!(hub.deliver("r", joined(5, "old")));
+        // ...and comes back empty: counting starts again. Only rooms not already resyncing
+        // start another resync.
+        assert!(hub.resync_all().is_empty());
+        for seq in 1..=6 {
+            assert!(!hub.deliver("r", joined(seq, &format!("new{seq}"))));
+        }
+        // The resync in flight lands with a snapshot of the new count: what follows it is the
+        // new count's, never the old seq 5.
+        assert!(!hub.finish_resync("r", snapshot(2)));
+        assert_eq!(sent(&mut rx), vec![2, 3, 4, 5, 6]);
+        let painted = hub.paint("r").unwrap();
+        assert!(painted.users.iter().any(|u| u.user_id == "new5"));
+        assert!(!painted.users.iter().any(|u| u.user_id == "old"));
     }
 
     fn removed(seq: u64, id: &str) -> Arc<SharedMessage> {
