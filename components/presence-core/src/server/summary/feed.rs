@@ -133,12 +133,11 @@ impl Feed {
 
     /// The next message if it is already here, without waiting (see
     /// [`Subscription::try_next`]): for a transport that sends what piled up in one write.
-    /// Summaries (coalesced by time already) and switches of view come only from
-    /// [`Feed::next`].
+    /// Switches of view come only from [`Feed::next`].
     pub fn try_next(&mut self) -> Option<Arc<SharedMessage>> {
         match &mut self.current {
             Current::Full(subscription) => subscription.try_next(),
-            Current::Summary(_) => None,
+            Current::Summary(subscription) => subscription.try_next(),
         }
     }
 

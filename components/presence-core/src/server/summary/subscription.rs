@@ -121,22 +121,55 @@ impl SummarySubscription {
                     if changed.is_err() {
                         std::future::pending::<()>().await;
                     }
-                    let now = self.state.borrow_and_update().clone();
-                    let Some(now) = now else { continue };
-                    let same_first = Arc::ptr_eq(&sent.first, &now.first)
-                        || sent.first_k(self.k) == now.first_k(self.k);
-                    self.sent = Some(now.clone());
-                    if same_first && sent.counts == now.counts {
-                        continue; // a change beyond what this subscriber shows
+                    match self.news(&sent) {
+                        Some(message) => return message,
+                        None => continue, // a change beyond what this subscriber shows
                     }
-                    return now.frame(self.k, !same_first);
                 }
-                user = me_changed(&mut self.me) => {
-                    return Arc::new(SharedMessage::new(RoomMessage::Me { seq: sent.seq, user }));
-                }
+                user = me_changed(&mut self.me) => return me_message(&sent, user),
             }
         }
     }
+
+    /// The next message if it is already here, without waiting (see
+    /// [`crate::server::Subscription::try_next`]): the `me` that follows the first summary, or
+    /// a summary and a `me` published together, go in the same write.
+    pub fn try_next(&mut self) -> Option<Arc<SharedMessage>> {
+        let sent = self.sent.clone()?; // the first summary comes from `next`
+        if self.state.has_changed().unwrap_or(false) {
+            if let Some(message) = self.news(&sent) {
+                return Some(message);
+            }
+        }
+        let (_, rx) = self.me.as_mut()?;
+        if !rx.has_changed().unwrap_or(false) {
+            return None;
+        }
+        let user = rx.borrow_and_update().clone();
+        let sent = self.sent.as_ref().unwrap_or(&sent);
+        Some(me_message(sent, user))
+    }
+
+    /// The summary as it is now, marked seen; a message if it shows this subscriber something
+    /// it was not sent (`sent`).
+    fn news(&mut self, sent: &Arc<SummaryState>) -> Option<Arc<SharedMessage>> {
+        let now = self.state.borrow_and_update().clone()?;
+        let same_first =
+            Arc::ptr_eq(&sent.first, &now.first) || sent.first_k(self.k) == now.first_k(self.k);
+        self.sent = Some(now.clone());
+        if same_first && sent.counts == now.counts {
+            return None;
+        }
+        Some(now.frame(self.k, !same_first))
+    }
+}
+
+/// The followed user's news, with the `seq` of the summary last sent.
+fn me_message(sent: &SummaryState, user: Option<UserPresence>) -> Arc<SharedMessage> {
+    Arc::new(SharedMessage::new(RoomMessage::Me {
+        seq: sent.seq,
+        user,
+    }))
 }
 
 /// The followed user's next news (never, if none is followed).
