@@ -501,11 +501,7 @@ mod tests {
 
     #[test]
     fn a_reconnect_forgets_what_a_resync_in_flight_held_from_before_it() {
-        let hub = Hub::new(16);
-        let room: Arc<str> = Arc::from("r");
-        let (mut rx, _) = hub.watch(&room);
-        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
-        hub.offer_snapshot("r", &snapshot(3));
+        let (hub, mut rx) = watched_from(3);
         // A gap (seq 5 after 3): a resync starts, and waits for Redis, which is gone...
         assert!(hub.deliver("r", joined(5, "old")));
         // ...and comes back empty: counting starts again. Only rooms not already resyncing
@@ -523,6 +519,19 @@ mod tests {
         assert!(!painted.users.iter().any(|u| u.user_id == "old"));
     }
 
+    /// An empty room snapshot at `seq`.
+    fn snapshot(seq: u64) -> Arc<SharedMessage> {
+        shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])))
+    }
+
+    /// A hub watching room "r" from an empty snapshot at `seq`, and what it sends.
+    fn watched_from(seq: u64) -> (Hub, broadcast::Receiver<Arc<SharedMessage>>) {
+        let hub = Hub::new(16);
+        let (rx, _) = hub.watch(&Arc::from("r"));
+        hub.offer_snapshot("r", &snapshot(seq));
+        (hub, rx)
+    }
+
     fn removed(seq: u64, id: &str) -> Arc<SharedMessage> {
         shared(RoomMessage::Removed {
             seq,
@@ -538,11 +547,7 @@ mod tests {
 
     #[test]
     fn messages_held_behind_a_gap_a_snapshot_cannot_close_are_sent_in_order_not_lost() {
-        let hub = Hub::new(16);
-        let room: Arc<str> = Arc::from("r");
-        let (mut rx, _) = hub.watch(&room);
-        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
-        hub.offer_snapshot("r", &snapshot(1));
+        let (hub, mut rx) = watched_from(1);
         // A message that can never be placed (seq 4; nothing ever brings 2 and 3 before it)...
         assert!(hub.deliver("r", removed(4, "nobody")));
         // ...then, while the resync is in flight, the room's real next change.
@@ -563,11 +568,7 @@ mod tests {
 
     #[test]
     fn everything_after_a_gap_that_remains_is_kept_for_the_next_snapshot() {
-        let hub = Hub::new(16);
-        let room: Arc<str> = Arc::from("r");
-        let (mut rx, _) = hub.watch(&room);
-        let snapshot = |seq| shared(RoomMessage::Snapshot(RoomSnapshot::new("r", seq, vec![])));
-        hub.offer_snapshot("r", &snapshot(1));
+        let (hub, mut rx) = watched_from(1);
         assert!(hub.deliver("r", joined(4, "d")));
         assert!(!hub.deliver("r", joined(5, "e")));
         assert!(!hub.deliver("r", joined(6, "f")));
