@@ -45,7 +45,7 @@ pub struct PresenceConfig {
     pub subscriber_buffer: usize,
     /// A summary subscription's window (`PRESENCE_SUMMARY_WINDOW_MS`): changes within it are
     /// sent as one summary, at most one per window per subscriber (the first change after a
-    /// quiet window goes out at once). Through a burst it doubles, up to 0.5 ms per subscriber
+    /// quiet window goes out at once). Through a burst it doubles, up to 2 ms per subscriber
     /// and 1 s at most. Default 100.
     pub summary_window_ms: u64,
     /// The automatic limit (`PRESENCE_SUMMARY_ABOVE`): a subscriber that asked for `auto` gets
