@@ -71,37 +71,30 @@ pub async fn heartbeat(
     ttl_ms: Option<u64>,
     invisible: Option<bool>,
 ) -> Result<HeartbeatResponse, ApiError> {
-    use presence_core::wire::HeartbeatRequest;
     let presence = crate::ssr::engine().await?;
-    crate::ssr::check_address(&presence)?;
-    // With an auth hook, the server decides who this is, whatever the client claims.
-    let (user, name) = match crate::ssr::caller()? {
-        Some(identity) => {
-            crate::ssr::check_room(&identity, &room)?;
-            if kind == Some(PresenceKind::Agent) {
-                crate::ssr::check_agent(&identity, &room)?;
-            }
-            if invisible == Some(true) {
-                crate::ssr::check_invisible(&identity, &room)?;
-            }
-            (identity.user_id, identity.name.unwrap_or(name))
-        }
-        None if invisible == Some(true) && !presence.allows_invisible() => {
-            return Err(crate::ssr::fail(presence_core::PresenceError::Forbidden {
-                reason: "this server does not let clients be invisible (PRESENCE_ALLOW_INVISIBLE)"
-                    .into(),
-            }));
-        }
-        None => (user, name),
+    let body = crate::ssr::HeartbeatBody {
+        room,
+        user,
+        session,
+        name,
+        interval_ms,
+        state,
+        away,
+        idle_for_ms,
+        session_token,
+        kind,
+        ttl_ms,
+        invisible,
     };
-    let mut request = HeartbeatRequest::new(room, user, session, name).away(away.unwrap_or(false));
-    request.interval_ms = interval_ms;
-    request.state = state;
-    request.idle_for_ms = idle_for_ms;
-    request.session_token = session_token;
-    request.kind = kind.unwrap_or_default();
-    request.invisible = invisible.unwrap_or(false);
-    request.ttl_ms = ttl_ms;
+    // The same admission as a socket's join (`subscribe?join=1`): see `ssr::heartbeat`.
+    let mut body = Some(body);
+    let admitted = with_context::<axum::http::request::Parts, _>(|parts| {
+        body.take().map(|body| body.admit(&presence, Some(parts)))
+    })
+    .flatten()
+    .or_else(|| body.take().map(|body| body.admit(&presence, None)))
+    .expect("the body is admitted once");
+    let request = crate::ssr::respond(admitted)?;
     crate::ssr::respond(presence.heartbeat(&request).await)
 }
 

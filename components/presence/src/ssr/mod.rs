@@ -3,13 +3,15 @@
 mod auth;
 mod body_timeout;
 mod cors;
+mod heartbeat;
 mod mount;
 mod sockets;
 mod subscribe;
 mod websocket;
 
-pub(crate) use auth::{caller, check_agent, check_invisible, check_room, may_read_room};
+pub(crate) use auth::{caller, may_read_room};
 pub use auth::{Identity, PresenceAuth};
+pub(crate) use heartbeat::HeartbeatBody;
 
 pub use mount::{engine, register_server_fns, PresenceRouterExt, BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use presence_core::server::{
