@@ -9,6 +9,7 @@
 //! | `/api/presence/list` | GET, query `room_token=…` | the room's snapshot |
 //! | `/api/presence/list_page` | POST, JSON `{room_token, offset?, limit?}` | one page of the room's list, and its total |
 //! | `/api/presence/subscribe` | GET, WebSocket, query `room_token=…[&session_token=…][&view=full\|summary\|auto][&k=5][&me=…]` | the room live: the full list, or a summary (counts, first `k` users, `me`) |
+//! | `/api/presence/subscribe` | GET, WebSocket, query `join=1[&view=…][&k=…][&me=…]`; the first message a heartbeat's JSON | joins and subscribes on one socket: the heartbeat's answer first (`{"type":"heartbeat","answer":{…}}`), then the room as above |
 //!
 //! Errors are JSON `{"code": "...", "message": "...", ...}` with a 4xx status (5xx only when the
 //! server is not set up for presence); a 429 carries `Retry-After`. Heartbeats and updates count

@@ -72,6 +72,7 @@ pub mod api;
 mod client;
 mod error;
 mod face_pile;
+mod socket_join;
 mod store;
 mod use_presence;
 

@@ -17,6 +17,8 @@ use tower::ServiceExt;
 
 #[path = "http_api/deflate.rs"]
 mod deflate;
+#[path = "http_api/join_socket.rs"]
+mod join_socket;
 
 fn app(presence: Presence) -> Router {
     Router::new()

@@ -4,8 +4,19 @@
 //! first `k` users and the user `me` (coalesced summaries); `view=auto` the full list while the
 //! room is small and a summary while it is big (`summary_above`). Frames are compressed
 //! (`permessage-deflate`) for clients that offer it (see [`super::websocket`]).
+//!
+//! `GET /api/presence/subscribe?join=1[&view=…][&k=…][&me=…]` joins and subscribes on one
+//! socket, in one round trip: the client's first message is a heartbeat (the JSON body of
+//! `POST /heartbeat`); the server admits it as it would that request and answers
+//! `{"type":"heartbeat","answer":{…}}` (the heartbeat's answer: tokens, user id, interval)
+//! followed, in the same write, by the subscription's first message; then the room as above, the
+//! subscription holding the session it joined. A refused heartbeat is answered
+//! `{"type":"error","error":{"code":…,"message":…}}` and the socket closes (code 4400). Later
+//! heartbeats go to `POST /heartbeat` with the answer's `session_token`. `me` defaults to the
+//! answer's user.
 
-use super::websocket::{Socket, Streams, Upgrade};
+use super::heartbeat::HeartbeatBody;
+use super::websocket::{FirstMessage, Socket, Streams, Upgrade};
 use axum::extract::Query;
 use axum::response::Response;
 use axum::Extension;
@@ -27,6 +38,10 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// and a chatty one harmless.
 const READ_BUFFER_BYTES: usize = 256;
 const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
+/// A socket that joins must send its heartbeat within this long.
+const JOIN_WAIT: Duration = Duration::from_secs(10);
+/// The close code after a socket's heartbeat was refused (4000-4999: the application's).
+const REFUSED_CLOSE_CODE: u16 = 4400;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubscribeQuery {
@@ -38,6 +53,8 @@ pub(crate) struct SubscribeQuery {
     k: Option<usize>,
     /// The user whose own entry a summary follows.
     me: Option<String>,
+    /// `1`: the client's first message is a heartbeat to join with.
+    join: Option<String>,
 }
 
 impl SubscribeQuery {
@@ -83,11 +100,28 @@ pub(crate) async fn subscribe(
         Ok(view) => view,
         Err(e) => return error(e),
     };
-    let Some(room_token) = query.room_token else {
+    let joins = match query.join.as_deref() {
+        None | Some("0") | Some("false") => false,
+        Some("1") | Some("true") => true,
+        Some(other) => {
+            return error(PresenceError::BadRequest {
+                message: format!("join must be 1 or 0, not {other:?}"),
+            })
+        }
+    };
+    if joins && (query.room_token.is_some() || query.session_token.is_some()) {
+        return error(PresenceError::BadRequest {
+            message: "a socket that joins gets its tokens from its heartbeat: \
+                      no room_token or session_token with join=1"
+                .into(),
+        });
+    }
+    let room_token = query.room_token.filter(|_| !joins);
+    if room_token.is_none() && !joins {
         return error(PresenceError::BadRequest {
             message: "missing room_token".into(),
         });
-    };
+    }
     let upgrade = match Upgrade::from_parts(&mut parts) {
         Ok(upgrade) => upgrade,
         Err(e) => return error(e),
@@ -104,20 +138,33 @@ pub(crate) async fn subscribe(
         Ok(caller) => caller,
         Err(e) => return error(e),
     };
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0);
+    let config = config
+        .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES));
+    let Some(room_token) = room_token else {
+        // The heartbeat is the first message, read before tungstenite takes the socket (a
+        // browser compresses it); as big as `POST /heartbeat` may be.
+        let first = FirstMessage {
+            max_bytes: super::MAX_BODY_BYTES,
+            within: JOIN_WAIT,
+        };
+        return upgrade.on_upgrade(config, &streams, Some(first), move |socket| async move {
+            join_then_pump(socket, presence, parts, caller, view).await;
+            drop(permit);
+        });
+    };
     let as_user = caller.as_ref().map(|identity| identity.user_id.as_str());
     let subscribed = presence
         .feed(&room_token, query.session_token.as_deref(), as_user, view)
         .await;
     match subscribed {
         Ok(subscription) => {
-            let config = WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(0)
-                .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
-                .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES));
-            let room = subscription.room().to_owned();
-            upgrade.on_upgrade(config, &streams, &room, move |socket| async move {
-                pump(socket, subscription).await;
+            upgrade.on_upgrade(config, &streams, None, move |mut socket| async move {
+                socket.follow(subscription.room());
+                pump(socket, subscription, None).await;
                 drop(permit);
             })
         }
@@ -125,9 +172,71 @@ pub(crate) async fn subscribe(
     }
 }
 
+/// A socket that joins: reads its heartbeat, admits it as `POST /heartbeat` would, subscribes
+/// with the answer's tokens, and pumps with the answer first.
+async fn join_then_pump(
+    mut socket: Socket,
+    presence: Presence,
+    parts: axum::http::request::Parts,
+    caller: Option<super::Identity>,
+    view: View,
+) {
+    let joined = async {
+        let Some(body) = socket.first_message()? else {
+            return Ok(None); // gone before saying anything
+        };
+        let body: HeartbeatBody =
+            serde_json::from_str(&body).map_err(|e| PresenceError::BadRequest {
+                message: format!("unreadable heartbeat: {e}"),
+            })?;
+        let request = body.admit(&presence, Some(&parts))?;
+        let answer = presence.heartbeat(&request).await?;
+        // A summary follows the user this session is for, unless the client named another.
+        let me = |options: SummaryOptions| match options.me {
+            Some(_) => options,
+            None => options.me(answer.user_id.clone()),
+        };
+        let view = match view {
+            View::Summary(options) => View::Summary(me(options)),
+            View::Auto(options) => View::Auto(me(options)),
+            full => full,
+        };
+        let as_user = caller.as_ref().map(|identity| identity.user_id.as_str());
+        let feed = presence
+            .feed(
+                &answer.room_token,
+                Some(&answer.session_token),
+                as_user,
+                view,
+            )
+            .await?;
+        Ok(Some((answer, feed)))
+    }
+    .await;
+    match joined {
+        Ok(Some((answer, feed))) => {
+            let preface =
+                serde_json::to_string(&crate::socket_join::JoinAnswer::Heartbeat { answer })
+                    .unwrap_or_default();
+            socket.follow(feed.room());
+            pump(socket, feed, Some(preface)).await;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let body = String::from_utf8(super::error_body(&e)).unwrap_or_default();
+            let frame = format!(r#"{{"type":"error","error":{body}}}"#);
+            let _ = tokio::time::timeout(SEND_TIMEOUT, async {
+                socket.send_after(Some(&frame), &[]).await?;
+                socket.close(REFUSED_CLOSE_CODE, e.code()).await
+            })
+            .await;
+        }
+    }
+}
+
 /// Forwards messages until either side goes away. Dropping the subscription at the end starts
 /// the grace deadline of the session it held, if any.
-async fn pump(mut socket: Socket, mut subscription: Feed) {
+async fn pump(mut socket: Socket, mut subscription: Feed, mut preface: Option<String>) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -141,7 +250,9 @@ async fn pump(mut socket: Socket, mut subscription: Feed) {
                         None => break,
                     }
                 }
-                match tokio::time::timeout(SEND_TIMEOUT, socket.send(&batch)).await {
+                let preface = preface.take();
+                let sent = socket.send_after(preface.as_deref(), &batch);
+                match tokio::time::timeout(SEND_TIMEOUT, sent).await {
                     Ok(Ok(())) => {}
                     _ => break,
                 }

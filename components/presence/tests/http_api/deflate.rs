@@ -41,10 +41,15 @@ impl Client {
         query: &str,
         extensions: &str,
     ) -> Client {
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
         let token: String = url_encode(room_token);
+        Client::open(addr, &format!("room_token={token}{query}"), extensions).await
+    }
+
+    /// A socket to `subscribe?{query}`.
+    async fn open(addr: std::net::SocketAddr, query: &str, extensions: &str) -> Client {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
         let mut request = format!(
-            "GET /api/presence/subscribe?room_token={token}{query} HTTP/1.1\r\nHost: {addr}\r\n\
+            "GET /api/presence/subscribe?{query} HTTP/1.1\r\nHost: {addr}\r\n\
              Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         );
@@ -73,6 +78,34 @@ impl Client {
             wire_bytes: 0,
             largest_frame: 0,
         }
+    }
+
+    /// Sends `text` as a browser does: masked, and compressed (a fresh context each time: the
+    /// server reads only a first message) if `compressed`.
+    async fn send_text(&mut self, text: &str, compressed: bool) {
+        let payload = if compressed {
+            let mut deflater = flate2::Compress::new(flate2::Compression::default(), false);
+            let mut out = Vec::with_capacity(text.len() + 64);
+            deflater
+                .compress_vec(text.as_bytes(), &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            out.truncate(out.len() - 4); // RFC 7692: without the final 00 00 ff ff
+            out
+        } else {
+            text.as_bytes().to_vec()
+        };
+        let mask = [7u8, 1, 2, 9];
+        let mut frame = vec![0x81 | if compressed { 0x40 } else { 0 }];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.tcp.write_all(&frame).await.unwrap();
     }
 
     /// One frame: whether it ends its message, its opcode, its RSV1 bit and its payload.
@@ -279,4 +312,52 @@ async fn summaries_go_as_plain_text_even_when_deflate_was_agreed() {
     let me = client.next().await;
     assert_eq!(me.json["type"], "me");
     assert!(!me.compressed);
+}
+
+#[tokio::test]
+async fn a_browsers_compressed_heartbeat_joins_a_socket_whose_room_then_comes_compressed() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    join(&app, "r1", "bob", "tab-b").await;
+    for compressed in [true, false] {
+        let user = if compressed { "ann" } else { "cy" };
+        let mut client =
+            Client::open(addr, "join=1", "permessage-deflate; client_max_window_bits").await;
+        assert_eq!(client.agreed.as_deref(), Some("permessage-deflate"));
+        let heartbeat = serde_json::json!({"room": "r1", "user": user, "session": user,
+            "name": "A", "state": {"note": "x".repeat(300)}});
+        client.send_text(&heartbeat.to_string(), compressed).await;
+        let answer = client.next().await;
+        assert!(!answer.compressed, "the answer is the socket's own, plain");
+        assert_eq!(answer.json["type"], "heartbeat", "{}", answer.json);
+        assert_eq!(answer.json["answer"]["user_id"], user);
+        let snapshot = client.next().await;
+        assert!(snapshot.compressed);
+        assert_eq!(snapshot.json["type"], "snapshot");
+        let users = snapshot.json["users"].as_array().unwrap();
+        let me = users.iter().find(|u| u["user_id"] == user).unwrap();
+        assert_eq!(me["sessions"][0]["state"]["note"], "x".repeat(300));
+    }
+}
+
+#[tokio::test]
+async fn a_compressed_first_message_without_agreeing_to_compression_is_refused_typed() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let mut client = Client::open(addr, "join=1", "").await;
+    assert_eq!(client.agreed, None);
+    let heartbeat = r#"{"room":"r1","user":"ann","session":"s","name":"A"}"#;
+    client.send_text(heartbeat, true).await;
+    let refusal = client.next().await;
+    assert_eq!(refusal.json["type"], "error");
+    assert_eq!(refusal.json["error"]["code"], "bad_request");
+    assert!(refusal.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("compression was not agreed"));
+    let token = presence.room_token("r1").unwrap();
+    let listed = serde_json::to_value(presence.list(&token).await.unwrap()).unwrap();
+    assert_eq!(listed["users"], serde_json::json!([]));
 }

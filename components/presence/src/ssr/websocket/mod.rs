@@ -8,6 +8,7 @@
 //! on this server ([`stream`]), and a subscriber keeps no compressor of its own ([`frames`]).
 
 mod deflate;
+mod first_message;
 mod frames;
 mod negotiate;
 mod stream;
@@ -98,12 +99,14 @@ impl Upgrade {
     }
 
     /// Answers `101 Switching Protocols` and runs `callback` on the socket once the client has
-    /// it; compressed messages of `room` go through its stream in `streams`.
+    /// it; once the socket [follows](Socket::follow) a room, its compressed messages go through
+    /// that room's stream in `streams`. With `first`, the client's first message (at most
+    /// `first.max_bytes`, within `first.within`) is read before, for [`Socket::first_message`].
     pub(crate) fn on_upgrade<C, F>(
         self,
         config: WebSocketConfig,
         streams: &Streams,
-        room: &str,
+        first: Option<FirstMessage>,
         callback: C,
     ) -> Response
     where
@@ -121,21 +124,41 @@ impl Upgrade {
         if let Some(agreed) = &self.deflate {
             response = response.header(header::SEC_WEBSOCKET_EXTENSIONS, agreed.header());
         }
-        let frames = self
-            .deflate
-            .map(|agreed| Frames::new(agreed, streams.of(room)));
+        let (deflate, streams) = (self.deflate, streams.clone());
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else {
                 return; // the client went away before the switch
             };
-            let stream = WebSocketStream::from_raw_socket(
-                TokioIo::new(upgraded),
-                Role::Server,
-                Some(config),
-            )
+            let mut io = TokioIo::new(upgraded);
+            let first = match first {
+                Some(first) => {
+                    let read = first_message::read_first_message(
+                        &mut io,
+                        first.max_bytes,
+                        deflate.is_some(),
+                    );
+                    Some(match tokio::time::timeout(first.within, read).await {
+                        Ok(read) => read,
+                        Err(_) => Err(PresenceError::BadRequest {
+                            message: format!(
+                                "no first message within {} s",
+                                first.within.as_secs_f64()
+                            ),
+                        }),
+                    })
+                }
+                None => None,
+            };
+            let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+            callback(Socket {
+                stream,
+                deflate,
+                streams,
+                frames: None,
+                first,
+            })
             .await;
-            callback(Socket { stream, frames }).await;
         });
         response
             .body(Body::empty())
@@ -143,31 +166,77 @@ impl Upgrade {
     }
 }
 
+/// A socket whose client speaks first: how much, and how soon.
+pub(crate) struct FirstMessage {
+    /// The most bytes it may take, on the wire and inflated.
+    pub max_bytes: usize,
+    /// How long the client has to send it.
+    pub within: std::time::Duration,
+}
+
 /// A server's end of the subscription socket.
 pub(crate) struct Socket {
     stream: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
-    /// How messages are compressed, if that was agreed.
+    /// The compression agreed, if any.
+    deflate: Option<Agreed>,
+    streams: Streams,
+    /// How messages are compressed, once the socket follows a room and if that was agreed.
     frames: Option<Frames>,
+    /// The client's first message, if it was read before (`Ok(None)`: it closed first).
+    first: Option<Result<Option<String>, PresenceError>>,
 }
 
 impl Socket {
+    /// The client's first message, read before the socket was handed over: its text, `Ok(None)`
+    /// if the client closed or went first (or this socket was not asked to read one), or why
+    /// it could not be read (a typed `bad_request`).
+    pub(crate) fn first_message(&mut self) -> Result<Option<String>, PresenceError> {
+        self.first.take().unwrap_or(Ok(None))
+    }
+
+    /// From now on, compressed messages are those of `room`'s stream. Call it once, before the
+    /// room's first message.
+    pub(crate) fn follow(&mut self, room: &str) {
+        self.frames = self
+            .deflate
+            .take()
+            .map(|agreed| Frames::new(agreed, self.streams.of(room)));
+    }
+
     /// Sends messages as text, each compressed if that was agreed and worth it, in frames of at
     /// most [`write::FRAGMENT_BYTES`], written straight from the shared messages' bytes in one
-    /// write.
-    pub(crate) async fn send(&mut self, messages: &[Arc<SharedMessage>]) -> Result<(), Error> {
-        let payloads: Vec<(Cow<'_, [u8]>, bool)> = messages
-            .iter()
-            .map(
-                |message| match self.frames.as_mut().and_then(|f| f.payload(message)) {
+    /// write; `preface` (a text message of this socket's own, never compressed) first, in the
+    /// same write.
+    pub(crate) async fn send_after(
+        &mut self,
+        preface: Option<&str>,
+        messages: &[Arc<SharedMessage>],
+    ) -> Result<(), Error> {
+        let payloads: Vec<(Cow<'_, [u8]>, bool)> = preface
+            .map(|text| (Cow::Borrowed(text.as_bytes()), false))
+            .into_iter()
+            .chain(messages.iter().map(|message| {
+                match self.frames.as_mut().and_then(|f| f.payload(message)) {
                     Some(compressed) => (compressed, true),
                     None => (Cow::Borrowed(message.json().as_bytes()), false),
-                },
-            )
+                }
+            }))
             .collect();
         // What tungstenite still holds (a pong it owes) goes out first: frames never interleave.
         self.stream.flush().await?;
         write::write_messages(self.stream.get_mut(), &payloads).await?;
         Ok(())
+    }
+
+    /// Sends a close frame (`code`, `reason`) and flushes it.
+    pub(crate) async fn close(&mut self, code: u16, reason: &str) -> Result<(), Error> {
+        use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+        self.stream
+            .close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            }))
+            .await
     }
 
     /// Sends a ping.
