@@ -168,13 +168,18 @@ async function roomOf(page: Page): Promise<string> {
   return (await page.locator('.room-title').textContent()) ?? '';
 }
 
-/** The room token the context's first presence WebSocket carries. */
+/** The room token of the context's first presence WebSocket: in the answer to the heartbeat
+ * it joined with (`subscribe?join=1`), or in its URL. */
 function roomTokenOf(context: BrowserContext): Promise<string> {
   return new Promise((resolve) => {
     context.on('page', (page) =>
       page.on('websocket', (ws) => {
         const token = new URL(ws.url()).searchParams.get('room_token');
         if (token) resolve(token);
+        ws.on('framereceived', ({ payload }) => {
+          const message = typeof payload === 'string' && payload.startsWith('{"type":"heartbeat"') ? JSON.parse(payload) : null;
+          if (message) resolve(message.answer.room_token);
+        });
       }),
     );
   });

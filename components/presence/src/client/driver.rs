@@ -3,15 +3,17 @@
 //! `SendWrapper` where Leptos asks for `Send`. No decisions here: each event goes to the machine.
 
 use super::http;
-use super::machine::{Command, Ids, Machine, Next};
+use super::machine::{Command, HeartbeatArgs, Ids, Machine, Next};
+use super::socket_route::{Route, SocketEvent, Step};
 use crate::store::PresenceStore;
 use crate::use_presence::{ConnectionStatus, PresenceControl, UsePresenceOptions};
-use crate::RoomMessage;
-use futures::channel::mpsc;
+use crate::{ApiError, RoomMessage};
+use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use presence_core::wire::HeartbeatResponse;
 use presence_core::PresenceError;
 use send_wrapper::SendWrapper;
 use serde_json::Value;
@@ -28,6 +30,9 @@ const RESUME_KEY: &str = "leptos-presence:resume";
 /// A kept session is taken on only this soon after (ms): later, the server has ended it anyway,
 /// and a tab opened meanwhile with `window.open` (which copies `sessionStorage`) must not share it.
 const RESUME_WITHIN_MS: f64 = 5_000.0;
+/// A socket that joins and has not answered its heartbeat within this long (ms) is given up, and
+/// the heartbeat goes over HTTP.
+const JOIN_ANSWER_WAIT_MS: u32 = 10_000;
 
 /// A page event's handler, kept alive while it is registered.
 type EventCallback = Closure<dyn FnMut(web_sys::Event)>;
@@ -182,18 +187,95 @@ impl Ids for BrowserIds {
     }
 }
 
+/// The answer a socket that joins gives its heartbeat (see [`Step::Answered`]).
+type Answer = Option<Result<HeartbeatResponse, PresenceError>>;
+
+/// A subscription socket, its events going where its [`Route`] says.
 struct Socket {
     ws: WebSocket,
+    route: Rc<RefCell<Route>>,
+    _on_open: Option<Closure<dyn FnMut(web_sys::Event)>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
 impl Socket {
+    /// Opens a socket to `url` whose events go by `route` (to `driver`, and a heartbeat's
+    /// answer to `answered`); `first` is sent once it is open. `None` if the URL is refused.
+    fn open(
+        url: &str,
+        route: Route,
+        first: Option<String>,
+        driver: Weak<Driver>,
+        answered: Option<oneshot::Sender<Answer>>,
+    ) -> Option<Socket> {
+        let ws = WebSocket::new(url).ok()?;
+        let route = Rc::new(RefCell::new(route));
+        let answered = RefCell::new(answered);
+        let on_event = Rc::new({
+            let route = route.clone();
+            move |event: SocketEvent| {
+                let step = route.borrow_mut().on(event);
+                match step {
+                    Step::Answered(answer) => {
+                        if let Some(answered) = answered.borrow_mut().take() {
+                            let _ = answered.send(answer);
+                        }
+                    }
+                    Step::Deliver(generation, event) => {
+                        if let Some(driver) = driver.upgrade() {
+                            driver.deliver(generation, event);
+                        }
+                    }
+                    Step::Nothing => {}
+                }
+            }
+        });
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+            let on_event = on_event.clone();
+            move |event: MessageEvent| {
+                if let Some(text) = event.data().as_string() {
+                    on_event(SocketEvent::Message(text));
+                }
+            }
+        });
+        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+            on_event(SocketEvent::Closed);
+        });
+        let on_open = first.map(|text| {
+            let ws = ws.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_: web_sys::Event| {
+                let _ = ws.send_with_str(&text);
+            })
+        });
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        if let Some(on_open) = &on_open {
+            ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        }
+        Some(Socket {
+            ws,
+            route,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+
     fn close(self) {
+        *self.route.borrow_mut() = Route::Dropped;
+        self.ws.set_onopen(None);
         self.ws.set_onmessage(None);
         self.ws.set_onclose(None);
         let _ = self.ws.close();
     }
+}
+
+/// A socket that joined, with the tokens of its answer, until the machine opens its socket.
+struct Joined {
+    socket: Socket,
+    room_token: String,
+    session_token: String,
 }
 
 /// The signals the driver writes for the app.
@@ -214,6 +296,8 @@ struct Driver {
     store: PresenceStore,
     signals: Signals,
     socket: RefCell<Option<Socket>>,
+    /// A socket whose heartbeat was answered, for the machine's next `OpenSocket`.
+    joined: RefCell<Option<Joined>>,
     listeners: RefCell<Vec<WindowListenerHandle>>,
     /// `visibilitychange`, on the document where it is fired.
     visibility: RefCell<Option<EventCallback>>,
@@ -238,6 +322,7 @@ impl Driver {
             store,
             signals,
             socket: RefCell::new(None),
+            joined: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
             visibility: RefCell::new(None),
             last_input: std::cell::Cell::new(0.0),
@@ -350,51 +435,102 @@ impl Driver {
         if let Some(old) = self.socket.borrow_mut().take() {
             old.close();
         }
-        let list = http::ListQuery {
+        let joined = self.joined.borrow_mut().take();
+        if let Some(joined) = joined {
+            if joined.room_token == room_token && joined.session_token == session_token {
+                // The socket that joined is this one: what it held goes first.
+                let held = joined.socket.route.borrow_mut().go_live(generation);
+                *self.socket.borrow_mut() = Some(joined.socket);
+                for event in held {
+                    self.deliver(generation, event);
+                }
+                return;
+            }
+            joined.socket.close();
+        }
+        let url = http::socket_url(&self.base, room_token, session_token, &self.list_query());
+        match Socket::open(&url, Route::Live(generation), None, self.this.clone(), None) {
+            Some(socket) => *self.socket.borrow_mut() = Some(socket),
+            None => self.event(|m| m.socket_closed(generation, js_sys::Math::random())),
+        }
+    }
+
+    /// Which list a subscription asks for.
+    fn list_query(&self) -> http::ListQuery {
+        http::ListQuery {
             mode: self.list.0,
             size: self.list.1,
             me: self.signals.user.get_untracked(),
-        };
-        let url = http::socket_url(&self.base, room_token, session_token, &list);
-        let Ok(ws) = WebSocket::new(&url) else {
-            self.event(|m| m.socket_closed(generation, js_sys::Math::random()));
-            return;
-        };
-        let this = self.this.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(driver) = this.upgrade() {
-                driver.socket_message(generation, event);
-            }
-        });
-        let this = self.this.clone();
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
-            if let Some(driver) = this.upgrade() {
-                driver.event(|m| m.socket_closed(generation, js_sys::Math::random()));
-            }
-        });
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        *self.socket.borrow_mut() = Some(Socket {
-            ws,
-            _on_message: on_message,
-            _on_close: on_close,
-        });
+        }
     }
 
-    fn socket_message(&self, generation: u64, event: MessageEvent) {
-        let Some(text) = event.data().as_string() else {
-            return;
-        };
-        match serde_json::from_str::<RoomMessage>(&text) {
-            Ok(message) => {
-                self.event(|m| m.message(generation, message, |message| self.store.apply(message)))
+    /// One event of the machine's socket of `generation`.
+    fn deliver(&self, generation: u64, event: SocketEvent) {
+        match event {
+            SocketEvent::Message(text) => match serde_json::from_str::<RoomMessage>(&text) {
+                Ok(message) => self
+                    .event(|m| m.message(generation, message, |message| self.store.apply(message))),
+                Err(e) => warn(&format!("presence: unreadable message: {e}")),
+            },
+            SocketEvent::Closed => {
+                self.event(|m| m.socket_closed(generation, js_sys::Math::random()))
             }
-            Err(e) => warn(&format!("presence: unreadable message: {e}")),
+        }
+    }
+
+    /// Sends heartbeat `args`: on a new socket that joins with it when the machine says so
+    /// ([`Machine::joins_on_socket`]), else (or if that socket fails before answering) over HTTP.
+    async fn heartbeat(&self, args: &HeartbeatArgs) -> Result<HeartbeatResponse, ApiError> {
+        if self.machine.borrow().joins_on_socket() {
+            if let Some(answer) = self.join_on_socket(args).await {
+                return answer.map_err(ApiError);
+            }
+        }
+        http::heartbeat(&self.base, args).await
+    }
+
+    async fn join_on_socket(&self, args: &HeartbeatArgs) -> Answer {
+        let url = http::socket_join_url(&self.base, &self.list_query());
+        let (answered, answer) = oneshot::channel();
+        let first = Some(http::heartbeat_body(args));
+        let socket = Socket::open(
+            &url,
+            Route::Answering,
+            first,
+            self.this.clone(),
+            Some(answered),
+        )?;
+        let mut wait = TimeoutFuture::new(JOIN_ANSWER_WAIT_MS).fuse();
+        let answer = futures::select! {
+            answer = answer.fuse() => answer.ok().flatten(),
+            _ = wait => None,
+        };
+        match answer {
+            Some(Ok(response)) => {
+                *self.joined.borrow_mut() = Some(Joined {
+                    socket,
+                    room_token: response.room_token.clone(),
+                    session_token: response.session_token.clone(),
+                });
+                Some(Ok(response))
+            }
+            refused_or_failed => {
+                socket.close();
+                refused_or_failed
+            }
+        }
+    }
+
+    /// Closes a socket that joined if the machine did not take it (it moved on meanwhile).
+    fn drop_joined(&self) {
+        if let Some(joined) = self.joined.borrow_mut().take() {
+            joined.socket.close();
         }
     }
 
     fn shut_down(&self) {
         self.event(Machine::shut_down);
+        self.drop_joined();
         for handle in self.listeners.borrow_mut().drain(..) {
             handle.remove();
         }
@@ -492,7 +628,7 @@ async fn heartbeat_loop(driver: Rc<Driver>, mut kicks: mpsc::UnboundedReceiver<(
         let next = driver.machine.borrow().next_heartbeat(js_sys::Date::now());
         let wait = match next {
             Next::Send(args) => {
-                let result = http::heartbeat(&driver.base, &args).await;
+                let result = driver.heartbeat(&args).await;
                 if let Err(e) = &result {
                     warn(&format!("presence heartbeat failed: {e}"));
                 }
@@ -502,6 +638,7 @@ async fn heartbeat_loop(driver: Rc<Driver>, mut kicks: mpsc::UnboundedReceiver<(
                     js_sys::Math::random(),
                 );
                 driver.run(commands);
+                driver.drop_joined();
                 Some(wait)
             }
             Next::Wait(ms) => Some(ms),

@@ -20,7 +20,15 @@ pub(crate) async fn heartbeat(
     base: &str,
     args: &HeartbeatArgs,
 ) -> Result<HeartbeatResponse, ApiError> {
-    let body = json!({
+    let text = post(base, "heartbeat", "application/json", heartbeat_body(args)).await?;
+    serde_json::from_str(&text)
+        .map_err(|e| unavailable(format!("unreadable answer to a heartbeat: {e}")))
+}
+
+/// A heartbeat's JSON: the body of `POST /heartbeat`, and the first message of a socket that
+/// joins.
+pub(crate) fn heartbeat_body(args: &HeartbeatArgs) -> String {
+    json!({
         "room": args.room,
         "user": args.user,
         "session": args.session,
@@ -31,10 +39,8 @@ pub(crate) async fn heartbeat(
         "idle_for_ms": args.idle_for_ms,
         "invisible": args.invisible,
         "session_token": args.token,
-    });
-    let text = post(base, "heartbeat", "application/json", body.to_string()).await?;
-    serde_json::from_str(&text)
-        .map_err(|e| unavailable(format!("unreadable answer to a heartbeat: {e}")))
+    })
+    .to_string()
 }
 
 /// `POST {base}/api/presence/list_page`.
@@ -88,13 +94,28 @@ pub(crate) fn going(base: &str, session_token: &str) {
         .send_beacon_with_opt_url_search_params(&endpoint(base, "going"), Some(&params));
 }
 
-/// The subscription's WebSocket URL: `ws(s)://` of the server URL, or of this page's host.
+/// The subscription's WebSocket URL for these tokens.
 pub(crate) fn socket_url(
     base: &str,
     room_token: &str,
     session_token: &str,
     list: &ListQuery,
 ) -> String {
+    let tokens = format!(
+        "room_token={}&session_token={}",
+        String::from(js_sys::encode_uri_component(room_token)),
+        String::from(js_sys::encode_uri_component(session_token)),
+    );
+    subscribe_url(base, &tokens, list)
+}
+
+/// The URL of a subscription socket that joins with the heartbeat it sends first.
+pub(crate) fn socket_join_url(base: &str, list: &ListQuery) -> String {
+    subscribe_url(base, "join=1", list)
+}
+
+/// `ws(s)://` of the server URL, or of this page's host, at the subscribe path.
+fn subscribe_url(base: &str, params: &str, list: &ListQuery) -> String {
     let origin = if base.is_empty() {
         let location = web_sys::window().map(|w| w.location());
         let protocol = location.as_ref().and_then(|l| l.protocol().ok());
@@ -111,10 +132,8 @@ pub(crate) fn socket_url(
         None => origin,
     };
     let mut url = format!(
-        "{origin}{}?room_token={}&session_token={}&view={}&k={}",
+        "{origin}{}?{params}&view={}&k={}",
         crate::SUBSCRIBE_PATH,
-        String::from(js_sys::encode_uri_component(room_token)),
-        String::from(js_sys::encode_uri_component(session_token)),
         list.mode.as_str(),
         list.size,
     );

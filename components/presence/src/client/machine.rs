@@ -249,6 +249,14 @@ impl Machine {
         self.tokens.as_ref().map(|t| t.room.as_str())
     }
 
+    /// Whether the next heartbeat goes on a new socket that joins as it subscribes
+    /// (`subscribe?join=1`, one connection and one round trip for both): when this tab has no
+    /// socket open or opening, for the answer to a heartbeat then opens one anyway. The driver
+    /// sends it over HTTP instead if that socket fails before answering.
+    pub fn joins_on_socket(&self) -> bool {
+        self.phase == Phase::Present && self.socket == Socket::Closed
+    }
+
     fn remember(&self, tokens: &Tokens) -> Command {
         Command::Remember(Resume {
             room: self.room.clone(),

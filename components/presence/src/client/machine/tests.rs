@@ -116,6 +116,28 @@ fn a_join_carries_the_proposed_token_and_the_state_then_opens_the_socket() {
 }
 
 #[test]
+fn heartbeats_join_on_a_socket_only_while_no_socket_is_open_or_opening() {
+    let mut m = machine(None);
+    // The first join: its answer opens the socket, so the two go as one.
+    assert!(m.joins_on_socket());
+    let args = send(&m);
+    m.heartbeat_answered(&args, ok("T", "R", true), 0.0);
+    // Opening, then live: renewals go over HTTP.
+    assert!(!m.joins_on_socket());
+    m.message(1, snapshot_with(Some("s1")), |_| Applied::Changed);
+    assert!(!m.joins_on_socket());
+    // The socket lost: the next heartbeat opens the new one, whichever comes first.
+    m.socket_closed(1, 0.0);
+    assert!(m.joins_on_socket());
+    let commands = m.socket_retry_due(1);
+    assert!(commands.contains(&Command::Wake), "{commands:?}");
+    assert!(!m.joins_on_socket());
+    // Left: no heartbeats at all.
+    m.leave();
+    assert!(!m.joins_on_socket());
+}
+
+#[test]
 fn a_heartbeat_that_changes_nothing_opens_no_socket() {
     let mut m = joined();
     let args = send(&m);
