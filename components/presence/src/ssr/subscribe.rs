@@ -181,7 +181,9 @@ async fn join_then_pump(
     caller: Option<super::Identity>,
     view: View,
 ) {
-    let joined = async {
+    // Boxed: the socket's task lives as long as the socket, and its future is as big as its
+    // biggest state; the join's (admission, heartbeat, subscribe) is only needed once.
+    let joined = Box::pin(async {
         let Some(body) = socket.first_message()? else {
             return Ok(None); // gone before saying anything
         };
@@ -211,8 +213,9 @@ async fn join_then_pump(
             )
             .await?;
         Ok(Some((answer, feed)))
-    }
+    })
     .await;
+    drop((presence, parts, caller));
     match joined {
         Ok(Some((answer, feed))) => {
             let preface =
