@@ -25,7 +25,13 @@
 // server's `ws` does not), `on` (both: the Yjs server through yjs-deflate-server.mjs, the same
 // server with `ws`'s zlib compression on) or `off` (neither: our clients do not offer it).
 //
+// Our clients join as `use_presence` does: the heartbeat that joins is the first message of the
+// subscription socket (`subscribe?join=1`), one connection and one round trip; renewals and the
+// leave go over HTTP. `--join http` joins the older way instead: `POST /heartbeat`, then the
+// socket with the answer's tokens (two connections, two round trips).
+//
 //   node compare.mjs --server yjs|ours --clients 500 --seconds 60 [--view full|summary|auto]
+//                    [--join socket|http]
 //                    [--deflate default|on|off] [--probes 5] [--http-pool 256] [--workers 1] [--port 3600]
 //                    [--preconnect]
 //                    [--bin PATH]
@@ -67,6 +73,8 @@ const httpPool = Number(args['http-pool'] ?? 0);
 // the join opens the connection, and the join window pays for it.
 const preconnect = 'preconnect' in args && args.preconnect !== 'off';
 const workers = Math.max(1, Number(args.workers ?? 1));
+const joinBy = args.join ?? 'socket';
+if (!['socket', 'http'].includes(joinBy)) throw new Error(`--join socket|http, not ${joinBy}`);
 const sharedAgent = httpPool > 0 ? new http.Agent({ keepAlive: true, maxSockets: Math.ceil(httpPool / workers) }) : null;
 const renewMs = 15_000;
 const bin = args.bin ?? path.join(here, '..', '..', '..', 'target', 'release', 'presence-bench');
@@ -238,16 +246,28 @@ async function ourClient(i) {
     }
   };
   const body = { room: 'bench', user: `user-${i}`, session: `session-${i}`, name: `User ${i}`, interval_ms: renewMs };
-  const joined = await post(agent, 'heartbeat', body, track);
+  const options = `view=${view}&k=5&me=user-${i}`;
+  const firstMessage = (ws) =>
+    new Promise((resolve, reject) => {
+      ws.once('message', resolve);
+      ws.once('error', reject);
+    });
+  let joined, ws;
+  if (joinBy === 'socket') {
+    ws = new WebSocket(`ws://127.0.0.1:${port}/api/presence/subscribe?join=1&${options}`, { perMessageDeflate: deflate !== 'off' });
+    ws.once('open', () => ws.send(JSON.stringify(body)));
+    const answer = JSON.parse(await firstMessage(ws));
+    if (answer.type !== 'heartbeat') throw new Error(`join refused: ${JSON.stringify(answer)}`);
+    joined = answer.answer;
+  } else {
+    joined = await post(agent, 'heartbeat', body, track);
+    const url =
+      `ws://127.0.0.1:${port}/api/presence/subscribe?room_token=${encodeURIComponent(joined.room_token)}` +
+      `&session_token=${joined.session_token}&${options}`;
+    ws = new WebSocket(url, { perMessageDeflate: deflate !== 'off' });
+    await firstMessage(ws);
+  }
   body.session_token = joined.session_token;
-  const url =
-    `ws://127.0.0.1:${port}/api/presence/subscribe?room_token=${encodeURIComponent(joined.room_token)}` +
-    `&session_token=${joined.session_token}&view=${view}&k=5&me=user-${i}`;
-  const ws = new WebSocket(url, { perMessageDeflate: deflate !== 'off' });
-  await new Promise((resolve, reject) => {
-    ws.once('message', resolve);
-    ws.once('error', reject);
-  });
   ws.on('message', (data) => probe && probeSeen(i, data));
   counters.push(() => ws._socket?.bytesRead ?? 0);
   const timer = setInterval(() => post(agent, 'heartbeat', body, track).catch((e) => console.error('heartbeat', e.message)), renewMs);

@@ -152,7 +152,12 @@ pub(crate) async fn subscribe(
             within: JOIN_WAIT,
         };
         return upgrade.on_upgrade(config, &streams, Some(first), move |socket| async move {
-            join_then_pump(socket, presence, parts, caller, view).await;
+            // Boxed: a socket's task is as big as its biggest state for the socket's whole
+            // life, and the join's (admission, heartbeat, subscribe) is needed only once.
+            let joined = Box::pin(join(socket, presence, parts, caller, view)).await;
+            if let Some((socket, feed, answer)) = joined {
+                pump(socket, feed, Some(answer)).await;
+            }
             drop(permit);
         });
     };
@@ -172,18 +177,17 @@ pub(crate) async fn subscribe(
     }
 }
 
-/// A socket that joins: reads its heartbeat, admits it as `POST /heartbeat` would, subscribes
-/// with the answer's tokens, and pumps with the answer first.
-async fn join_then_pump(
+/// A socket that joins: reads its heartbeat, admits it as `POST /heartbeat` would, and
+/// subscribes with the answer's tokens. The socket, its feed and the answer's frame (to go
+/// first) to pump; `None` once a refusal was sent, or if the client went first.
+async fn join(
     mut socket: Socket,
     presence: Presence,
     parts: axum::http::request::Parts,
     caller: Option<super::Identity>,
     view: View,
-) {
-    // Boxed: the socket's task lives as long as the socket, and its future is as big as its
-    // biggest state; the join's (admission, heartbeat, subscribe) is only needed once.
-    let joined = Box::pin(async {
+) -> Option<(Socket, Feed, String)> {
+    let joined = async {
         let Some(body) = socket.first_message()? else {
             return Ok(None); // gone before saying anything
         };
@@ -213,18 +217,17 @@ async fn join_then_pump(
             )
             .await?;
         Ok(Some((answer, feed)))
-    })
+    }
     .await;
-    drop((presence, parts, caller));
     match joined {
         Ok(Some((answer, feed))) => {
-            let preface =
+            let answer =
                 serde_json::to_string(&crate::socket_join::JoinAnswer::Heartbeat { answer })
                     .unwrap_or_default();
             socket.follow(feed.room());
-            pump(socket, feed, Some(preface)).await;
+            Some((socket, feed, answer))
         }
-        Ok(None) => {}
+        Ok(None) => None,
         Err(e) => {
             let body = String::from_utf8(super::error_body(&e)).unwrap_or_default();
             let frame = format!(r#"{{"type":"error","error":{body}}}"#);
@@ -233,6 +236,7 @@ async fn join_then_pump(
                 socket.close(REFUSED_CLOSE_CODE, e.code()).await
             })
             .await;
+            None
         }
     }
 }
