@@ -298,6 +298,10 @@ struct Driver {
     socket: RefCell<Option<Socket>>,
     /// A socket whose heartbeat was answered, for the machine's next `OpenSocket`.
     joined: RefCell<Option<Joined>>,
+    /// A socket that joins failed before answering: heartbeats go over HTTP until a socket
+    /// delivers again (so a proxy that holds sockets without answering costs one wait, not one
+    /// per heartbeat).
+    sockets_failing: std::cell::Cell<bool>,
     listeners: RefCell<Vec<WindowListenerHandle>>,
     /// `visibilitychange`, on the document where it is fired.
     visibility: RefCell<Option<EventCallback>>,
@@ -323,6 +327,7 @@ impl Driver {
             signals,
             socket: RefCell::new(None),
             joined: RefCell::new(None),
+            sockets_failing: std::cell::Cell::new(false),
             listeners: RefCell::new(Vec::new()),
             visibility: RefCell::new(None),
             last_input: std::cell::Cell::new(0.0),
@@ -467,30 +472,45 @@ impl Driver {
     /// One event of the machine's socket of `generation`.
     fn deliver(&self, generation: u64, event: SocketEvent) {
         match event {
-            SocketEvent::Message(text) => match serde_json::from_str::<RoomMessage>(&text) {
-                Ok(message) => self
-                    .event(|m| m.message(generation, message, |message| self.store.apply(message))),
-                Err(e) => warn(&format!("presence: unreadable message: {e}")),
-            },
+            SocketEvent::Message(text) => {
+                self.sockets_failing.set(false);
+                self.deliver_message(generation, text)
+            }
             SocketEvent::Closed => {
                 self.event(|m| m.socket_closed(generation, js_sys::Math::random()))
             }
         }
     }
 
+    fn deliver_message(&self, generation: u64, text: String) {
+        match serde_json::from_str::<RoomMessage>(&text) {
+            Ok(message) => {
+                self.event(|m| m.message(generation, message, |message| self.store.apply(message)))
+            }
+            Err(e) => warn(&format!("presence: unreadable message: {e}")),
+        }
+    }
+
     /// Sends heartbeat `args`: on a new socket that joins with it when the machine says so
     /// ([`Machine::joins_on_socket`]), else (or if that socket fails before answering) over HTTP.
     async fn heartbeat(&self, args: &HeartbeatArgs) -> Result<HeartbeatResponse, ApiError> {
-        if self.machine.borrow().joins_on_socket() {
+        if self.machine.borrow().joins_on_socket() && !self.sockets_failing.get() {
             if let Some(answer) = self.join_on_socket(args).await {
                 return answer.map_err(ApiError);
             }
+            self.sockets_failing.set(true);
         }
         http::heartbeat(&self.base, args).await
     }
 
     async fn join_on_socket(&self, args: &HeartbeatArgs) -> Answer {
-        let url = http::socket_join_url(&self.base, &self.list_query());
+        // No `me`: the server follows the user it answers for, which an auth hook may have
+        // stamped (this tab's own id is not who it is then).
+        let list = http::ListQuery {
+            me: None,
+            ..self.list_query()
+        };
+        let url = http::socket_join_url(&self.base, &list);
         let (answered, answer) = oneshot::channel();
         let first = Some(http::heartbeat_body(args));
         let socket = Socket::open(

@@ -11,7 +11,9 @@
 //! `{"type":"heartbeat","answer":{…}}` (the heartbeat's answer: tokens, user id, interval)
 //! followed, in the same write, by the subscription's first message; then the room as above, the
 //! subscription holding the session it joined. A refused heartbeat is answered
-//! `{"type":"error","error":{"code":…,"message":…}}` and the socket closes (code 4400). Later
+//! `{"type":"error","error":{"code":…,"message":…}}` and the socket closes (code 4400, the
+//! error's code as the reason); a subscription refused after its heartbeat was taken (a bad
+//! `me`) gets the answer, then that close. Later
 //! heartbeats go to `POST /heartbeat` with the answer's `session_token`. `me` defaults to the
 //! answer's user.
 
@@ -215,7 +217,7 @@ async fn join(
                 as_user,
                 view,
             )
-            .await?;
+            .await;
         Ok(Some((answer, feed)))
     }
     .await;
@@ -224,21 +226,41 @@ async fn join(
             let answer =
                 serde_json::to_string(&crate::socket_join::JoinAnswer::Heartbeat { answer })
                     .unwrap_or_default();
-            socket.follow(feed.room());
-            Some((socket, feed, answer))
+            match feed {
+                Ok(feed) => {
+                    socket.follow(feed.room());
+                    Some((socket, feed, answer))
+                }
+                Err(e) => {
+                    // The heartbeat was taken (its session exists): the client gets its answer,
+                    // then the socket closes as a subscription refused would, and the client
+                    // retries the subscription with the answer's tokens.
+                    refuse(&mut socket, &answer, &e).await;
+                    None
+                }
+            }
         }
         Ok(None) => None,
         Err(e) => {
             let body = String::from_utf8(super::error_body(&e)).unwrap_or_default();
-            let frame = format!(r#"{{"type":"error","error":{body}}}"#);
-            let _ = tokio::time::timeout(SEND_TIMEOUT, async {
-                socket.send_after(Some(&frame), &[]).await?;
-                socket.close(REFUSED_CLOSE_CODE, e.code()).await
-            })
+            refuse(
+                &mut socket,
+                &format!(r#"{{"type":"error","error":{body}}}"#),
+                &e,
+            )
             .await;
             None
         }
     }
+}
+
+/// Sends `frame`, then closes with [`REFUSED_CLOSE_CODE`] and `error`'s code as the reason.
+async fn refuse(socket: &mut Socket, frame: &str, error: &PresenceError) {
+    let _ = tokio::time::timeout(SEND_TIMEOUT, async {
+        socket.send_after(Some(frame), &[]).await?;
+        socket.close(REFUSED_CLOSE_CODE, error.code()).await
+    })
+    .await;
 }
 
 /// Forwards messages until either side goes away. Dropping the subscription at the end starts

@@ -249,3 +249,32 @@ async fn with_an_auth_hook_a_socket_joins_as_the_caller_and_only_where_it_may() 
     let listed = presence.list(&room_token).await.unwrap();
     assert!(serde_json::to_value(listed).unwrap()["users"] == json!([]));
 }
+
+#[tokio::test]
+async fn a_subscription_refused_after_its_heartbeat_was_taken_sends_the_answer_then_closes() {
+    let presence = Presence::start(PresenceConfig::default());
+    let app = app(presence.clone());
+    let addr = serve(app.clone()).await;
+    let me = "m".repeat(129);
+    let mut socket = join_socket(
+        addr,
+        &format!("&view=summary&me={me}"),
+        None,
+        heartbeat("r1", "ann", "tab-a"),
+    )
+    .await;
+    // The session exists: the client has its tokens, and retries the subscription with them.
+    let answer = next_json(&mut socket).await;
+    assert_eq!(answer["type"], "heartbeat", "{answer}");
+    assert_eq!(answer["answer"]["joined"], true);
+    match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+        Ok(Some(Ok(Message::Close(Some(frame))))) => {
+            assert_eq!(frame.code, CloseCode::from(4400));
+            assert_eq!(frame.reason.as_str(), "invalid_input");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    let token = presence.room_token("r1").unwrap();
+    let listed = serde_json::to_value(presence.list(&token).await.unwrap()).unwrap();
+    assert_eq!(listed["users"][0]["user_id"], "ann");
+}

@@ -58,7 +58,8 @@ pub(crate) async fn read_first_message<R: AsyncRead + Unpin>(
             }
             short => short as u64,
         };
-        if payload.len() as u64 + len > max as u64 {
+        // (A length with its top bit set is not allowed, and is over any `max` here.)
+        if len > (max - payload.len()) as u64 {
             return Err(bad(format!("the first message is over {max} bytes")));
         }
         let mut mask = [0u8; 4];
@@ -70,7 +71,7 @@ pub(crate) async fn read_first_message<R: AsyncRead + Unpin>(
             *byte ^= mask[i % 4];
         }
         match (opcode, compressed) {
-            (PING | PONG, _) if fin && len <= 125 => {
+            (PING | PONG, _) if fin && len <= 125 && !rsv1 => {
                 payload.truncate(start);
                 continue;
             }
@@ -103,33 +104,39 @@ async fn read<R: AsyncRead + Unpin>(io: &mut R, buf: &mut [u8]) -> Result<(), Pr
         .map_err(|_| bad("the connection ended inside a frame"))
 }
 
-/// A message compressed as RFC 7692 says (raw deflate, its final `00 00 ff ff` left off), at
-/// most `max` bytes once inflated.
+/// A message compressed as RFC 7692 says (raw deflate, its final `00 00 ff ff` left off; it
+/// may also end in a final block), at most `max` bytes once inflated.
 fn inflate(payload: &[u8], max: usize) -> Result<Vec<u8>, PresenceError> {
     let mut input = payload.to_vec();
     input.extend_from_slice(&[0, 0, 0xff, 0xff]);
     let mut decoder = Decompress::new(false);
-    let mut out = Vec::with_capacity(max.min(4 * payload.len() + 64));
+    let too_big = || bad(format!("the first message is over {max} bytes inflated"));
+    let mut out = Vec::with_capacity(max.min(4 * payload.len() + 64) + 1);
     loop {
-        let consumed = decoder.total_in() as usize;
-        if out.len() == out.capacity() {
-            if out.len() >= max {
-                return Err(bad(format!(
-                    "the first message is over {max} bytes inflated"
-                )));
-            }
-            out.reserve((out.capacity() * 2).min(max) - out.len());
-        }
-        decoder
+        let (read, written) = (decoder.total_in(), out.len());
+        let consumed = read as usize;
+        let status = decoder
             .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
             .map_err(|e| bad(format!("the first message does not inflate: {e}")))?;
-        if decoder.total_in() as usize == input.len() && out.len() < out.capacity() {
+        if out.len() > max {
+            return Err(too_big());
+        }
+        // Done: a final block ended the stream (what follows it is ignored), or all of the
+        // input is in with room to spare (nothing more is pending).
+        let all_in = decoder.total_in() as usize == input.len();
+        if status == flate2::Status::StreamEnd || (all_in && out.len() < out.capacity()) {
             return Ok(out);
         }
-        if out.len() > max {
-            return Err(bad(format!(
-                "the first message is over {max} bytes inflated"
-            )));
+        if out.len() == out.capacity() {
+            // Room for one byte more than `max`, so that going over it shows.
+            out.reserve(
+                (2 * out.capacity())
+                    .min(max + 1)
+                    .saturating_sub(out.len())
+                    .max(1),
+            );
+        } else if decoder.total_in() == read && out.len() == written {
+            return Err(bad("the first message does not inflate: no progress"));
         }
     }
 }
@@ -220,6 +227,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_that_ends_in_a_final_block_reads_and_so_does_one_of_exactly_max_bytes() {
+        // A final block (BFINAL): RFC 7692 allows it; the decoder then takes nothing more.
+        let mut c = Compress::new(Compression::default(), false);
+        let mut finished = Vec::with_capacity(256);
+        c.compress_vec(b"hello", &mut finished, FlushCompress::Finish)
+            .unwrap();
+        let read = first(frame(0xC1, &finished), 100, true).await;
+        assert_eq!(read.unwrap().as_deref(), Some("hello"));
+        // The smallest: an empty final block.
+        let read = first(frame(0xC1, &[0x03, 0x00]), 100, true).await;
+        assert_eq!(read.unwrap().as_deref(), Some(""));
+        let exact = "y".repeat(100);
+        let read = first(frame(0xC1, &compressed(&exact)), 100, true).await;
+        assert_eq!(read.unwrap(), Some(exact));
+    }
+
+    #[tokio::test]
+    async fn a_length_that_would_overflow_is_refused_not_a_panic() {
+        let mut frames = frame(0x01, b"{");
+        // A continuation claiming 2^64 - 1 bytes.
+        frames.extend_from_slice(&[0x80, 0x80 | 127]);
+        frames.extend_from_slice(&u64::MAX.to_be_bytes());
+        frames.extend_from_slice(&[0, 0, 0, 0]);
+        assert!(message(first(frames, 16_384, false).await).contains("over 16384 bytes"));
+        let mut huge = vec![0x81, 0x80 | 127];
+        huge.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        assert!(message(first(huge, 16_384, false).await).contains("over 16384 bytes"));
+    }
+
+    #[tokio::test]
     async fn it_reads_nothing_past_the_first_message() {
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         let after = frame(0x8A, b"pong");
@@ -264,6 +301,9 @@ mod tests {
         assert!(message(first(frame(0x80, b"{}"), 100, false).await).contains("continuation"));
         assert!(message(first(frame(0x81, &[0xff, 0xfe]), 100, false).await).contains("UTF-8"));
         assert!(message(first(frame(0xA1, b"{}"), 100, false).await).contains("RSV2"));
+        // A control frame is never compressed.
+        let ping = [frame(0xC9, b"hi"), frame(0x81, b"{}")].concat();
+        assert!(message(first(ping, 100, true).await).contains("must be text"));
         let mut unmasked = frame(0x81, b"{}");
         unmasked[1] &= 0x7F;
         assert!(message(first(unmasked, 100, false).await).contains("masked"));
