@@ -1,6 +1,6 @@
 //! A client-side copy of a room, kept current by applying [`RoomMessage`]s.
 
-use crate::wire::{RoomMessage, RoomSnapshot, UserPresence};
+use crate::wire::{RoomMessage, RoomSnapshot, SessionPresence, UserHead, UserPresence};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -8,7 +8,8 @@ use std::collections::HashMap;
 ///
 /// Users stay in the room's stable order (online by `online_since`, then offline by most recent
 /// `last_seen`). Applying a diff replaces only the user it names, so callers that keep per-user
-/// state (DOM nodes, memos) see unchanged users unchanged.
+/// state (DOM nodes, memos) see unchanged users unchanged. A diff names one session: the view
+/// puts it among the user's sessions (by `joined_seq`) or takes it out, and keeps the others.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoomView {
     room: String,
@@ -135,9 +136,17 @@ impl RoomView {
         self.seq = seq;
         match message {
             RoomMessage::Snapshot(_) | RoomMessage::Summary(_) | RoomMessage::Me { .. } => {}
-            RoomMessage::Joined { user, .. }
-            | RoomMessage::Left { user, .. }
-            | RoomMessage::Updated { user, .. } => self.upsert(user),
+            RoomMessage::Joined { user, session, .. }
+            | RoomMessage::Updated { user, session, .. } => {
+                let user = self.patched(user, Change::Put(session));
+                self.upsert(user)
+            }
+            RoomMessage::Left {
+                user, session_id, ..
+            } => {
+                let user = self.patched(user, Change::Take(&session_id));
+                self.upsert(user)
+            }
             RoomMessage::Removed { user_id, .. } => {
                 if let Some(i) = self.index_of(&user_id) {
                     self.users.remove(i);
@@ -161,6 +170,28 @@ impl RoomView {
         (self.users.get(i)?.user_id == user_id).then_some(i)
     }
 
+    /// The user a diff makes: its head, and the sessions the view has for it with the diff's
+    /// one session put in or taken out. An offline user has none.
+    fn patched(&self, head: UserHead, change: Change<'_>) -> UserPresence {
+        let mut sessions = match self.user(&head.user_id) {
+            Some(old) if head.online => old.sessions.clone(),
+            _ => Vec::new(),
+        };
+        match change {
+            Change::Put(session) => {
+                sessions.retain(|s| s.session_id != session.session_id);
+                if head.online {
+                    let key = (session.joined_seq, session.session_id.as_str());
+                    let at =
+                        sessions.partition_point(|s| (s.joined_seq, s.session_id.as_str()) < key);
+                    sessions.insert(at, session);
+                }
+            }
+            Change::Take(id) => sessions.retain(|s| s.session_id != id),
+        }
+        head.with_sessions(sessions)
+    }
+
     fn upsert(&mut self, user: UserPresence) {
         let place = Place::of(&user);
         if let Some(i) = self.index_of(&user.user_id) {
@@ -177,6 +208,14 @@ impl RoomView {
         self.places.insert(user.user_id.clone(), place);
         self.users.insert(at, user);
     }
+}
+
+/// What a diff does to the sessions of the user it names.
+enum Change<'a> {
+    /// The session joined or changed: it replaces the one with its id, or goes in by `joined_seq`.
+    Put(SessionPresence),
+    /// The session left.
+    Take(&'a str),
 }
 
 /// The room's stable order: online users by `online_since`, then offline users by most recent
@@ -246,7 +285,8 @@ mod tests {
         let joined = |seq| RoomMessage::Joined {
             seq,
             session_id: "s".into(),
-            user: user("a", true, seq, None),
+            user: user("a", true, seq, None).head(),
+            session: SessionPresence::new("s", "a"),
         };
         assert_eq!(v.apply(joined(1)), Applied::NeedsSnapshot);
         v.apply(snapshot(3, vec![]));
@@ -268,7 +308,7 @@ mod tests {
             seq: 3,
             session_id: "s".into(),
             reason: crate::wire::LeaveReason::Expired,
-            user: user("a", false, 1, Some(10)),
+            user: user("a", false, 1, Some(10)).head(),
         });
         assert_eq!(ids(&v), ["b", "a"]);
         v.apply(RoomMessage::Removed {
@@ -276,6 +316,92 @@ mod tests {
             user_id: "a".into(),
         });
         assert_eq!(ids(&v), ["b"]);
+    }
+
+    fn session(id: &str, joined_seq: u64, state: u64) -> SessionPresence {
+        let mut s = SessionPresence::new(id, "Ada");
+        s.joined_seq = joined_seq;
+        s.state = Some(serde_json::json!(state));
+        s
+    }
+
+    fn sessions(v: &RoomView, user: &str) -> Vec<(String, Option<serde_json::Value>)> {
+        let user = v.user(user).expect("listed");
+        user.sessions
+            .iter()
+            .map(|s| (s.session_id.clone(), s.state.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_diff_names_one_session_and_the_view_keeps_the_others() {
+        let ada = |online, last_seen| {
+            let mut u = user("ada", online, 1, last_seen);
+            u.name = "Ada".into();
+            u.head()
+        };
+        let mut v = RoomView::from_snapshot(RoomSnapshot {
+            room: "r".into(),
+            seq: 4,
+            users: vec![
+                ada(true, None).with_sessions(vec![session("t1", 1, 0), session("t3", 3, 0)])
+            ],
+        });
+        // One session changes: the other stays as it was.
+        v.apply(RoomMessage::Updated {
+            seq: 5,
+            session_id: "t3".into(),
+            user: ada(true, None),
+            session: session("t3", 3, 7),
+        });
+        let expected = [
+            ("t1", Some(serde_json::json!(0))),
+            ("t3", Some(serde_json::json!(7))),
+        ]
+        .map(|(id, state)| (id.to_string(), state));
+        assert_eq!(sessions(&v, "ada"), expected);
+        // Joins go in by joined_seq (one whose join was delayed lands before a later one).
+        for (seq, id, joined_seq) in [(6, "t5", 5), (7, "t2", 2)] {
+            v.apply(RoomMessage::Joined {
+                seq,
+                session_id: id.into(),
+                user: ada(true, None),
+                session: session(id, joined_seq, 1),
+            });
+        }
+        let ids: Vec<String> = sessions(&v, "ada").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["t1", "t2", "t3", "t5"]);
+        // A leave takes that one out.
+        v.apply(RoomMessage::Left {
+            seq: 8,
+            session_id: "t3".into(),
+            reason: crate::wire::LeaveReason::Disconnected,
+            user: ada(true, None),
+        });
+        let ids: Vec<String> = sessions(&v, "ada").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["t1", "t2", "t5"]);
+        assert_eq!(
+            v.user("ada").unwrap().sessions[0].state,
+            Some(serde_json::json!(0))
+        );
+        // A user the diff shows offline has no sessions, whatever the view held.
+        v.apply(RoomMessage::Left {
+            seq: 9,
+            session_id: "t1".into(),
+            reason: crate::wire::LeaveReason::Expired,
+            user: ada(false, Some(99)),
+        });
+        assert!(sessions(&v, "ada").is_empty());
+        assert_eq!(v.user("ada").unwrap().last_seen, Some(99));
+        // Back online with one new session: only it.
+        v.apply(RoomMessage::Joined {
+            seq: 10,
+            session_id: "t9".into(),
+            user: ada(true, None),
+            session: session("t9", 10, 0),
+        });
+        let ids: Vec<String> = sessions(&v, "ada").into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["t9"]);
     }
 
     #[test]
@@ -300,9 +426,10 @@ mod tests {
         assert!(v.user("a").is_none());
     }
 
-    /// The view against the plainest model of it: every listed user, sorted afresh after each
-    /// change. Random joins, leaves, updates (some keeping their place, some moving, many sharing
-    /// a time), removals and snapshots; the lookup by id agrees too.
+    /// The view against the plainest model of it: every listed user with its sessions, both
+    /// sorted afresh after each change. Random joins, leaves, updates (some keeping their place,
+    /// some moving, many sharing a time; each naming one of a user's sessions), removals and
+    /// snapshots; the lookup by id agrees too.
     #[test]
     fn a_view_matches_a_list_sorted_afresh_after_random_changes() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -321,6 +448,8 @@ mod tests {
             let id = format!("u{}", below(40));
             // Few distinct times: ties are broken by id.
             let (online, at) = (below(3) != 0, below(6));
+            let head = user(&id, online, at, (!online).then_some(at)).head();
+            let sid = format!("s{}", below(4));
             let message = match below(12) {
                 0 => RoomMessage::Removed {
                     seq,
@@ -330,19 +459,43 @@ mod tests {
                     let users: Vec<_> = model.iter().rev().cloned().collect();
                     snapshot(seq, users)
                 }
+                2..=4 => RoomMessage::Left {
+                    seq,
+                    session_id: sid.clone(),
+                    reason: crate::wire::LeaveReason::Disconnected,
+                    user: head.clone(),
+                },
                 _ => RoomMessage::Updated {
                     seq,
-                    session_id: "s".into(),
-                    user: user(&id, online, at, (!online).then_some(at)),
+                    session_id: sid.clone(),
+                    user: head.clone(),
+                    session: session(&sid, below(8), below(3)),
                 },
             };
-            match &message {
-                RoomMessage::Removed { user_id, .. } => model.retain(|u| &u.user_id != user_id),
-                RoomMessage::Updated { user, .. } => {
-                    model.retain(|u| u.user_id != user.user_id);
-                    model.push(user.clone());
+            let put = match &message {
+                RoomMessage::Updated { session, .. } => Some(Some(session.clone())),
+                RoomMessage::Left { .. } => Some(None),
+                RoomMessage::Removed { user_id, .. } => {
+                    model.retain(|u| &u.user_id != user_id);
+                    None
                 }
-                _ => {}
+                _ => None,
+            };
+            if let Some(put) = put {
+                let old = model
+                    .iter()
+                    .position(|u| u.user_id == id)
+                    .map(|i| model.remove(i));
+                let mut sessions = match old {
+                    Some(old) if online => old.sessions,
+                    _ => vec![],
+                };
+                sessions.retain(|s| s.session_id != sid);
+                sessions.extend(put.filter(|_| online));
+                sessions.sort_by(|a, b| {
+                    (a.joined_seq, &a.session_id).cmp(&(b.joined_seq, &b.session_id))
+                });
+                model.push(head.clone().with_sessions(sessions));
             }
             model.sort_by(room_order);
             assert_eq!(view.apply(message), Applied::Changed);

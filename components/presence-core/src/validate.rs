@@ -504,7 +504,8 @@ mod tests {
             RoomMessage::Joined {
                 seq: 1,
                 session_id: "s".into(),
-                user,
+                session: user.sessions[0].clone(),
+                user: user.head(),
             },
         ] {
             let json = serde_json::to_string(&message).unwrap();

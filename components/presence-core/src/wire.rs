@@ -149,22 +149,31 @@ impl UserPresence {
             name: name.into(),
             kind: PresenceKind::Person,
             online: !sessions.is_empty(),
-            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
-            idle: user_idle(&sessions),
+            away: user_away(sessions.iter().map(|s| s.status)),
+            idle: user_idle(sessions.iter().map(|s| s.status)),
             online_since: 0,
             last_seen: None,
             sessions,
         }
     }
 
+    /// The user without its sessions: what a diff says of it.
+    pub fn head(&self) -> UserHead {
+        UserHead {
+            user_id: self.user_id.clone(),
+            name: self.name.clone(),
+            kind: self.kind,
+            online: self.online,
+            away: self.away,
+            idle: self.idle,
+            online_since: self.online_since,
+            last_seen: self.last_seen,
+        }
+    }
+
     /// `online`, `idle`, `away` or `offline`: the value of the `data-presence-status` attribute.
     pub fn status_label(&self) -> &'static str {
-        match (self.online, self.away, self.idle) {
-            (false, _, _) => "offline",
-            (true, true, _) => "away",
-            (true, false, true) => "idle",
-            (true, false, false) => "online",
-        }
+        status_label(self.online, self.away, self.idle)
     }
 
     /// Since when the user has been idle (the latest `idle_since` of its idle sessions), while
@@ -177,10 +186,82 @@ impl UserPresence {
     }
 }
 
+/// The label of a user's status (`data-presence-status`).
+fn status_label(online: bool, away: bool, idle: bool) -> &'static str {
+    match (online, away, idle) {
+        (false, _, _) => "offline",
+        (true, true, _) => "away",
+        (true, false, true) => "idle",
+        (true, false, false) => "online",
+    }
+}
+
+/// A user is away when it has live sessions and every one is away.
+pub(crate) fn user_away(mut statuses: impl Iterator<Item = SessionStatus> + Clone) -> bool {
+    statuses.clone().next().is_some() && statuses.all(|s| s == SessionStatus::Away)
+}
+
 /// A user is idle when no live session is active and at least one is idle.
-pub(crate) fn user_idle(sessions: &[SessionPresence]) -> bool {
-    !sessions.iter().any(|s| s.status == SessionStatus::Active)
-        && sessions.iter().any(|s| s.status == SessionStatus::Idle)
+pub(crate) fn user_idle(mut statuses: impl Iterator<Item = SessionStatus> + Clone) -> bool {
+    !statuses.clone().any(|s| s == SessionStatus::Active)
+        && statuses.any(|s| s == SessionStatus::Idle)
+}
+
+/// A user as a diff shows it: every field of [`UserPresence`] but its sessions. A diff carries
+/// the one session that changed beside it, not the user's other sessions (see [`RoomMessage`]);
+/// `online`, `away` and `idle` are as they are after the change, across all the user's sessions.
+///
+/// ```
+/// use presence_core::wire::{SessionPresence, UserPresence};
+/// let ada = UserPresence::new("ada", "Ada", vec![SessionPresence::new("t1", "Ada")]);
+/// let head = ada.head();
+/// assert_eq!((head.user_id.as_str(), head.online), ("ada", true));
+/// assert_eq!(head.with_sessions(ada.sessions.clone()), ada);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserHead {
+    /// The user id.
+    pub user_id: String,
+    /// The display name: that of the user's most recent heartbeat.
+    pub name: String,
+    /// A person, or an agent: the kind of the user's latest session.
+    #[serde(default, skip_serializing_if = "PresenceKind::is_person")]
+    pub kind: PresenceKind,
+    /// True while any session lives.
+    pub online: bool,
+    /// True when every live session is away (and there is at least one).
+    pub away: bool,
+    /// True when no live session is active and at least one is idle.
+    #[serde(default)]
+    pub idle: bool,
+    /// Order key of online users: the room sequence number at which the user last came online.
+    pub online_since: u64,
+    /// When the user was last seen, in milliseconds since the Unix epoch; `None` while online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<u64>,
+}
+
+impl UserHead {
+    /// `online`, `idle`, `away` or `offline`, as [`UserPresence::status_label`].
+    pub fn status_label(&self) -> &'static str {
+        status_label(self.online, self.away, self.idle)
+    }
+
+    /// The whole user: this head with `sessions` (in join order).
+    pub fn with_sessions(self, sessions: Vec<SessionPresence>) -> UserPresence {
+        UserPresence {
+            user_id: self.user_id,
+            name: self.name,
+            kind: self.kind,
+            online: self.online,
+            away: self.away,
+            idle: self.idle,
+            online_since: self.online_since,
+            last_seen: self.last_seen,
+            sessions,
+        }
+    }
 }
 
 /// One user across every room: online anywhere, or when last seen (a member list's dot).
@@ -359,24 +440,31 @@ pub enum LeaveReason {
 
 /// A message on a room subscription: first a snapshot, then diffs with increasing `seq`.
 ///
-/// A diff carries the whole changed [`UserPresence`], so applying it is a replace-by-id. A client
-/// that sees a gap in `seq`, or a second `snapshot`, replaces its view from the snapshot.
+/// A diff carries what changed: the user's own fields ([`UserHead`], as they are after the
+/// change) and the one session that joined or changed, not the user's other sessions. Apply it
+/// with [`RoomView::apply`](crate::RoomView::apply), which keeps each user whole. Diffs only
+/// make sense in order from a snapshot: a client that sees a gap in `seq` must not apply what
+/// follows, but wait for (or ask for) a snapshot; a second `snapshot` replaces its view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RoomMessage {
     /// The full room (on subscribe, and again whenever the subscriber fell behind).
     Snapshot(RoomSnapshot),
-    /// A session joined. `user.online` is now true (it may have been already).
+    /// A session joined. `user.online` is now true (it may have been already); the user's other
+    /// sessions, if any, are as they were.
     Joined {
         /// Sequence number of this change.
         seq: u64,
         /// The session that joined.
         session_id: String,
-        /// The user after the change.
-        user: UserPresence,
+        /// The user after the change, without its sessions.
+        user: UserHead,
+        /// The session that joined: it goes among the user's sessions by `joined_seq`.
+        session: SessionPresence,
     },
-    /// A session left. If it was the user's last, `user.online` is now false.
+    /// A session left: it is no longer among the user's sessions. If it was the user's last,
+    /// `user.online` is now false.
     Left {
         /// Sequence number of this change.
         seq: u64,
@@ -384,8 +472,8 @@ pub enum RoomMessage {
         session_id: String,
         /// Why it left.
         reason: LeaveReason,
-        /// The user after the change.
-        user: UserPresence,
+        /// The user after the change, without its sessions.
+        user: UserHead,
     },
     /// A session's name, state or status (active / away / idle) changed. Never sent for a heartbeat that changes nothing.
     Updated {
@@ -393,8 +481,10 @@ pub enum RoomMessage {
         seq: u64,
         /// The session that changed.
         session_id: String,
-        /// The user after the change.
-        user: UserPresence,
+        /// The user after the change, without its sessions.
+        user: UserHead,
+        /// The session as it is now: it replaces the one with its id.
+        session: SessionPresence,
     },
     /// The user is no longer listed (offline past retention, or removed by the server).
     Removed {

@@ -85,7 +85,7 @@ pub use face_pile::{FacePile, FacePileLabels, LabelFormat, RoomFacePile};
 pub use presence_core::error::Field;
 pub use presence_core::wire::{
     HeartbeatResponse, LeaveReason, PresenceKind, RoomCounts, RoomMessage, RoomPage, RoomSnapshot,
-    RoomSummary, SessionPresence, SessionStatus, UserPresence, UserStatus,
+    RoomSummary, SessionPresence, SessionStatus, UserHead, UserPresence, UserStatus,
 };
 pub use presence_core::{limits, validate, PresenceError, RoomView};
 pub use store::{OtherSession, SessionEntry, UserEntry};

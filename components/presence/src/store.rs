@@ -376,6 +376,26 @@ mod tests {
         user
     }
 
+    /// The diff the server sends when `user`'s one session joined: its head and that session.
+    fn joined(seq: u64, user: UserPresence) -> RoomMessage {
+        RoomMessage::Joined {
+            seq,
+            session_id: user.sessions[0].session_id.clone(),
+            session: user.sessions[0].clone(),
+            user: user.head(),
+        }
+    }
+
+    /// The same when that session changed.
+    fn updated(seq: u64, user: UserPresence) -> RoomMessage {
+        RoomMessage::Updated {
+            seq,
+            session_id: user.sessions[0].session_id.clone(),
+            session: user.sessions[0].clone(),
+            user: user.head(),
+        }
+    }
+
     #[test]
     fn a_summary_lists_the_first_users_and_me_and_a_snapshot_brings_everyone_back() {
         use presence_core::wire::RoomSummary;
@@ -416,11 +436,7 @@ mod tests {
             "r", 51, counts, None,
         )));
         assert_eq!(store.counts().get_untracked().users, 901);
-        let ignored = RoomMessage::Joined {
-            seq: 52,
-            session_id: "s-x".into(),
-            user: user("x", 52, None),
-        };
+        let ignored = joined(52, user("x", 52, None));
         assert_eq!(store.apply(ignored), Applied::Stale);
         store.apply(RoomMessage::Me {
             seq: 52,
@@ -450,11 +466,10 @@ mod tests {
         let before = store.entries().get_untracked();
         assert_eq!(before.len(), 2);
 
-        store.apply(RoomMessage::Updated {
-            seq: 3,
-            session_id: "s-b".into(),
-            user: user("b", 2, Some(serde_json::json!({"typing": true}))),
-        });
+        store.apply(updated(
+            3,
+            user("b", 2, Some(serde_json::json!({"typing": true}))),
+        ));
         let after = store.entries().get_untracked();
         assert_eq!(before, after, "same handles, same order");
         assert_eq!(
@@ -475,11 +490,10 @@ mod tests {
         let before = store.sessions().get_untracked();
         let ids: Vec<&str> = before.iter().map(|e| &*e.session_id).collect();
         assert_eq!(ids, ["s-a", "s-b"]);
-        store.apply(RoomMessage::Updated {
-            seq: 3,
-            session_id: "s-b".into(),
-            user: user("b", 2, Some(serde_json::json!({"section": "faq"}))),
-        });
+        store.apply(updated(
+            3,
+            user("b", 2, Some(serde_json::json!({"section": "faq"}))),
+        ));
         let after = store.sessions().get_untracked();
         assert_eq!(before, after, "same handles, same order");
         #[derive(serde::Deserialize)]
@@ -516,11 +530,7 @@ mod tests {
         let _owner = Owner::new();
         let store = PresenceStore::new(Some(RoomSnapshot::new("r", 1, vec![user("a", 1, None)])));
         let a = store.entries().get_untracked()[0].clone();
-        store.apply(RoomMessage::Joined {
-            seq: 2,
-            session_id: "s-b".into(),
-            user: user("b", 2, None),
-        });
+        store.apply(joined(2, user("b", 2, None)));
         let mut gone = user("a", 1, None);
         gone.online = false;
         gone.last_seen = Some(5);
@@ -529,7 +539,7 @@ mod tests {
             seq: 3,
             session_id: "s-a".into(),
             reason: LeaveReason::Disconnected,
-            user: gone,
+            user: gone.head(),
         });
         let entries = store.entries().get_untracked();
         let ids: Vec<&str> = entries.iter().map(|e| &*e.user_id).collect();

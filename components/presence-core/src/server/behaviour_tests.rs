@@ -240,10 +240,11 @@ async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
             seq,
             session_id,
             user,
+            session,
         } => {
             assert_eq!((seq, session_id.as_str()), (1, "s1"));
             assert!(user.online && !user.away);
-            assert_eq!(user.sessions[0].joined_at, T0);
+            assert_eq!((session.session_id.as_str(), session.joined_at), ("s1", T0));
         }
         other => panic!("{other:?}"),
     }
@@ -257,7 +258,6 @@ async fn join_then_disconnect_is_one_joined_then_one_left(kind: Kind) {
             assert_eq!((seq, reason), (2, LeaveReason::Disconnected));
             assert!(!user.online);
             assert_eq!(user.last_seen, Some(T0 + 1_000));
-            assert!(user.sessions.is_empty());
         }
         other => panic!("{other:?}"),
     }
@@ -306,11 +306,13 @@ async fn a_change_is_one_updated_never_left_and_joined(kind: Kind) {
     renamed.state = Some(json!({"section": "intro", "typing": false}));
     h.presence.heartbeat(&renamed).await.unwrap();
     match next(&mut sub).await {
-        RoomMessage::Updated { seq, user, .. } => {
+        RoomMessage::Updated {
+            seq, user, session, ..
+        } => {
             assert_eq!(seq, 2);
             assert_eq!(user.name, "Ann B.");
             assert_eq!(
-                user.sessions[0].state,
+                session.state,
                 Some(json!({"section": "intro", "typing": false}))
             );
         }
@@ -341,7 +343,7 @@ async fn a_change_is_one_updated_never_left_and_joined(kind: Kind) {
         .await
         .unwrap();
     match next(&mut sub).await {
-        RoomMessage::Updated { user, .. } => assert_eq!(user.sessions[0].state, None),
+        RoomMessage::Updated { session, .. } => assert_eq!(session.state, None),
         other => panic!("{other:?}"),
     }
     nothing_within(&mut sub, 100).await;
@@ -1320,7 +1322,10 @@ async fn a_goodbye_is_taken_back_by_a_heartbeat_and_otherwise_ends_the_session_a
     h.advance(500).await;
     let bob3 = h.join("r1", "bob", "s3").await;
     match next(&mut watcher).await {
-        RoomMessage::Joined { user, .. } => assert_eq!(user.sessions.len(), 2),
+        RoomMessage::Joined { user, session, .. } => {
+            assert!(user.online);
+            assert_eq!(session.session_id, "s3");
+        }
         other => panic!("{other:?}"),
     }
     h.advance(1_000).await;
@@ -1378,10 +1383,10 @@ async fn idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing
     h.presence.heartbeat(&idle).await.unwrap();
     let went_idle_at = h.clock.now_ms() - 300_000;
     match next(&mut watcher).await {
-        RoomMessage::Updated { user, .. } => {
+        RoomMessage::Updated { user, session, .. } => {
             assert_eq!(user.status_label(), "idle");
-            assert_eq!(user.sessions[0].status, crate::wire::SessionStatus::Idle);
-            assert_eq!(user.idle_since(), Some(went_idle_at));
+            assert_eq!(session.status, crate::wire::SessionStatus::Idle);
+            assert_eq!(session.idle_since, Some(went_idle_at));
         }
         other => panic!("{other:?}"),
     }
@@ -1398,9 +1403,9 @@ async fn idle_is_one_updated_each_way_and_an_idle_tabs_heartbeats_change_nothing
         .await
         .unwrap();
     match next(&mut watcher).await {
-        RoomMessage::Updated { user, .. } => {
+        RoomMessage::Updated { user, session, .. } => {
             assert_eq!(user.status_label(), "online");
-            assert_eq!(user.idle_since(), None);
+            assert_eq!(session.idle_since, None);
         }
         other => panic!("{other:?}"),
     }
@@ -1593,8 +1598,8 @@ async fn an_agent_handle_keeps_itself_present_and_leaves_when_dropped(kind: Kind
     let mut watcher = h.watch(agent.room_token()).await;
     agent.set_state(json!({"doing": "writing"})).await.unwrap();
     match next(&mut watcher).await {
-        RoomMessage::Updated { user, .. } => {
-            assert_eq!(user.sessions[0].state, Some(json!({"doing": "writing"})))
+        RoomMessage::Updated { session, .. } => {
+            assert_eq!(session.state, Some(json!({"doing": "writing"})))
         }
         other => panic!("{other:?}"),
     }
@@ -1697,12 +1702,15 @@ async fn an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined(ki
     h.presence.heartbeat(&shown).await.unwrap();
     match next(&mut watcher).await {
         RoomMessage::Joined {
-            user, session_id, ..
+            user,
+            session_id,
+            session,
+            ..
         } => {
             assert_eq!((user.user_id.as_str(), session_id.as_str()), ("eve", "e1"));
             assert!(user.online);
-            assert_eq!(user.sessions.len(), 1);
-            assert_eq!(user.sessions[0].state, Some(json!({"x": 2})));
+            assert_eq!(session.session_id, "e1");
+            assert_eq!(session.state, Some(json!({"x": 2})));
         }
         other => panic!("{other:?}"),
     }
@@ -1728,7 +1736,6 @@ async fn an_invisible_session_is_in_no_read_path_and_showing_it_is_one_joined(ki
             assert_eq!(reason, LeaveReason::Disconnected);
             assert!(!user.online);
             assert_eq!(user.last_seen, Some(hid_at));
-            assert!(user.sessions.is_empty());
         }
         other => panic!("{other:?}"),
     }

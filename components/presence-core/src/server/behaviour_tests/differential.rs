@@ -1,7 +1,8 @@
 //! The differential test: the same random operation sequences against the memory store and a
 //! real redis-server, on one clock. After every step both stores must answer alike (the same
 //! result or the same error) and list every room identically; at the end each room's
-//! subscription must have carried the same messages in both. Sequences mix joins (several in one
+//! subscription must have carried the same messages in both, and its first snapshot plus those
+//! diffs (each naming one session) must make the room as listed. Sequences mix joins (several in one
 //! millisecond), heartbeats that change name, state, away or idle, updates, disconnects,
 //! goodbyes (`going`, ended by the leave grace or taken back by a heartbeat), invisible sessions
 //! (joining invisibly, turning it on and off: told to nobody, shown as one join), expiries, agents
@@ -302,9 +303,9 @@ async fn memory_and_redis_agree_on_random_sequences() {
             let token = memory.room_token(room).unwrap();
             let mut m = memory.subscribe(&token, None).await.unwrap();
             let mut r = redis.subscribe(&token, None).await.unwrap();
-            next(&mut m).await;
+            let first = next(&mut m).await;
             next(&mut r).await;
-            watching.push((room, m, r));
+            watching.push((room, m, r, first));
         }
         let mut changes = (memory.changes(), redis.changes());
         let mut pair = Pair {
@@ -326,12 +327,24 @@ async fn memory_and_redis_agree_on_random_sequences() {
         let on_redis = occupancy_until(&mut changes.1, &last).await;
         assert_eq!(on_memory, on_redis, "seed {seed}: occupancy differs");
         // Every change, in order, alike.
-        for (room, mut m, mut r) in watching {
-            let seq = pair.memory.list_room(room).await.unwrap().seq;
+        for (room, mut m, mut r, first) in watching {
+            let now = pair.memory.list_room(room).await.unwrap();
+            let seq = now.seq;
             if seq == 0 {
                 continue;
             }
             let on_memory = messages_until(&mut m, seq).await;
+            // The first snapshot and every diff after it (each naming one session) make the
+            // room as it is now, every user's sessions included.
+            let mut view = RoomView::default();
+            for message in std::iter::once(first).chain(on_memory.iter().cloned()) {
+                view.apply(message);
+            }
+            assert_eq!(
+                view.users(),
+                now.users.as_slice(),
+                "seed {seed}: room {room}'s diffs"
+            );
             let on_redis = messages_until(&mut r, seq).await;
             if let Some(i) = (0..on_memory.len().max(on_redis.len()))
                 .find(|&i| on_memory.get(i) != on_redis.get(i))

@@ -5,7 +5,9 @@
 //! subscriptions, rates) is each store's own; it is not part of the facts.
 
 use crate::room_view::room_order;
-use crate::wire::{PresenceKind, RoomSnapshot, SessionPresence, SessionStatus, UserPresence};
+use crate::wire::{
+    PresenceKind, RoomSnapshot, SessionPresence, SessionStatus, UserHead, UserPresence,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -121,34 +123,43 @@ impl UserFacts {
 
     /// The user as the wire shows it: the one place a [`UserPresence`] is made.
     pub fn presence(&self, user_id: &str) -> UserPresence {
-        let sessions: Vec<SessionPresence> =
-            self.sessions.iter().map(SessionFacts::presence).collect();
-        UserPresence {
+        self.head(user_id)
+            .with_sessions(self.sessions.iter().map(SessionFacts::presence).collect())
+    }
+
+    /// The user without its sessions, as a diff shows it: the one place a [`UserHead`] is made.
+    pub fn head(&self, user_id: &str) -> UserHead {
+        let statuses = self.sessions.iter().map(SessionFacts::status);
+        UserHead {
             user_id: user_id.to_string(),
             name: self.name.clone(),
             kind: self.kind,
-            online: !sessions.is_empty(),
-            away: !sessions.is_empty() && sessions.iter().all(|s| s.status == SessionStatus::Away),
-            idle: crate::wire::user_idle(&sessions),
+            online: self.is_online(),
+            away: crate::wire::user_away(statuses.clone()),
+            idle: crate::wire::user_idle(statuses),
             online_since: self.online_since,
             last_seen: self.last_seen,
-            sessions,
         }
     }
 }
 
 impl SessionFacts {
+    /// Away (hidden), idle (no input for a while) or active.
+    pub fn status(&self) -> SessionStatus {
+        if self.away {
+            SessionStatus::Away
+        } else if self.idle_since.is_some() {
+            SessionStatus::Idle
+        } else {
+            SessionStatus::Active
+        }
+    }
+
     pub fn presence(&self) -> SessionPresence {
         SessionPresence {
             session_id: self.id.clone(),
             name: self.name.clone(),
-            status: if self.away {
-                SessionStatus::Away
-            } else if self.idle_since.is_some() {
-                SessionStatus::Idle
-            } else {
-                SessionStatus::Active
-            },
+            status: self.status(),
             kind: self.kind,
             idle_since: self.idle_since.filter(|_| !self.away),
             state: self.state.as_deref().cloned(),

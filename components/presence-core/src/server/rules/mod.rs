@@ -19,7 +19,9 @@ use crate::server::config::PresenceConfig;
 use crate::server::subscription::Occupancy;
 use crate::server::token::SessionToken;
 use crate::validate;
-use crate::wire::{HeartbeatRequest, LeaveReason, PresenceKind, RoomMessage, UserStatus};
+use crate::wire::{
+    HeartbeatRequest, LeaveReason, PresenceKind, RoomMessage, SessionPresence, UserStatus,
+};
 use serde_json::Value;
 
 /// What a user already holds, for the caps on a new session.
@@ -457,33 +459,45 @@ pub(crate) enum Event {
 }
 
 /// The message of one change at `seq`: the one place room diffs are made. `user` is the user
-/// after the change (`None` only for [`Event::Removed`]).
+/// after the change (`None` only for [`Event::Removed`]). A diff carries the user's head and the
+/// one session that changed, not the user's other sessions.
 pub(crate) fn message(
     event: &Event,
     seq: u64,
     user_id: &str,
     user: Option<&UserFacts>,
 ) -> RoomMessage {
-    let user = || {
-        user.expect("a change of a listed user carries it")
-            .presence(user_id)
+    let facts = || user.expect("a change of a listed user carries it");
+    // The session that joined or changed, as others see it. Events are only made for visible
+    // sessions; were one not found (a store's bug), the diff still names it, from whatever the
+    // facts hold, rather than panic while a store holds its lock.
+    let session = |id: &str| {
+        let facts = facts();
+        let found = facts.sessions.iter().find(|s| s.id == id);
+        debug_assert!(found.is_some(), "session {id} of a diff is a visible one");
+        found
+            .or_else(|| facts.session(id))
+            .map(SessionFacts::presence)
+            .unwrap_or_else(|| SessionPresence::new(id, facts.name.clone()))
     };
     match event {
-        Event::Joined { session } => RoomMessage::Joined {
+        Event::Joined { session: id } => RoomMessage::Joined {
             seq,
-            session_id: session.clone(),
-            user: user(),
+            session_id: id.clone(),
+            user: facts().head(user_id),
+            session: session(id),
         },
-        Event::Updated { session } => RoomMessage::Updated {
+        Event::Updated { session: id } => RoomMessage::Updated {
             seq,
-            session_id: session.clone(),
-            user: user(),
+            session_id: id.clone(),
+            user: facts().head(user_id),
+            session: session(id),
         },
         Event::Left { session, reason } => RoomMessage::Left {
             seq,
             session_id: session.clone(),
             reason: *reason,
-            user: user(),
+            user: facts().head(user_id),
         },
         Event::Removed => RoomMessage::Removed {
             seq,

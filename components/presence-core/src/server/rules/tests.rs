@@ -230,6 +230,44 @@ fn the_first_session_in_occupies_a_room_and_the_last_out_vacates_it() {
     assert_eq!(occupancy(0, 0), None, "an offline user dropped");
 }
 
+/// A user with three tabs, each with a kilobyte of state: a change of one tab sends that tab
+/// and the user's head, not the other two (whose state would be most of the bytes).
+#[test]
+fn a_diff_carries_the_one_session_that_changed_not_the_users_others() {
+    let mut user = UserFacts::unlisted();
+    for (seq, id) in [(1, "tab-1"), (2, "tab-2"), (3, "tab-3")] {
+        joined(&mut user, id, "Ann", 1_000, seq);
+        user.session_mut(id).unwrap().state = Some(Box::new(json!({ "notes": id.repeat(200) })));
+    }
+    let whole = serde_json::to_string(&user.presence("ann")).unwrap().len();
+    for event in [
+        Event::Joined {
+            session: "tab-2".into(),
+        },
+        Event::Updated {
+            session: "tab-2".into(),
+        },
+    ] {
+        let diff = serde_json::to_string(&message(&event, 4, "ann", Some(&user))).unwrap();
+        assert!(diff.contains("tab-2tab-2"), "{diff}");
+        assert!(!diff.contains("tab-1") && !diff.contains("tab-3"), "{diff}");
+        assert!(
+            diff.len() * 2 < whole,
+            "{} bytes against the whole user's {whole}",
+            diff.len()
+        );
+    }
+    let left = Event::Left {
+        session: "tab-2".into(),
+        reason: LeaveReason::Disconnected,
+    };
+    let diff = serde_json::to_string(&message(&left, 4, "ann", Some(&user))).unwrap();
+    assert!(
+        diff.len() < 300,
+        "a leave names the session, nothing of the tabs: {diff}"
+    );
+}
+
 #[test]
 fn every_change_is_one_message_with_the_user_after_it() {
     let mut user = UserFacts::unlisted();
@@ -246,13 +284,14 @@ fn every_change_is_one_message_with_the_user_after_it() {
         seq,
         session_id,
         user: shown,
+        session,
     } = joined
     else {
         panic!("{joined:?}");
     };
     assert_eq!((seq, session_id.as_str()), (1, "s1"));
-    assert_eq!(shown, user.presence("ann"));
-    assert!(shown.online && !shown.away);
+    // The user's head and the one session, which make the user whole.
+    assert_eq!(shown.with_sessions(vec![session]), user.presence("ann"));
     assert_eq!(
         message(&Event::Removed, 5, "ann", None),
         RoomMessage::Removed {

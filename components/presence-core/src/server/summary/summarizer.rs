@@ -256,10 +256,12 @@ fn take(shared: &Mutex<Shared>, message: &RoomMessage) {
         RoomMessage::Joined { user, .. }
         | RoomMessage::Left { user, .. }
         | RoomMessage::Updated { user, .. } => {
-            if let Some((id, _)) = shared.me.get_key_value(user.user_id.as_str()) {
-                shared.pending_me.insert(id.clone(), Some(user.clone()));
-            }
             shared.view.apply_in_order(message.clone());
+            // The user whole (the diff names one of its sessions), as the view now has it.
+            if let Some((id, _)) = shared.me.get_key_value(user.user_id.as_str()) {
+                let now = shared.view.user(id).cloned();
+                shared.pending_me.insert(id.clone(), now);
+            }
         }
         RoomMessage::Removed { user_id, .. } => {
             if let Some((id, _)) = shared.me.get_key_value(user_id.as_str()) {

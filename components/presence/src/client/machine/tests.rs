@@ -282,7 +282,7 @@ fn a_snapshot_without_this_tab_or_its_expiry_wakes_the_heartbeat() {
         seq: 2,
         session_id: "s1".into(),
         reason: LeaveReason::Expired,
-        user: UserPresence::new("u1", "Ada", vec![]),
+        user: UserPresence::new("u1", "Ada", vec![]).head(),
     };
     assert_eq!(
         m.message(1, expired.clone(), |_| Applied::Changed),

@@ -232,7 +232,7 @@ mod tests {
 
     fn join(i: usize) -> String {
         format!(
-            r#"{{"type":"joined","seq":{s},"session_id":"session-{i}","user":{{"user_id":"user-{i}","name":"User {i}","online":true,"away":false,"idle":false,"online_since":{s},"sessions":[{{"session_id":"session-{i}","name":"User {i}","status":"active","joined_at":{t},"joined_seq":{s}}}]}}}}"#,
+            r#"{{"type":"joined","seq":{s},"session_id":"session-{i}","user":{{"user_id":"user-{i}","name":"User {i}","online":true,"away":false,"idle":false,"online_since":{s}}},"session":{{"session_id":"session-{i}","name":"User {i}","status":"active","joined_at":{t},"joined_seq":{s}}}}}"#,
             s = i + 1,
             t = 1_764_700_000_000u64 + 977 * i as u64
         )

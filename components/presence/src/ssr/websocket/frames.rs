@@ -125,10 +125,12 @@ mod tests {
     }
 
     fn joined(seq: u64) -> Arc<SharedMessage> {
+        let user = user(seq);
         Arc::new(SharedMessage::new(RoomMessage::Joined {
             seq,
             session_id: format!("session-{seq}"),
-            user: user(seq),
+            session: user.sessions[0].clone(),
+            user: user.head(),
         }))
     }
 

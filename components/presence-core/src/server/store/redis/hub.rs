@@ -440,10 +440,12 @@ mod tests {
     }
 
     fn joined(seq: u64, id: &str) -> Arc<SharedMessage> {
+        let user = user(id, seq);
         shared(RoomMessage::Joined {
             seq,
             session_id: format!("s-{id}"),
-            user: user(id, seq),
+            session: user.sessions[0].clone(),
+            user: user.head(),
         })
     }
 

@@ -143,7 +143,10 @@ fn changes_are_one_updated_event_never_left_and_joined() {
     let events = watch.drain();
     assert_eq!(kinds(&events), ["updated"; 5]);
     let RoomMessage::Updated {
-        user, session_id, ..
+        user,
+        session_id,
+        session,
+        ..
     } = events.last().unwrap()
     else {
         unreachable!()
@@ -151,7 +154,7 @@ fn changes_are_one_updated_event_never_left_and_joined() {
     assert_eq!(session_id, "s1");
     assert_eq!(user.name, "Ann B.");
     assert_eq!(
-        user.sessions[0].state,
+        session.state,
         Some(json!({"section": "faq", "typing": true}))
     );
     // Sequence numbers follow each other.
@@ -639,20 +642,34 @@ fn a_snapshot_plus_the_diffs_after_it_equals_a_later_snapshot() {
     };
     let mut view = crate::RoomView::from_snapshot(snapshot);
     let b = reg.heartbeat(&req("r1", "b", "s2"), T0 + 1).unwrap();
+    // b's second and third tabs: each diff names one of b's tabs, and the view keeps the others.
+    let b2 = reg.heartbeat(&req("r1", "b", "s6"), T0 + 1).unwrap();
+    reg.heartbeat(&req("r1", "b", "s7"), T0 + 1).unwrap();
     reg.heartbeat(&req("r1", "c", "s3"), T0 + 2).unwrap();
     reg.update_state(&b.token.to_hex(), json!({"typing": true}), None, T0 + 3)
         .unwrap();
+    reg.disconnect(&b2.token.to_hex(), None, T0 + 3).unwrap();
+    reg.update_state(&b.token.to_hex(), json!({"typing": false}), None, T0 + 3)
+        .unwrap();
+    let mut catch_up = |view: &mut crate::RoomView, reg: &Registry| {
+        while let Ok(m) = rx.try_recv() {
+            assert_eq!(
+                view.apply(m.message().clone()),
+                crate::room_view::Applied::Changed
+            );
+        }
+        assert_eq!(view.users(), reg.snapshot("r1").users.as_slice());
+        assert_eq!(view.seq(), reg.snapshot("r1").seq);
+    };
+    catch_up(&mut view, &reg);
+    let tabs: Vec<&str> = (view.user("b").unwrap().sessions.iter())
+        .map(|s| s.session_id.as_str())
+        .collect();
+    assert_eq!(tabs, ["s2", "s7"]);
     reg.disconnect(&a.token.to_hex(), None, T0 + 4).unwrap();
     reg.heartbeat(&req("r1", "a", "s4"), T0 + 5).unwrap();
     reg.expire_due(T0 + 26_000);
-    while let Ok(m) = rx.try_recv() {
-        assert_eq!(
-            view.apply(m.message().clone()),
-            crate::room_view::Applied::Changed
-        );
-    }
-    assert_eq!(view.users(), reg.snapshot("r1").users.as_slice());
-    assert_eq!(view.seq(), reg.snapshot("r1").seq);
+    catch_up(&mut view, &reg);
 }
 
 #[test]
