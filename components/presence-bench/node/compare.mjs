@@ -38,11 +38,11 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
+import { waitForPort } from './wait-for-port.mjs';
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
 import * as decoding from 'lib0/decoding';
@@ -91,17 +91,6 @@ function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
-async function waitForPort() {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server did not listen on ${port}`);
-}
 
 function startServer() {
   return server === 'yjs'
@@ -367,7 +356,7 @@ async function main() {
   }
   const child = startServer();
   try {
-    await waitForPort();
+    await waitForPort(port);
     if (preconnect && server === 'ours' && !sharedAgent) {
       for (let i = 0; i < clients; i++) await call(threadOf(i), { cmd: 'preconnect', i });
     }
