@@ -98,7 +98,12 @@ pub(crate) fn new_session(req: &HeartbeatRequest, name: &str, now: u64, seq: u64
 /// Adds a new session to its user (`UserFacts::unlisted()` if the room does not list the user).
 /// A user coming online (new, or back from offline) is placed after those already online.
 /// Returns whether the user came online. Emits [`Event::Joined`].
+///
+/// A session of that id the facts still hold (a store lost the session but not its user's
+/// facts: Redis evicting a key) is replaced, never listed twice.
 pub(crate) fn join(user: &mut UserFacts, session: SessionFacts, now: u64) -> bool {
+    user.sessions.retain(|s| s.id != session.id);
+    user.hidden.retain(|s| s.id != session.id);
     let came_online = !user.is_online();
     if came_online {
         user.online_since = session.joined_seq;

@@ -230,6 +230,35 @@ fn the_first_session_in_occupies_a_room_and_the_last_out_vacates_it() {
     assert_eq!(occupancy(0, 0), None, "an offline user dropped");
 }
 
+/// Facts that still hold a session the store lost (Redis evicted its key): joining it again
+/// replaces it, so the room lists it once, and a diff and the snapshot agree.
+#[test]
+fn a_session_joining_again_over_stale_facts_is_listed_once() {
+    let mut user = UserFacts::unlisted();
+    joined(&mut user, "s1", "Ann", 1_000, 1);
+    joined(&mut user, "s2", "Ann", 1_000, 2);
+    assert!(
+        !joined(&mut user, "s1", "Ann B.", 2_000, 7),
+        "still online through s2"
+    );
+    let ids: Vec<&str> = user.sessions.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s1"]);
+    assert_eq!(user.session("s1").unwrap().joined_seq, 7);
+    // The only session, stale: the user comes online again with it.
+    let mut alone = UserFacts::unlisted();
+    joined(&mut alone, "s1", "Ann", 1_000, 1);
+    assert!(joined(&mut alone, "s1", "Ann", 2_000, 9));
+    assert_eq!((alone.sessions.len(), alone.online_since), (1, 9));
+    // A stale invisible one too.
+    let mut hidden = UserFacts::unlisted();
+    join_hidden(
+        &mut hidden,
+        new_session(&req("r", "u", "s1"), "Ann", 1_000, 1),
+    );
+    joined(&mut hidden, "s1", "Ann", 2_000, 3);
+    assert_eq!((hidden.sessions.len(), hidden.hidden.len()), (1, 0));
+}
+
 /// A user with three tabs, each with a kilobyte of state: a change of one tab sends that tab
 /// and the user's head, not the other two (whose state would be most of the bytes).
 #[test]
