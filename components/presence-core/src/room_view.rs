@@ -171,24 +171,31 @@ impl RoomView {
     }
 
     /// The user a diff makes: its head, and the sessions the view has for it with the diff's
-    /// one session put in or taken out. An offline user has none.
+    /// one session put in or taken out. An offline user has none. The list is allocated at its
+    /// exact size: a room of thousands keeps one per user (a growing `Vec` would reserve four).
     fn patched(&self, head: UserHead, change: Change<'_>) -> UserPresence {
-        let mut sessions = match self.user(&head.user_id) {
-            Some(old) if head.online => old.sessions.clone(),
-            _ => Vec::new(),
+        let old: &[SessionPresence] = match self.user(&head.user_id) {
+            Some(old) if head.online => &old.sessions,
+            _ => &[],
         };
-        match change {
+        let sessions = match change {
+            Change::Put(_) if !head.online => Vec::new(),
             Change::Put(session) => {
-                sessions.retain(|s| s.session_id != session.session_id);
-                if head.online {
-                    let key = (session.joined_seq, session.session_id.as_str());
-                    let at =
-                        sessions.partition_point(|s| (s.joined_seq, s.session_id.as_str()) < key);
-                    sessions.insert(at, session);
-                }
+                let others = old.iter().filter(|s| s.session_id != session.session_id);
+                let mut sessions = Vec::with_capacity(others.clone().count() + 1);
+                sessions.extend(others.cloned());
+                let key = (session.joined_seq, session.session_id.as_str());
+                let at = sessions.partition_point(|s| (s.joined_seq, s.session_id.as_str()) < key);
+                sessions.insert(at, session);
+                sessions
             }
-            Change::Take(id) => sessions.retain(|s| s.session_id != id),
-        }
+            Change::Take(id) => {
+                let others = old.iter().filter(|s| s.session_id != id);
+                let mut sessions = Vec::with_capacity(others.clone().count());
+                sessions.extend(others.cloned());
+                sessions
+            }
+        };
         head.with_sessions(sessions)
     }
 
@@ -402,6 +409,9 @@ mod tests {
         });
         let ids: Vec<String> = sessions(&v, "ada").into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["t9"]);
+        // Kept at its exact size: a room of 10,000 one-tab users holds 10,000 sessions, not
+        // room for 40,000.
+        assert_eq!(v.user("ada").unwrap().sessions.capacity(), 1);
     }
 
     #[test]
