@@ -110,10 +110,17 @@ test('5. the same user in two tabs is one face; closing one keeps them online', 
   await expect(a.locator(`.session[data-user="${idb}"]`)).toHaveCount(2);
   await expect(face(a, idb)).toHaveCount(1);
   await expect(faces(a)).toHaveCount(2);
+  // One of Bob's tabs moves on: its row follows; the other tab's row stays as it was (a diff
+  // carries only the tab that changed, and the page keeps the other).
+  const rows = a.locator(`.session[data-user="${idb}"]`);
+  await b2.getByRole('button', { name: 'Agenda' }).click();
+  await expect(rows.filter({ hasText: 'in Agenda' })).toHaveCount(1, { timeout: 1_000 });
+  await expect(rows.filter({ hasText: 'in Introduction' })).toHaveCount(1);
   // Bob's other tab is listed in each of Bob's tabs, as "your other tab".
   await expect(b1.locator(`.session[data-user="${idb}"] .tag`)).toHaveText('your other tab');
   await b2.close({ runBeforeUnload: true });
   await expect(a.locator(`.session[data-user="${idb}"]`)).toHaveCount(1, { timeout: 2_000 });
+  await expect(rows.first()).toContainText('in Introduction');
   await a.waitForTimeout(1_500);
   await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'online');
   await Promise.all([ca.close(), cb.close()]);
