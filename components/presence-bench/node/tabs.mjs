@@ -11,6 +11,7 @@
 // line per build and tab count.
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import { postJson } from './post-json.mjs';
 import { waitForPort } from './wait-for-port.mjs';
 import WebSocket from 'ws';
 
@@ -27,22 +28,7 @@ if (!['on', 'off'].includes(deflate)) throw new Error(`--deflate on|off, not ${d
 const port = Number(one('port', 3610));
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-function post(name, body) {
-  return new Promise((resolve, reject) => {
-    const data = JSON.stringify(body);
-    const req = http.request(
-      { host: '127.0.0.1', port, path: `/api/presence/${name}`, method: 'POST', agent,
-        headers: { 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(data) } },
-      (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(text ? JSON.parse(text) : null) : reject(new Error(`${name}: ${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
+const post = (name, body) => postJson(agent, port, name, body);
 
 
 // A tab's state: a cursor that moves, and a note of about `stateBytes` bytes that does not.
