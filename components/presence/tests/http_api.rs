@@ -612,6 +612,20 @@ fn as_user(user: &str, mut request: Request<Body>) -> Request<Body> {
     request
 }
 
+/// A WebSocket request to `url`, as `x-user: {user}` (for the test auth hook) if given.
+fn socket_request(
+    url: String,
+    user: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(user) = user {
+        request
+            .headers_mut()
+            .insert("x-user", user.parse().unwrap());
+    }
+    request
+}
+
 #[tokio::test]
 async fn with_an_auth_hook_identity_is_stamped_and_sessions_are_guarded() {
     let app = auth_app(Presence::start(PresenceConfig::default()));
@@ -672,22 +686,15 @@ async fn with_an_auth_hook_a_session_socket_must_be_the_callers() {
     let room_token = url_encode(alice["room_token"].as_str().unwrap());
     let session_token = alice["session_token"].as_str().unwrap();
     let connect_as = |user: Option<&str>, with_session: bool| {
-        let mut request = format!(
+        let url = format!(
             "ws://{addr}/api/presence/subscribe?room_token={room_token}{}",
             if with_session {
                 format!("&session_token={session_token}")
             } else {
                 String::new()
             }
-        )
-        .into_client_request()
-        .unwrap();
-        if let Some(user) = user {
-            request
-                .headers_mut()
-                .insert("x-user", user.parse().unwrap());
-        }
-        tokio_tungstenite::connect_async(request)
+        );
+        tokio_tungstenite::connect_async(socket_request(url, user))
     };
     let status_of = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
         Ok(_) => StatusCode::SWITCHING_PROTOCOLS,

@@ -7,7 +7,6 @@ use futures::{SinkExt, StreamExt};
 use leptos_presence::ssr::{Presence, PresenceConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -18,15 +17,11 @@ async fn join_socket(
     user: Option<&str>,
     first: Message,
 ) -> Socket {
-    let mut request = format!("ws://{addr}/api/presence/subscribe?join=1{query}")
-        .into_client_request()
-        .unwrap();
-    if let Some(user) = user {
-        request
-            .headers_mut()
-            .insert("x-user", user.parse().unwrap());
-    }
-    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let url = format!("ws://{addr}/api/presence/subscribe?join=1{query}");
+    let mut socket = tokio_tungstenite::connect_async(super::socket_request(url, user))
+        .await
+        .unwrap()
+        .0;
     socket.send(first).await.unwrap();
     socket
 }
