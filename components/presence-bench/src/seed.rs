@@ -1,4 +1,4 @@
-//! Joins N sessions to one room of a running server and writes wrk scripts that heartbeat them
+//! Joins N sessions to one room (or `--rooms` rooms) of a running server and writes wrk scripts that heartbeat them
 //! without change, round-robin: `heartbeat.lua` to the real endpoint, `noop.lua` with the same
 //! bodies to the no-op server function, `bare.lua` to the bare axum route.
 
@@ -10,13 +10,16 @@ pub async fn run(args: &Args) -> Result<(), String> {
     let url = args.get("url", "http://127.0.0.1:3500");
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let sessions = args.num("sessions", 1_000)?;
+    // Spread over this many rooms (`bench-http-<n>`), or all in `bench-http` (1).
+    let rooms = args.num("rooms", 1)?.max(1);
     let out = std::path::PathBuf::from(args.get("out", "target/bench"));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let mut conn = Conn::open(addr).await?;
     let mut bodies = Vec::with_capacity(sessions as usize);
     for i in 0..sessions {
         let mut body = json!({
-            "room": "bench-http", "user": format!("user-{i}"), "session": format!("session-{i}"),
+            "room": if rooms == 1 { "bench-http".to_string() } else { format!("bench-http-{}", i % rooms) },
+            "user": format!("user-{i}"), "session": format!("session-{i}"),
             "name": format!("User {i}"), "interval_ms": 10_000,
         });
         let (status, answer) = conn

@@ -91,10 +91,18 @@ pub struct PresenceConfig {
     /// Default: `presence`. Apps sharing one Redis for separate presence worlds use different ones.
     pub redis_prefix: String,
     /// `redis_url` names a Redis Cluster (`PRESENCE_REDIS_CLUSTER=1`): one or more of its nodes,
-    /// separated by commas. Every key then hashes to one slot (the prefix becomes a hash tag,
-    /// `{presence}`), so each change stays one atomic script: it runs on a Cluster, on the shard
-    /// that slot lives on (see the README's "Redis Cluster"). Default false.
+    /// separated by commas. With one slot group every key then hashes to one slot (the prefix
+    /// becomes a hash tag, `{presence}`); see [`PresenceConfig::redis_slot_groups`] to spread a
+    /// deployment over the shards, and the README's "Redis Cluster". Default false.
     pub redis_cluster: bool,
+    /// How many slot groups a deployment's Redis keys are spread over
+    /// (`PRESENCE_REDIS_SLOT_GROUPS`, 1–16384). With 1 (the default) every key shares the
+    /// prefix (on a Cluster, one slot: one shard holds the whole deployment). With more, each
+    /// room and each user hashes to one group with its own hash tag (`{presence:7}`), so a
+    /// Cluster spreads the rooms over its shards; every change in a room is still atomic in its
+    /// slot. Every server of a deployment must use the same value, and changing it orphans what
+    /// Redis holds (start it empty). See the README's "Redis Cluster".
+    pub redis_slot_groups: u32,
 }
 
 impl Default for PresenceConfig {
@@ -128,6 +136,7 @@ impl Default for PresenceConfig {
             redis_url: None,
             redis_prefix: "presence".into(),
             redis_cluster: false,
+            redis_slot_groups: 1,
         }
     }
 }
@@ -260,6 +269,12 @@ impl PresenceConfig {
         self
     }
 
+    /// Sets [`PresenceConfig::redis_slot_groups`] (0 counts as 1).
+    pub fn redis_slot_groups(mut self, value: u32) -> Self {
+        self.redis_slot_groups = value.max(1);
+        self
+    }
+
     /// Sets [`PresenceConfig::redis_prefix`].
     pub fn redis_prefix(mut self, value: impl Into<String>) -> Self {
         self.redis_prefix = value.into();
@@ -288,7 +303,10 @@ impl PresenceConfig {
     /// `PRESENCE_SUBSCRIBER_BUFFER`, `PRESENCE_MAX_SESSIONS_PER_USER`,
     /// `PRESENCE_MAX_ROOMS_PER_USER`, `PRESENCE_MAX_SOCKETS_PER_ADDRESS`, `PRESENCE_SESSION_RATE` and `PRESENCE_SESSION_BURST`,
     /// `PRESENCE_ADDRESS_RATE` and `PRESENCE_ADDRESS_BURST` (a rate of 0 turns that limit off),
-    /// `PRESENCE_SECRET` (the room token key).
+    /// `PRESENCE_SECRET` (the room token key), `PRESENCE_TRUSTED_PROXIES`,
+    /// `PRESENCE_ALLOWED_ORIGINS`, `PRESENCE_ALLOW_INVISIBLE`, and for Redis
+    /// `PRESENCE_REDIS_URL`, `PRESENCE_REDIS_PREFIX`, `PRESENCE_REDIS_CLUSTER` and
+    /// `PRESENCE_REDIS_SLOT_GROUPS`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -436,6 +454,26 @@ impl PresenceConfig {
             }
             config.redis_prefix = prefix;
         }
+        if let Some(value) = lookup("PRESENCE_REDIS_SLOT_GROUPS") {
+            let groups = value
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|g| (1..=16384).contains(g));
+            config.redis_slot_groups = groups.ok_or(ConfigError {
+                name: "PRESENCE_REDIS_SLOT_GROUPS",
+                value: value.clone(),
+                expected: "a whole number from 1 to 16384",
+            })?;
+            if config.redis_slot_groups > 1 && config.redis_prefix.contains(['{', '}']) {
+                return Err(ConfigError {
+                    name: "PRESENCE_REDIS_SLOT_GROUPS",
+                    value,
+                    expected:
+                        "1 while PRESENCE_REDIS_PREFIX has braces (groups make their own hash tags)",
+                });
+            }
+        }
         Ok(config)
     }
 }
@@ -547,5 +585,41 @@ mod tests {
             invisible("yes").unwrap_err().name,
             "PRESENCE_ALLOW_INVISIBLE"
         );
+    }
+
+    #[test]
+    fn slot_groups_are_a_whole_number_in_range_and_need_a_prefix_without_braces() {
+        let with = |vars: &[(&str, &str)]| {
+            PresenceConfig::from_lookup(|name| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(PresenceConfig::default().redis_slot_groups, 1);
+        assert_eq!(
+            with(&[("PRESENCE_REDIS_SLOT_GROUPS", " 16 ")])
+                .unwrap()
+                .redis_slot_groups,
+            16
+        );
+        for bad in ["0", "16385", "-1", "many"] {
+            let err = with(&[("PRESENCE_REDIS_SLOT_GROUPS", bad)]).unwrap_err();
+            assert_eq!(err.name, "PRESENCE_REDIS_SLOT_GROUPS", "{bad}");
+            assert!(err.to_string().contains("1 to 16384"), "{err}");
+        }
+        let err = with(&[
+            ("PRESENCE_REDIS_PREFIX", "{app}"),
+            ("PRESENCE_REDIS_SLOT_GROUPS", "4"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("braces"), "{err}");
+        // One group keeps a braced prefix working as before.
+        let config = with(&[
+            ("PRESENCE_REDIS_PREFIX", "{app}"),
+            ("PRESENCE_REDIS_SLOT_GROUPS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(config.redis_prefix, "{app}");
     }
 }

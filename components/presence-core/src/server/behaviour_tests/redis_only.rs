@@ -5,13 +5,20 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-/// Runs each named `async fn(Kind)` on one Redis and on a Redis Cluster (`cluster::…`).
+/// Runs each named `async fn(Kind)` on one Redis, on one Redis with slot groups (`groups::…`)
+/// and on a Redis Cluster (`cluster::…`).
 macro_rules! on_redis_and_a_cluster {
     ($($name:ident),* $(,)?) => {
         mod one_redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 super::$name(super::Kind::Redis).await
+            })*
+        }
+        mod groups {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Kind::RedisGroups).await
             })*
         }
         mod cluster {

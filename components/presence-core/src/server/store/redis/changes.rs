@@ -55,8 +55,8 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn prefix(&self) -> &str {
-        &self.presence.inner.prefix
+    fn layout(&self) -> &keys::Layout {
+        &self.presence.inner.layout
     }
 
     /// Publishes one change of `user_id` (whose facts after it are `user`) at the next seq.
@@ -95,28 +95,26 @@ impl<'a> Writer<'a> {
 
     /// The user's count of live sessions in this room moves by `by`.
     fn count_user_room(&mut self, user_id: &str, by: i64) {
-        let key = keys::user_rooms(self.prefix(), user_id);
+        let key = self.layout().user_rooms(user_id);
         let version = SessionToken::generate().to_hex();
         self.t.count(&key, self.keys.room(), by, &version);
     }
 
     fn schedule(&mut self, at: u64, member: &str) {
-        let prefix = self.prefix().to_string();
-        self.t
-            .schedule(&keys::deadlines(&prefix), at, member, &keys::wake(&prefix));
+        let wake = self.layout().wake();
+        self.t.schedule(self.keys.deadlines(), at, member, &wake);
     }
 
     /// Ends an offline user's listing (its facts as read, if known): one `Removed`. Facts that
     /// hold an invisible session stay, unlisted (see [`rules::unlist`]); otherwise they go.
     fn drop_offline(&mut self, user_id: &str, facts: Option<&UserFacts>) {
-        let prefix = self.prefix().to_string();
         match facts.cloned().map(|mut f| (rules::unlist(&mut f), f)) {
             Some((true, kept)) => self.put_user(user_id, &kept),
             _ => self.forget_user(user_id),
         }
         self.t.zrem(&self.keys.offline(), user_id);
         self.t.zrem(
-            &keys::deadlines(&prefix),
+            self.keys.deadlines(),
             &self.keys.retention_deadline(user_id),
         );
         self.emit(Event::Removed, user_id, None);
@@ -124,10 +122,9 @@ impl<'a> Writer<'a> {
 
     /// Removes a user's facts (nobody is told: see the callers).
     fn forget_user(&mut self, user_id: &str) {
-        let prefix = self.prefix().to_string();
+        let listed = self.layout().user_listed(user_id);
         self.t.hdel(&self.keys.users(), user_id);
-        self.t
-            .srem(&keys::user_listed(&prefix, user_id), self.keys.room());
+        self.t.srem(&listed, self.keys.room());
     }
 
     /// Commits, guarded on the room's seq as loaded. A change that told nobody (an invisible
@@ -166,7 +163,11 @@ impl RedisPresence {
         now: u64,
         expires_at: u64,
     ) -> Result<Beat, PresenceError> {
-        let keys = RoomKeys::new(&self.inner.prefix, &request.room);
+        let keys = self.inner.layout.room(&request.room);
+        // With slot groups a session's token is in its room's group (see `keys::Layout`): a
+        // token sent is read as moved there. A live session's own token is there already, and
+        // a join's retry finds the session its proposal made.
+        let token = token.map(|t| self.inner.layout.token_in_group(t, keys.group()));
         let hex = token.map(|t| t.to_hex());
         let _turn = self.inner.turns.take(&request.room).await;
         for _ in 0..MAX_TRIES {
@@ -212,14 +213,37 @@ impl RedisPresence {
         now: u64,
         expires_at: u64,
     ) -> Result<Option<Beat>, PresenceError> {
-        rules::check_join(
+        if let Err(refused) = rules::check_join(
             &self.inner.config,
             &request.room,
             loaded.sessions + loaded.hidden,
             loaded.holdings(&request.room),
             request.kind,
-        )?;
-        let token = rules::session_token(proposed, |_| loaded.token_taken).to_hex();
+        ) {
+            let per_user = matches!(
+                refused,
+                PresenceError::TooManyRooms { .. } | PresenceError::TooManySessions { .. }
+            );
+            // With slot groups a count can be left too high (see `commit`): recount before
+            // refusing, and decide again if it was.
+            if per_user
+                && self.inner.layout.groups() > 1
+                && self
+                    .recount_user(&request.user, &loaded.rooms, &loaded.rooms_version)
+                    .await?
+            {
+                return Ok(None);
+            }
+            return Err(refused);
+        }
+        let token = self
+            .inner
+            .layout
+            .token_in_group(
+                rules::session_token(proposed, |_| loaded.token_taken),
+                keys.group(),
+            )
+            .to_hex();
         let mut w = Writer::new(self, keys, loaded);
         let session = rules::new_session(request, name, now, w.seq + 1);
         let listed = loaded.user.is_some();
@@ -231,11 +255,11 @@ impl RedisPresence {
             rules::join(&mut user, session, now);
         }
         let sk = keys.session(&request.session);
-        let prefix = self.inner.prefix.clone();
+        let layout = self.inner.layout.clone();
         w.t.expect_field(&sk, "tok", "")
-            .expect(&keys::token(&prefix, &token), "")
+            .expect(&layout.token(&token), "")
             .expect_field(
-                &keys::user_rooms(&prefix, &request.user),
+                &layout.user_rooms(&request.user),
                 keys::VERSION_FIELD,
                 &loaded.rooms_version,
             );
@@ -251,12 +275,12 @@ impl RedisPresence {
             w.t.hset(&sk, field, value);
         }
         w.t.set(
-            &keys::token(&prefix, &token),
+            &layout.token(&token),
             &format!("{}\n{}", request.room, request.session),
         );
         w.put_user(&request.user, &user);
         if !listed {
-            w.t.sadd(&keys::user_listed(&prefix, &request.user), &request.room);
+            w.t.sadd(&layout.user_listed(&request.user), &request.room);
         }
         if request.invisible {
             w.set_hidden_count(loaded.hidden + 1);
@@ -266,10 +290,7 @@ impl RedisPresence {
         w.count_user_room(&request.user, 1);
         if was_offline && !request.invisible {
             w.t.zrem(&keys.offline(), &request.user);
-            w.t.zrem(
-                &keys::deadlines(&prefix),
-                &keys.retention_deadline(&request.user),
-            );
+            w.t.zrem(keys.deadlines(), &keys.retention_deadline(&request.user));
         }
         w.schedule(expires_at, &keys.session_deadline(&request.session));
         if !request.invisible {
@@ -343,16 +364,12 @@ impl RedisPresence {
         );
         if flip {
             let session = request.session.clone();
-            let prefix = self.inner.prefix.clone();
             let mut went_offline = None;
             let event = if hidden {
                 if user.offline_since().is_some() {
                     // Back from offline.
                     w.t.zrem(&keys.offline(), &request.user);
-                    w.t.zrem(
-                        &keys::deadlines(&prefix),
-                        &keys.retention_deadline(&request.user),
-                    );
+                    w.t.zrem(keys.deadlines(), &keys.retention_deadline(&request.user));
                 }
                 rules::reveal(&mut user, &session, now, w.seq + 1);
                 w.set_session_count(loaded.sessions + 1);
@@ -431,7 +448,7 @@ impl RedisPresence {
         let mut conn = self.inner.conn.clone();
         let at: Option<String> = self.answered(
             redis::cmd("GET")
-                .arg(keys::token(&self.inner.prefix, token))
+                .arg(self.inner.layout.token(token))
                 .query_async(&mut conn)
                 .await,
         )?;
@@ -455,7 +472,7 @@ impl RedisPresence {
         token: &str,
         as_user: Option<&str>,
     ) -> Result<(RoomKeys, String, Loaded), PresenceError> {
-        let keys = RoomKeys::new(&self.inner.prefix, room);
+        let keys = self.inner.layout.room(room);
         let sid = sid.clone();
         let loaded = self
             .load(
@@ -493,7 +510,7 @@ impl RedisPresence {
             return self.end_by_token(token, as_user).await;
         }
         let granted = self.granted(token).await?;
-        let prefix = self.inner.prefix.clone();
+        let layout = self.inner.layout.clone();
         for _ in 0..MAX_TRIES {
             let (keys, sid, loaded) = self.load_by_token(&granted, token, as_user).await?;
             let now = self.now_ms();
@@ -509,12 +526,12 @@ impl RedisPresence {
                 .hset(&sk, "gs", &now.to_string())
                 .hset(&sk, "bye", &now.to_string())
                 .schedule(
-                    &keys::deadlines(&prefix),
+                    keys.deadlines(),
                     until,
                     &keys.session_deadline(&sid),
-                    &keys::wake(&prefix),
+                    &layout.wake(),
                 );
-            t.publish(&keys::forget(&prefix), token);
+            t.publish(&layout.forget(), token);
             if self.commit(&t).await? {
                 return Ok(());
             }
@@ -587,7 +604,7 @@ impl RedisPresence {
         now: u64,
     ) -> Result<bool, PresenceError> {
         let config = &self.inner.config;
-        let prefix = self.inner.prefix.clone();
+        let layout = self.inner.layout.clone();
         let user_id = loaded.user_id.clone();
         let mut user = loaded.user.clone().ok_or_else(|| missing("user"))?;
         let left = rules::leave(&mut user, sid, loaded.number("hb"), reason, now, config)
@@ -600,8 +617,8 @@ impl RedisPresence {
             .expect_field(&sk, "grace", loaded.field("grace"))
             .expect_field(&sk, "bye", loaded.field("bye"));
         w.t.del(&sk)
-            .del(&keys::token(&prefix, &token))
-            .zrem(&keys::deadlines(&prefix), &keys.session_deadline(sid));
+            .del(&layout.token(&token))
+            .zrem(keys.deadlines(), &keys.session_deadline(sid));
         if left.forgotten {
             // Its only sessions were invisible: it goes as it came, unseen.
             w.forget_user(&user_id);
@@ -727,9 +744,9 @@ impl RedisPresence {
         let (Some(kind), Some(room), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
             return Ok(());
         };
-        let prefix = self.inner.prefix.clone();
-        let dl = keys::deadlines(&prefix);
-        let keys = RoomKeys::new(&prefix, room);
+        let layout = self.inner.layout.clone();
+        let keys = layout.room(room);
+        let dl = keys.deadlines().to_string();
         let _turn = self.inner.turns.take(room).await;
         for _ in 0..MAX_TRIES {
             let mut t = Transition::default();
@@ -764,7 +781,7 @@ impl RedisPresence {
                     // grace was set meanwhile, which queued it earlier: decide again).
                     t.expect_field(&keys.session(id), "tok", loaded.field("tok"))
                         .expect_field(&keys.session(id), "grace", loaded.field("grace"))
-                        .requeue(&dl, deadline, member, &keys::wake(&prefix));
+                        .requeue(&dl, deadline, member, &layout.wake());
                 }
             } else {
                 let loaded = self
@@ -783,7 +800,7 @@ impl RedisPresence {
                         if until <= now {
                             w.drop_offline(id, loaded.user.as_ref());
                         } else {
-                            w.t.requeue(&dl, until, member, &keys::wake(&prefix));
+                            w.t.requeue(&dl, until, member, &layout.wake());
                         }
                     }
                     None => {
@@ -815,25 +832,33 @@ impl RedisPresence {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = &self.inner.prefix;
-        let mut conn = self.inner.conn.clone();
-        let mut rooms_of = redis::pipe();
-        for user in users {
-            rooms_of.smembers(keys::user_listed(prefix, user));
-        }
-        let rooms: Vec<Vec<String>> = self.answered(rooms_of.query_async(&mut conn).await)?;
-        let mut listings = redis::pipe();
-        let mut asked = 0;
+        let layout = &self.inner.layout;
+        let rooms: Vec<Vec<String>> = self
+            .query_each(
+                users
+                    .iter()
+                    .map(|user| {
+                        let key = layout.user_listed(user);
+                        let mut cmd = redis::cmd("SMEMBERS");
+                        cmd.arg(&key);
+                        (key, cmd)
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut listings = Vec::new();
         for (user, rooms) in users.iter().zip(&rooms) {
             for room in rooms {
-                listings.hget(RoomKeys::new(prefix, room).users(), user);
-                asked += 1;
+                let key = layout.room(room).users();
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(&key).arg(user);
+                listings.push((key, cmd));
             }
         }
-        let facts: Vec<Option<String>> = if asked == 0 {
+        let facts: Vec<Option<String>> = if listings.is_empty() {
             Vec::new()
         } else {
-            self.answered(listings.query_async(&mut conn).await)?
+            self.query_each(listings).await?
         };
         let mut facts = facts.into_iter();
         Ok(users
@@ -857,8 +882,8 @@ impl RedisPresence {
         room: &str,
         user_id: &str,
     ) -> Result<bool, PresenceError> {
-        let prefix = self.inner.prefix.clone();
-        let keys = RoomKeys::new(&prefix, room);
+        let layout = self.inner.layout.clone();
+        let keys = layout.room(room);
         let _turn = self.inner.turns.take(room).await;
         for _ in 0..MAX_TRIES {
             let loaded = self
@@ -880,10 +905,9 @@ impl RedisPresence {
             for (session, token) in sessions.iter().zip(&tokens) {
                 let sk = keys.session(&session.id);
                 w.t.expect_field(&sk, "tok", token);
-                w.t.del(&sk).del(&keys::token(&prefix, token)).zrem(
-                    &keys::deadlines(&prefix),
-                    &keys.session_deadline(&session.id),
-                );
+                w.t.del(&sk)
+                    .del(&layout.token(token))
+                    .zrem(keys.deadlines(), &keys.session_deadline(&session.id));
             }
             if user.is_online() {
                 let n = user.sessions.len();
@@ -963,8 +987,8 @@ impl RedisPresence {
         token: &str,
         grace_ms: u64,
     ) -> Result<(), PresenceError> {
-        let prefix = self.inner.prefix.clone();
-        let keys = RoomKeys::new(&prefix, room);
+        let layout = self.inner.layout.clone();
+        let keys = layout.room(room);
         let sk = keys.session(sid);
         for _ in 0..MAX_TRIES {
             let mut conn = self.inner.conn.clone();
@@ -995,12 +1019,12 @@ impl RedisPresence {
                 t.hset(&sk, "grace", &until.to_string())
                     .hset(&sk, "gs", &now.to_string())
                     .schedule(
-                        &keys::deadlines(&prefix),
+                        keys.deadlines(),
                         until,
                         &keys.session_deadline(sid),
-                        &keys::wake(&prefix),
+                        &layout.wake(),
                     );
-                t.publish(&keys::forget(&prefix), token);
+                t.publish(&layout.forget(), token);
             }
             if self.commit(&t).await? {
                 return Ok(());
@@ -1034,15 +1058,15 @@ impl RedisPresence {
         sid: &str,
         loaded: &Loaded,
     ) -> Result<(), PresenceError> {
-        let prefix = &self.inner.prefix;
+        let layout = &self.inner.layout;
         let sk = keys.session(sid);
         let token = loaded.field("tok");
         let mut t = Transition::default();
         t.expect_field(&sk, "tok", token)
             .del(&sk)
-            .zrem(&keys::deadlines(prefix), &keys.session_deadline(sid));
+            .zrem(keys.deadlines(), &keys.session_deadline(sid));
         if !token.is_empty() {
-            t.del(&keys::token(prefix, token));
+            t.del(&layout.token(token));
         }
         self.commit(&t).await.map(drop)
     }

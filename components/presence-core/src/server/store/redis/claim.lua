@@ -3,8 +3,9 @@
 -- what the deadline meant, another server takes it then. Ties by member (as the memory store's
 -- queue orders them).
 --
---   KEYS[1] P:dl   zset of deadlines: "s\n<room>\n<sid>" (a session), "u\n<room>\n<uid>" (the
---                  end of an offline user's retention), scored by time (ms)
+--   KEYS[1] T:dl   one slot group's zset of deadlines (keys.rs; a scheduler claims from each):
+--                  "s\n<room>\n<sid>" (a session), "u\n<room>\n<uid>" (the end of an offline
+--                  user's retention), scored by time (ms)
 --   ARGV[1] now (ms)    ARGV[2] the lease (ms)
 --
 -- Returns {member, its deadline} when one was due, else {'', the earliest deadline or -1}.

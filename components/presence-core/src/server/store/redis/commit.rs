@@ -2,46 +2,58 @@
 //! was made on) and writes, applied atomically by [`commit.lua`](commit.lua) if every guard
 //! still holds. A transition whose guards fail is decided again from a fresh load.
 
+use super::keys;
 use super::RedisPresence;
 use crate::error::PresenceError;
 
 /// Tries of one change before giving up on a room that changes under it every time.
 pub(super) const MAX_TRIES: usize = 64;
 
-/// A transition being built: keys are declared once each, guards come before writes.
-#[derive(Debug, Default)]
+/// One guard or write: its op (see commit.lua), its key (none for `pub`), its operands.
+#[derive(Debug, Clone)]
+struct Op {
+    name: &'static str,
+    key: Option<String>,
+    rest: Vec<String>,
+}
+
+impl Op {
+    fn is_guard(&self) -> bool {
+        matches!(self.name, "eq" | "heq")
+    }
+
+    /// Whether, written in another slot than the room's, it goes before the room's commit:
+    /// guards, and what adds to a user's holdings (so a cap holds while the room's commit is
+    /// in flight; what it takes away goes after, so a failed room commit never frees a slot).
+    fn goes_before(&self) -> bool {
+        self.is_guard()
+            || self.name == "sadd"
+            || (self.name == "count" && self.rest.get(1).is_some_and(|by| !by.starts_with('-')))
+    }
+}
+
+/// A transition being built: guards and writes, in order. Its first key is the room's (every
+/// change's first guard is on its room); see [`RedisPresence::commit`] for keys in other slots.
+#[derive(Debug, Default, Clone)]
 pub(super) struct Transition {
-    keys: Vec<String>,
-    guards: Vec<String>,
-    writes: Vec<String>,
+    ops: Vec<Op>,
 }
 
 impl Transition {
-    /// The index (1-based, as Lua's KEYS) of a key, declaring it if new.
-    fn key(&mut self, key: &str) -> String {
-        let at = match self.keys.iter().position(|k| k == key) {
-            Some(at) => at,
-            None => {
-                self.keys.push(key.to_string());
-                self.keys.len() - 1
-            }
-        };
-        (at + 1).to_string()
+    fn guard(&mut self, name: &'static str, key: &str, rest: &[&str]) -> &mut Self {
+        self.push(name, key, rest)
     }
 
-    fn guard(&mut self, op: &str, key: &str, rest: &[&str]) -> &mut Self {
-        let k = self.key(key);
-        self.guards.push(op.to_string());
-        self.guards.push(k);
-        self.guards.extend(rest.iter().map(|s| s.to_string()));
-        self
+    fn write(&mut self, name: &'static str, key: &str, rest: &[&str]) -> &mut Self {
+        self.push(name, key, rest)
     }
 
-    fn write(&mut self, op: &str, key: &str, rest: &[&str]) -> &mut Self {
-        let k = self.key(key);
-        self.writes.push(op.to_string());
-        self.writes.push(k);
-        self.writes.extend(rest.iter().map(|s| s.to_string()));
+    fn push(&mut self, name: &'static str, key: &str, rest: &[&str]) -> &mut Self {
+        self.ops.push(Op {
+            name,
+            key: Some(key.to_string()),
+            rest: rest.iter().map(|s| s.to_string()).collect(),
+        });
         self
     }
 
@@ -105,27 +117,140 @@ impl Transition {
     }
 
     pub fn publish(&mut self, channel: &str, message: &str) {
-        self.writes.push("pub".into());
-        self.writes.push(channel.to_string());
-        self.writes.push(message.to_string());
+        self.ops.push(Op {
+            name: "pub",
+            key: None,
+            rest: vec![channel.to_string(), message.to_string()],
+        });
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.ops.iter().all(Op::is_guard)
+    }
+
+    /// The slot tag of the room (its first key), if any key.
+    fn room_tag(&self) -> Option<&str> {
+        self.ops
+            .iter()
+            .find_map(|op| op.key.as_deref())
+            .map(keys::slot_tag)
+    }
+
+    /// Split by slot: the parts to commit before the room's (one per other slot), the room's,
+    /// and the parts after it. With every key in the room's slot: `None`.
+    fn split(&self) -> Option<(Vec<Transition>, Transition, Vec<Transition>)> {
+        let room = self.room_tag()?;
+        let other = |op: &Op| op.key.as_deref().is_some_and(|k| keys::slot_tag(k) != room);
+        if !self.ops.iter().any(other) {
+            return None;
+        }
+        let mut before: Vec<(String, Transition)> = Vec::new();
+        let mut after: Vec<(String, Transition)> = Vec::new();
+        let mut main = Transition::default();
+        for op in &self.ops {
+            if !other(op) {
+                main.ops.push(op.clone());
+                continue;
+            }
+            let tag = keys::slot_tag(op.key.as_deref().unwrap_or_default()).to_string();
+            let side = if op.goes_before() {
+                &mut before
+            } else {
+                &mut after
+            };
+            match side.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, t)) => t.ops.push(op.clone()),
+                None => side.push((
+                    tag,
+                    Transition {
+                        ops: vec![op.clone()],
+                    },
+                )),
+            }
+        }
+        let parts = |v: Vec<(String, Transition)>| v.into_iter().map(|(_, t)| t).collect();
+        Some((parts(before), main, parts(after)))
+    }
+
+    /// What takes back this part's additions (see [`Op::goes_before`]) once its room's commit
+    /// failed: counters moved back. (A room added to a user's listed set stays: a lookup
+    /// re-reads the room and skips it.)
+    fn undo(&self) -> Transition {
+        let mut undo = Transition::default();
+        for op in &self.ops {
+            if let ("count", Some(key), [field, by, _]) = (op.name, &op.key, op.rest.as_slice()) {
+                let by: i64 = by.parse().unwrap_or(0);
+                let version = crate::server::token::SessionToken::generate().to_hex();
+                undo.count(key, field, -by, &version);
+            }
+        }
+        undo
     }
 }
 
 impl RedisPresence {
     /// Applies a transition: `true` if it was, `false` if a guard failed (decide again).
+    ///
+    /// With slot groups a change can also touch its user's keys in another slot (the user's
+    /// rooms and listed set). Those parts are separate scripts: guards and additions first
+    /// (a join's cap holds from then on), the room's commit, then removals. If the room's
+    /// commit fails, the additions are undone. A server that stops between two parts leaves a
+    /// user's count one too high (the cap is stricter, never looser) until it is recounted
+    /// (see `changes::recount_user`).
     pub(super) async fn commit(&self, t: &Transition) -> Result<bool, PresenceError> {
+        let Some((before, main, after)) = t.split() else {
+            return self.commit_one(t).await;
+        };
+        for (i, part) in before.iter().enumerate() {
+            if !self.commit_one(part).await? {
+                for done in &before[..i] {
+                    self.commit_one(&done.undo()).await?;
+                }
+                return Ok(false);
+            }
+        }
+        if !self.commit_one(&main).await? {
+            for done in &before {
+                self.commit_one(&done.undo()).await?;
+            }
+            return Ok(false);
+        }
+        for part in &after {
+            // The change is made: a removal that did not land leaves a count too high, which
+            // a recount fixes (see `recount`), not a change to report as failed.
+            let _ = self.commit_one(part).await;
+        }
+        Ok(true)
+    }
+
+    /// One call of commit.lua: every key in one slot.
+    async fn commit_one(&self, t: &Transition) -> Result<bool, PresenceError> {
         if t.is_empty() {
             return Ok(true);
         }
+        let mut keys: Vec<&str> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        // Guards first (commit.lua writes nothing unless every guard holds).
+        let (guards, writes): (Vec<&Op>, Vec<&Op>) = t.ops.iter().partition(|op| op.is_guard());
+        for op in guards.into_iter().chain(writes) {
+            args.push(op.name.to_string());
+            if let Some(key) = &op.key {
+                let at = match keys.iter().position(|k| k == key) {
+                    Some(at) => at,
+                    None => {
+                        keys.push(key);
+                        keys.len() - 1
+                    }
+                };
+                args.push((at + 1).to_string());
+            }
+            args.extend(op.rest.iter().cloned());
+        }
         let mut invocation = self.inner.commit.prepare_invoke();
-        for key in &t.keys {
+        for key in keys {
             invocation.key(key);
         }
-        for arg in t.guards.iter().chain(&t.writes) {
+        for arg in &args {
             invocation.arg(arg);
         }
         let mut conn = self.inner.conn.clone();
@@ -138,5 +263,66 @@ impl RedisPresence {
 pub(super) fn contended() -> PresenceError {
     PresenceError::Unavailable {
         message: "the presence store is too busy with this room; try again".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Transition;
+
+    fn names(t: &Transition) -> Vec<(&str, &str)> {
+        t.ops
+            .iter()
+            .map(|op| (op.name, op.key.as_deref().unwrap_or("")))
+            .collect()
+    }
+
+    #[test]
+    fn keys_in_one_slot_are_one_commit() {
+        let mut t = Transition::default();
+        t.expect("{p:1}:r:2:r1:seq", "")
+            .count("{p:1}:uh:ann", "r1", 1, "v")
+            .del("{p:1}:r:2:r1:n");
+        assert!(t.split().is_none());
+    }
+
+    #[test]
+    fn a_users_guards_and_additions_go_before_the_room_and_its_removals_after() {
+        let mut t = Transition::default();
+        t.expect("{p:1}:r:2:r1:seq", "")
+            .expect_field("{p:2}:uh:ann", "\n", "v0")
+            .count("{p:2}:uh:ann", "r1", 1, "v1")
+            .sadd("{p:2}:ul:ann", "r1")
+            .set("{p:1}:r:2:r1:n", "1")
+            .count("{p:2}:uh:ann", "r0", -1, "v2")
+            .srem("{p:2}:ul:ann", "r0");
+        t.publish("p:ev:r1", "{}");
+        let (before, room, after) = t.split().expect("two slots");
+        assert_eq!(before.len(), 1);
+        assert_eq!(
+            names(&before[0]),
+            [
+                ("heq", "{p:2}:uh:ann"),
+                ("count", "{p:2}:uh:ann"),
+                ("sadd", "{p:2}:ul:ann")
+            ]
+        );
+        assert_eq!(
+            names(&room),
+            [
+                ("eq", "{p:1}:r:2:r1:seq"),
+                ("set", "{p:1}:r:2:r1:n"),
+                ("pub", "")
+            ]
+        );
+        assert_eq!(after.len(), 1);
+        assert_eq!(
+            names(&after[0]),
+            [("count", "{p:2}:uh:ann"), ("srem", "{p:2}:ul:ann")]
+        );
+        // Undoing what went before moves the counter back, and nothing else.
+        let undo = before[0].undo();
+        assert_eq!(names(&undo), [("count", "{p:2}:uh:ann")]);
+        assert_eq!(undo.ops[0].rest[..2], ["r1".to_string(), "-1".to_string()]);
     }
 }

@@ -306,10 +306,9 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
         let Some(presence) = RedisPresence::upgrade(&engine) else {
             return;
         };
-        let prefix = presence.inner.prefix.clone();
-        let events = format!("{prefix}:ev:");
-        let wake = format!("{prefix}:wake");
-        let forget = super::keys::forget(&prefix);
+        let events = presence.inner.layout.events();
+        let wake = presence.inner.layout.wake();
+        let forget = presence.inner.layout.forget();
         let connected = async {
             let mut pubsub = presence.inner.client.get_async_pubsub().await?;
             pubsub.psubscribe(format!("{events}*")).await?;

@@ -1,7 +1,16 @@
 //! Where the Redis store keeps things: every key name is made here (the scripts are given them).
 //!
-//! A room's keys start with `R = <prefix>:r:<length of the room id>:<room id>` (the length keeps
-//! ids that contain `:` apart):
+//! Keys are spread over **slot groups** ([`Layout`]): with `redis_slot_groups = 1` (the
+//! default) every key starts with the prefix (`presence`, or `{presence}` on a Cluster: one
+//! slot). With `G > 1` groups, a room's keys, the tokens of its sessions and its deadlines start
+//! with the hash tag of its group, `{<prefix>:<g>}` (`g` = a hash of the room id mod `G`), and a
+//! user's keys with its own group's; on a Cluster the groups spread over the shards. A change
+//! in one room is then still one atomic script in one slot; what a change also writes in its
+//! user's group (when that is another) is written before or after it (see
+//! [`commit`](super::commit)).
+//!
+//! A room's keys start with `R = T:r:<length of the room id>:<room id>` (`T`: its group's tag;
+//! the length keeps ids that contain `:` apart):
 //!
 //! | key | what |
 //! |---|---|
@@ -11,34 +20,188 @@
 //! | `R:n` | how many sessions are live in the room |
 //! | `R:h` | how many more live sessions the room has that are invisible (not in `R:n`) |
 //! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace gs bye subs` (`gs`: when the grace was set) |
-//! | `<prefix>:tok:<token>` | the session a token grants: `room "\n" session id` |
-//! | `<prefix>:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version |
-//! | `<prefix>:ul:<uid>` | set of the rooms that list the user, online or offline |
-//! | `<prefix>:dl` | sorted set of deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
+//! | `T:tok:<token>` | the session a token grants: `room "\n" session id` (a token is made in its room's group: [`Layout::token_group`]) |
+//! | `T:dl` | sorted set of the group's deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
+//! | `U:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version (`U`: the user's group's tag) |
+//! | `U:ul:<uid>` | set of the rooms that list the user, online or offline |
+//! | `D:rate:…`, `D:epoch` | shared rates and the store's epoch (`D`: the prefix, or `{prefix}` with groups) |
 //!
-//! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest on
-//! `<prefix>:wake`; a session token that got a grace on `<prefix>:forget`.
+//! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest of its
+//! group on `<prefix>:wake`; a session token that got a grace on `<prefix>:forget`.
 
 use crate::wire::PresenceKind;
+
+/// How a deployment's keys are named and spread over slots (see the module's docs).
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    /// The prefix as configured (without groups, as used: `{presence}` on a Cluster).
+    prefix: String,
+    groups: u32,
+}
+
+impl Layout {
+    /// The layout for a configured prefix; `groups` ≥ 1 (see [`super::conn::prefix`]).
+    pub fn new(configured: &str, cluster: bool, groups: u32) -> Self {
+        let groups = groups.max(1);
+        Layout {
+            prefix: if groups == 1 {
+                super::conn::prefix(configured, cluster)
+            } else {
+                configured.to_string()
+            },
+            groups,
+        }
+    }
+
+    /// How many slot groups.
+    pub fn groups(&self) -> u32 {
+        self.groups
+    }
+
+    /// The prefix of channels (and, with one group, of every key).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The tag that starts every key of group `g`.
+    fn tag(&self, g: u32) -> String {
+        if self.groups == 1 {
+            self.prefix.clone()
+        } else {
+            format!("{{{}:{g}}}", self.prefix)
+        }
+    }
+
+    /// The group of a room or a user id.
+    pub fn group_of(&self, id: &str) -> u32 {
+        // FNV-1a: stable across processes and versions (every server must agree).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % u64::from(self.groups)) as u32
+    }
+
+    /// The group of a session token (hex): its first 4 hex digits mod the groups (0 if it is
+    /// not hex). See [`Layout::token_in_group`].
+    pub fn token_group(&self, token: &str) -> u32 {
+        token
+            .get(..4)
+            .and_then(|h| u16::from_str_radix(h, 16).ok())
+            .map_or(0, |v| u32::from(v) % self.groups)
+    }
+
+    /// `token` made to belong to group `g`: its first two bytes are moved to the nearest value
+    /// of that group (the other 240 bits stay as they were). A token already there is kept.
+    pub fn token_in_group(
+        &self,
+        token: crate::server::token::SessionToken,
+        g: u32,
+    ) -> crate::server::token::SessionToken {
+        let hex = token.to_hex();
+        if self.groups == 1 {
+            return token;
+        }
+        let v = u32::from(u16::from_str_radix(&hex[..4], 16).expect("tokens are hex"));
+        let mut moved = v - v % self.groups + g;
+        if moved > u32::from(u16::MAX) {
+            moved -= self.groups;
+        }
+        crate::server::token::SessionToken::parse(&format!("{moved:04x}{}", &hex[4..]))
+            .expect("still 64 hex digits")
+    }
+
+    /// The keys of one room.
+    pub fn room(&self, room: &str) -> RoomKeys {
+        let tag = self.tag(self.group_of(room));
+        RoomKeys {
+            base: format!("{tag}:r:{}:{room}", room.len()),
+            deadlines: format!("{tag}:dl"),
+            group: self.group_of(room),
+            prefix: self.prefix.clone(),
+            room: room.to_string(),
+        }
+    }
+
+    pub fn token(&self, token: &str) -> String {
+        format!("{}:tok:{token}", self.tag(self.token_group(token)))
+    }
+
+    pub fn user_rooms(&self, uid: &str) -> String {
+        format!("{}:uh:{uid}", self.tag(self.group_of(uid)))
+    }
+
+    /// The rooms that list a user (online or offline), for status lookups.
+    pub fn user_listed(&self, uid: &str) -> String {
+        format!("{}:ul:{uid}", self.tag(self.group_of(uid)))
+    }
+
+    /// Group `g`'s deadlines.
+    pub fn deadlines(&self, g: u32) -> String {
+        format!("{}:dl", self.tag(g))
+    }
+
+    pub fn wake(&self) -> String {
+        format!("{}:wake", self.prefix)
+    }
+
+    /// The channel on which a token that no server may answer for from memory any more is
+    /// announced (its session got a grace: see `touches`).
+    pub fn forget(&self) -> String {
+        format!("{}:forget", self.prefix)
+    }
+
+    /// What room channels start with.
+    pub fn events(&self) -> String {
+        format!("{}:ev:", self.prefix)
+    }
+
+    /// The start of the keys that belong to no room or user (shared rates, the epoch).
+    pub fn shared(&self) -> String {
+        if self.groups == 1 {
+            self.prefix.clone()
+        } else {
+            format!("{{{}}}", self.prefix)
+        }
+    }
+}
+
+/// The part of a key that Redis Cluster hashes to pick its slot: the first `{…}` with
+/// something inside, else the whole key.
+pub(super) fn slot_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{') {
+        if let Some(len) = key[open + 1..].find('}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
 
 /// The keys of one room.
 pub(super) struct RoomKeys {
     base: String,
+    deadlines: String,
+    group: u32,
     prefix: String,
     room: String,
 }
 
 impl RoomKeys {
-    pub fn new(prefix: &str, room: &str) -> Self {
-        RoomKeys {
-            base: format!("{prefix}:r:{}:{room}", room.len()),
-            prefix: prefix.to_string(),
-            room: room.to_string(),
-        }
-    }
-
     pub fn room(&self) -> &str {
         &self.room
+    }
+
+    /// The room's slot group.
+    pub fn group(&self) -> u32 {
+        self.group
+    }
+
+    /// Its group's deadline set.
+    pub fn deadlines(&self) -> &str {
+        &self.deadlines
     }
 
     pub fn seq(&self) -> String {
@@ -80,33 +243,6 @@ impl RoomKeys {
     pub fn retention_deadline(&self, uid: &str) -> String {
         format!("u\n{}\n{uid}", self.room)
     }
-}
-
-pub(super) fn token(prefix: &str, token: &str) -> String {
-    format!("{prefix}:tok:{token}")
-}
-
-pub(super) fn user_rooms(prefix: &str, uid: &str) -> String {
-    format!("{prefix}:uh:{uid}")
-}
-
-/// The rooms that list a user (online or offline), for status lookups.
-pub(super) fn user_listed(prefix: &str, uid: &str) -> String {
-    format!("{prefix}:ul:{uid}")
-}
-
-pub(super) fn deadlines(prefix: &str) -> String {
-    format!("{prefix}:dl")
-}
-
-pub(super) fn wake(prefix: &str) -> String {
-    format!("{prefix}:wake")
-}
-
-/// The channel on which a token that no server may answer for from memory any more is
-/// announced (its session got a grace: see `touches`).
-pub(super) fn forget(prefix: &str) -> String {
-    format!("{prefix}:forget")
 }
 
 /// What a session hash's `away` field holds, for the fast path to compare: `0` active, `1` away
@@ -165,3 +301,56 @@ pub(super) fn read_occupancy(
 
 /// The version field of a user's rooms hash (no room id contains a control character).
 pub(super) const VERSION_FIELD: &str = "\n";
+
+#[cfg(test)]
+mod tests {
+    use super::{slot_tag, Layout};
+    use crate::server::token::SessionToken;
+
+    #[test]
+    fn one_group_keeps_the_prefix_as_it_was() {
+        let single = Layout::new("presence", false, 1);
+        assert_eq!(single.room("r1").seq(), "presence:r:2:r1:seq");
+        assert_eq!(single.user_rooms("ann"), "presence:uh:ann");
+        assert_eq!(single.deadlines(0), "presence:dl");
+        let cluster = Layout::new("presence", true, 1);
+        assert_eq!(cluster.room("r1").seq(), "{presence}:r:2:r1:seq");
+        assert_eq!(slot_tag(&cluster.token("ab")), "presence");
+    }
+
+    #[test]
+    fn with_groups_a_room_its_tokens_and_deadlines_share_a_slot() {
+        let layout = Layout::new("presence", true, 16);
+        let mut groups = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let room = format!("room-{i}");
+            let keys = layout.room(&room);
+            groups.insert(keys.group());
+            let token = layout
+                .token_in_group(SessionToken::generate(), keys.group())
+                .to_hex();
+            assert_eq!(layout.token_group(&token), keys.group());
+            for key in [keys.users(), keys.session("s1"), layout.token(&token)] {
+                assert_eq!(slot_tag(&key), slot_tag(&keys.seq()), "{key}");
+            }
+            assert_eq!(slot_tag(keys.deadlines()), slot_tag(&keys.seq()));
+        }
+        assert_eq!(groups.len(), 16, "200 rooms reach every group");
+        // Stable across processes: FNV-1a, not a randomly seeded hash.
+        assert_eq!(layout.group_of("room-0"), layout.group_of("room-0"));
+        assert_eq!(
+            Layout::new("x", false, 7).group_of(""),
+            (0xcbf2_9ce4_8422_2325u64 % 7) as u32
+        );
+        // A token already in its group is kept as it is.
+        let kept = layout.token_in_group(SessionToken::generate(), 3);
+        assert!(layout.token_in_group(kept, 3) == kept);
+        // The first two bytes at their largest still land in range.
+        let top = SessionToken::parse(&format!("ffff{}", "0".repeat(60))).unwrap();
+        for g in 0..16 {
+            let moved = layout.token_in_group(top, g).to_hex();
+            assert_eq!(layout.token_group(&moved), g);
+            assert_eq!(moved[4..], top.to_hex()[4..]);
+        }
+    }
+}

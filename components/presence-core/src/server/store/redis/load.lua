@@ -6,7 +6,8 @@
 --   KEYS[3] R:off    zset offline user -> last_seen   KEYS[4] R:n      live sessions in the room
 --   KEYS[5] R:h      invisible live sessions in the room (not in R:n)
 --   then, as ARGV says they are present, in this order:
---   a session's hash (R:s:<sid>), the user's rooms (P:uh:<uid>), a token (P:tok:<token>)
+--   a session's hash (R:s:<sid>), the user's rooms (U:uh:<uid>, only when it is in the room's
+--   slot: with slot groups it is read apart), a token (T:tok:<token>, in the room's group)
 --   ARGV[1] the user whose facts to read ('' = the session's user)
 --   ARGV[2] ARGV[3] ARGV[4]  '1' if the session hash, the user's rooms, the token are in KEYS
 --

@@ -74,7 +74,16 @@ impl RedisPresence {
         keys: &RoomKeys,
         ask: Ask<'_>,
     ) -> Result<Loaded, PresenceError> {
-        let prefix = &self.inner.prefix;
+        let layout = &self.inner.layout;
+        // The user's rooms in another slot (slot groups) are read apart; the commit is guarded
+        // on their version all the same.
+        let rooms_key = match (ask.rooms, ask.user) {
+            (true, Some(user)) => Some(layout.user_rooms(user)),
+            _ => None,
+        };
+        let apart = rooms_key
+            .as_deref()
+            .filter(|k| keys::slot_tag(k) != keys::slot_tag(&keys.seq()));
         let mut invocation = self.inner.load.prepare_invoke();
         invocation
             .key(keys.seq())
@@ -85,21 +94,29 @@ impl RedisPresence {
         if let Some(sid) = ask.session {
             invocation.key(keys.session(sid));
         }
-        if let (true, Some(user)) = (ask.rooms, ask.user) {
-            invocation.key(keys::user_rooms(prefix, user));
+        let together = rooms_key.as_deref().filter(|_| apart.is_none());
+        if let Some(key) = together {
+            invocation.key(key);
         }
         if let Some(token) = ask.token {
-            invocation.key(keys::token(prefix, token));
+            invocation.key(layout.token(token));
         }
         let flag = |b: bool| if b { "1" } else { "0" };
         invocation
             .arg(ask.user.unwrap_or(""))
             .arg(flag(ask.session.is_some()))
-            .arg(flag(ask.rooms && ask.user.is_some()))
+            .arg(flag(together.is_some()))
             .arg(flag(ask.token.is_some()));
         let mut conn = self.inner.conn.clone();
         let reply: redis::Value = self.answered(invocation.invoke_async(&mut conn).await)?;
-        parse(reply).ok_or_else(|| super::malformed_reply("load"))
+        let mut loaded = parse(reply).ok_or_else(|| super::malformed_reply("load"))?;
+        if let Some(key) = apart {
+            let rooms: redis::Value =
+                self.answered(redis::cmd("HGETALL").arg(key).query_async(&mut conn).await)?;
+            (loaded.rooms, loaded.rooms_version) =
+                user_rooms(&rooms).ok_or_else(|| super::malformed_reply("load"))?;
+        }
+        Ok(loaded)
     }
 }
 
@@ -123,6 +140,20 @@ fn pairs(v: &redis::Value) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// A user's rooms hash (`HGETALL`): room → live sessions there, and the hash's version.
+fn user_rooms(hash: &redis::Value) -> Option<(HashMap<String, i64>, String)> {
+    let mut version = String::new();
+    let mut counts = HashMap::new();
+    for (field, value) in pairs(hash)? {
+        if field == keys::VERSION_FIELD {
+            version = value;
+        } else {
+            counts.insert(field, value.parse().ok()?);
+        }
+    }
+    Some((counts, version))
+}
+
 fn parse(reply: redis::Value) -> Option<Loaded> {
     let redis::Value::Array(parts) = reply else {
         return None;
@@ -133,15 +164,7 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
         return None;
     };
     let facts = text(facts)?;
-    let mut rooms_version = String::new();
-    let mut room_counts = HashMap::new();
-    for (field, value) in pairs(rooms)? {
-        if field == keys::VERSION_FIELD {
-            rooms_version = value;
-        } else {
-            room_counts.insert(field, value.parse().ok()?);
-        }
-    }
+    let (room_counts, rooms_version) = user_rooms(rooms)?;
     let version = text(seq)?;
     Some(Loaded {
         seq: keys::seq_of(&version)?,

@@ -17,6 +17,8 @@ mod keys;
 mod load;
 mod rates;
 mod reassert;
+mod recount;
+mod slots;
 mod touches;
 mod turns;
 
@@ -73,7 +75,7 @@ struct Inner {
     held: reassert::Held,
     /// Redis' epoch as this server last read it ([`reassert`]).
     epoch: Mutex<Option<String>>,
-    prefix: String,
+    layout: keys::Layout,
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
     room_key: RoomTokenKey,
@@ -108,7 +110,7 @@ impl Drop for Inner {
 impl std::fmt::Debug for RedisPresence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisPresence")
-            .field("prefix", &self.inner.prefix)
+            .field("layout", &self.inner.layout)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +140,13 @@ impl RedisPresence {
         config: PresenceConfig,
         clock: impl Clock,
     ) -> Result<Self, PresenceError> {
+        if config.redis_slot_groups > 1 && config.redis_prefix.contains(['{', '}']) {
+            return Err(PresenceError::Unavailable {
+                message: "with redis_slot_groups above 1 the Redis prefix must have no braces \
+                          (each group makes its own hash tag)"
+                    .into(),
+            });
+        }
         let Some(secret) = &config.room_token_secret else {
             return Err(PresenceError::Unavailable {
                 message: "a Redis store needs PRESENCE_SECRET (room_token_secret): every server \
@@ -170,7 +179,11 @@ impl RedisPresence {
             remembered: touches::Remembered::default(),
             held: reassert::Held::default(),
             epoch: Mutex::new(None),
-            prefix: conn::prefix(&config.redis_prefix, config.redis_cluster),
+            layout: keys::Layout::new(
+                &config.redis_prefix,
+                config.redis_cluster,
+                config.redis_slot_groups,
+            ),
             sessions: Mutex::new(KeyedLimiter::shared(
                 config.session_rate,
                 config.max_tracked_addresses,
@@ -265,7 +278,7 @@ impl RedisPresence {
 
     /// The key of one session's hash (see [`keys`]).
     fn session_key(&self, room: &str, session: &str) -> String {
-        keys::RoomKeys::new(&self.inner.prefix, room).session(session)
+        self.inner.layout.room(room).session(session)
     }
 
     /// The fast path of a heartbeat that changes nothing: true if [`touch.lua`](touch.lua)
@@ -456,7 +469,7 @@ impl RedisPresence {
 
     /// A room's snapshot, without a token.
     pub async fn list_room(&self, room: &str) -> Result<RoomSnapshot, PresenceError> {
-        let keys = keys::RoomKeys::new(&self.inner.prefix, room);
+        let keys = self.inner.layout.room(room);
         let mut conn = self.inner.conn.clone();
         let (seq, users): (Option<String>, std::collections::HashMap<String, String>) = self
             .answered(
@@ -494,7 +507,7 @@ impl RedisPresence {
         let mut conn = self.inner.conn.clone();
         let mut rooms: Vec<String> = self.answered(
             redis::cmd("HKEYS")
-                .arg(keys::user_rooms(&self.inner.prefix, user))
+                .arg(self.inner.layout.user_rooms(user))
                 .query_async(&mut conn)
                 .await,
         )?;
@@ -502,11 +515,16 @@ impl RedisPresence {
         if rooms.is_empty() {
             return Ok(rooms);
         }
-        let mut facts = redis::pipe();
-        for room in &rooms {
-            facts.hget(keys::RoomKeys::new(&self.inner.prefix, room).users(), user);
-        }
-        let facts: Vec<Option<String>> = self.answered(facts.query_async(&mut conn).await)?;
+        let reads = rooms
+            .iter()
+            .map(|room| {
+                let key = self.inner.layout.room(room).users();
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(&key).arg(user);
+                (key, cmd)
+            })
+            .collect();
+        let facts: Vec<Option<String>> = self.query_each(reads).await?;
         let mut shown: Vec<String> = rooms
             .into_iter()
             .zip(facts)
@@ -528,7 +546,7 @@ impl RedisPresence {
 
     /// Removes everyone from a room. True if anyone was listed.
     pub async fn remove_room(&self, room: &str) -> Result<bool, PresenceError> {
-        let keys = keys::RoomKeys::new(&self.inner.prefix, room);
+        let keys = self.inner.layout.room(room);
         let mut conn = self.inner.conn.clone();
         let users: Vec<String> = self.answered(
             redis::cmd("HKEYS")
@@ -658,8 +676,20 @@ impl RedisPresence {
         next
     }
 
+    /// Every slot group's due deadlines, the groups side by side; the earliest next deadline.
     async fn expire_each_due(&self) -> Result<Option<u64>, PresenceError> {
-        let dl = keys::deadlines(&self.inner.prefix);
+        let groups = (0..self.inner.layout.groups()).map(|g| self.expire_group(g));
+        let mut next: Option<u64> = None;
+        for result in futures_util::future::join_all(groups).await {
+            if let Some(at) = result? {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        Ok(next)
+    }
+
+    async fn expire_group(&self, group: u32) -> Result<Option<u64>, PresenceError> {
+        let dl = self.inner.layout.deadlines(group);
         loop {
             let now = self.now_ms();
             let mut conn = self.inner.conn.clone();
@@ -690,9 +720,10 @@ impl RedisPresence {
         Changes::new(self.inner.all.subscribe())
     }
 
-    /// Keys that hold this store's data start with this prefix.
+    /// The prefix of this store's channels and keys (with slot groups, keys start with
+    /// `{<prefix>:<group>}`).
     pub fn prefix(&self) -> &str {
-        &self.inner.prefix
+        self.inner.layout.prefix()
     }
 }
 
@@ -878,18 +909,23 @@ impl super::Store for RedisPresence {
                 return Ok(false);
             }
             let mut conn = self.inner.conn.clone();
-            let due: Vec<String> = self.answered(
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(keys::deadlines(&self.inner.prefix))
-                    .arg("-inf")
-                    .arg(self.now_ms())
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(1)
-                    .query_async(&mut conn)
-                    .await,
-            )?;
-            Ok(due.is_empty() && !self.inner.expiring.load(SeqCst))
+            for group in 0..self.inner.layout.groups() {
+                let due: Vec<String> = self.answered(
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(self.inner.layout.deadlines(group))
+                        .arg("-inf")
+                        .arg(self.now_ms())
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1)
+                        .query_async(&mut conn)
+                        .await,
+                )?;
+                if !due.is_empty() {
+                    return Ok(false);
+                }
+            }
+            Ok(!self.inner.expiring.load(SeqCst))
         })
     }
 }
@@ -980,6 +1016,14 @@ pub(crate) mod test_support {
             .filter(|u| !u.is_empty())
     }
 
+    /// A token proposed for a new session in `room`, as a store with `groups` slot groups
+    /// adopts it (moved into the room's group: see `keys::Layout::token_in_group`).
+    pub fn adopted_token(groups: u32, room: &str, token: &str) -> String {
+        let layout = super::keys::Layout::new("test", false, groups);
+        let token = crate::server::token::SessionToken::parse(token).expect("a token");
+        layout.token_in_group(token, layout.group_of(room)).to_hex()
+    }
+
     /// The Redis Cluster that tests use: `PRESENCE_TEST_REDIS_CLUSTER_URL` (its nodes,
     /// separated by commas), or `None` (the Cluster runs are then skipped, and say so).
     pub fn cluster_url() -> Option<String> {
@@ -989,6 +1033,8 @@ pub(crate) mod test_support {
     }
 }
 
+#[cfg(test)]
+mod groups_tests;
 #[cfg(test)]
 mod orphans_tests;
 #[cfg(test)]

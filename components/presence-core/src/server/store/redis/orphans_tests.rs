@@ -23,7 +23,7 @@ async fn an_orphan_session_is_removed_not_stuck_on() {
     let store = RedisPresence::connect_with_clock(&url, config, clock.clone())
         .await
         .expect("PRESENCE_TEST_REDIS_URL answers");
-    let keys = keys::RoomKeys::new(&store.inner.prefix, "r1");
+    let keys = store.inner.layout.room("r1");
     let mut conn = store.inner.conn.clone();
     // Three sessions as an older version left them: a hash, a token, a due deadline.
     let tokens: Vec<String> = (0..3).map(|_| SessionToken::generate().to_hex()).collect();
@@ -34,12 +34,9 @@ async fn an_orphan_session_is_removed_not_stuck_on() {
                 keys.session(&sid),
                 &[("user", "ann"), ("tok", token.as_str()), ("exp", "1")],
             )
-            .set(
-                keys::token(&store.inner.prefix, token),
-                format!("r1\n{sid}"),
-            )
+            .set(store.inner.layout.token(token), format!("r1\n{sid}"))
             .zadd(
-                keys::deadlines(&store.inner.prefix),
+                store.inner.layout.deadlines(0),
                 keys.session_deadline(&sid),
                 1,
             )
@@ -77,7 +74,7 @@ async fn an_orphan_session_is_removed_not_stuck_on() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let queued: Vec<String> = redis::cmd("ZRANGE")
-        .arg(keys::deadlines(&store.inner.prefix))
+        .arg(store.inner.layout.deadlines(0))
         .arg(0)
         .arg(-1)
         .query_async(&mut conn)

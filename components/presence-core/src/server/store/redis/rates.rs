@@ -23,7 +23,7 @@ const MAX_KEYS: usize = 256;
 impl RedisPresence {
     /// Reports this server's admissions since the last flush and takes up the shared totals.
     pub(super) async fn share_rates(&self) -> Result<(), PresenceError> {
-        let prefix = &self.inner.prefix;
+        let prefix = self.inner.layout.shared();
         self.share(&self.inner.sessions, |token: &String| {
             format!("{prefix}:rate:s:{token}")
         })

@@ -83,7 +83,7 @@ impl RedisPresence {
     /// Notes Redis' epoch (made by the first server to connect): a key that is gone after a
     /// restart without data.
     pub(super) async fn read_epoch(&self) -> Option<String> {
-        let key = format!("{}:epoch", self.inner.prefix);
+        let key = format!("{}:epoch", self.inner.layout.shared());
         let mut conn = self.inner.conn.clone();
         let fresh = crate::server::token::SessionToken::generate().to_hex();
         let _: redis::RedisResult<()> = redis::cmd("SET")

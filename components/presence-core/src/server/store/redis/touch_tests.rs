@@ -129,7 +129,7 @@ async fn a_shorter_interval_is_left_to_the_full_heartbeat_which_queues_it_earlie
     store.heartbeat(&again).await.unwrap();
     let mut conn = store.inner.conn.clone();
     let queued: Option<u64> = redis::cmd("ZSCORE")
-        .arg(format!("{}:dl", store.inner.prefix))
+        .arg(store.inner.layout.deadlines(0))
         .arg("s\nr1\ns1")
         .query_async(&mut conn)
         .await

@@ -250,20 +250,34 @@ pub(crate) async fn run_flushes(weak: Weak<Inner>) {
 
 impl RedisPresence {
     /// One call of `touch.lua` for `touches`: per touch, 1 if extended.
+    /// Per touch, 1 if extended: one call of `touch.lua` per slot the sessions are in, side
+    /// by side.
     pub(super) async fn touch_batch(&self, touches: &[&Touch]) -> Result<Vec<i64>, PresenceError> {
-        let mut invocation = self.inner.touch.prepare_invoke();
-        for touch in touches {
-            invocation
-                .key(&touch.session_key)
-                .arg(&touch.token)
-                .arg(&touch.user)
-                .arg(&touch.name)
-                .arg(touch.mark)
-                .arg(touch.now)
-                .arg(touch.expires_at);
+        let groups = super::slots::by_slot(touches.iter().map(|t| t.session_key.as_str()));
+        let sent = groups.iter().map(|indexes| {
+            let mut invocation = self.inner.touch.prepare_invoke();
+            for &i in indexes {
+                let touch = touches[i];
+                invocation
+                    .key(&touch.session_key)
+                    .arg(&touch.token)
+                    .arg(&touch.user)
+                    .arg(&touch.name)
+                    .arg(touch.mark)
+                    .arg(touch.now)
+                    .arg(touch.expires_at);
+            }
+            let mut conn = self.inner.conn.clone();
+            async move { invocation.invoke_async::<Vec<i64>>(&mut conn).await }
+        });
+        let answers = futures_util::future::join_all(sent).await;
+        let mut out = vec![0; touches.len()];
+        for (indexes, answer) in groups.iter().zip(answers) {
+            for (&i, extended) in indexes.iter().zip(self.answered(answer)?) {
+                out[i] = extended;
+            }
         }
-        let mut conn = self.inner.conn.clone();
-        self.answered(invocation.invoke_async(&mut conn).await)
+        Ok(out)
     }
 
     /// Writes every deadline answered from memory since the last flush; forgets the sessions

@@ -1,0 +1,63 @@
+//! Reads and scripts over keys in several slots (slot groups, see [`super::keys::Layout`]): a
+//! Redis Cluster refuses a pipeline or a script whose keys hash to different slots, so each
+//! batch is cut into one per slot, sent side by side, and the answers put back in order.
+
+use super::keys::slot_tag;
+use super::RedisPresence;
+use crate::error::PresenceError;
+use std::collections::BTreeMap;
+
+/// `items`' indexes, grouped by the slot tag of each one's key (in first-seen order of tags).
+pub(super) fn by_slot<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Vec<usize>> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        groups.entry(slot_tag(key)).or_default().push(i);
+    }
+    groups.into_values().collect()
+}
+
+impl RedisPresence {
+    /// Runs single-key commands (`(key, command)`), pipelined one pipeline per slot; the
+    /// answers in the order given.
+    pub(super) async fn query_each<T>(
+        &self,
+        commands: Vec<(String, redis::Cmd)>,
+    ) -> Result<Vec<T>, PresenceError>
+    where
+        T: redis::FromRedisValue + Send,
+    {
+        let groups = by_slot(commands.iter().map(|(k, _)| k.as_str()));
+        let sent = groups.iter().map(|indexes| {
+            let mut pipe = redis::pipe();
+            for &i in indexes {
+                pipe.add_command(commands[i].1.clone());
+            }
+            let mut conn = self.inner.conn.clone();
+            async move { pipe.query_async::<Vec<T>>(&mut conn).await }
+        });
+        let answers = futures_util::future::join_all(sent).await;
+        let mut out: Vec<Option<T>> = (0..commands.len()).map(|_| None).collect();
+        for (indexes, answer) in groups.iter().zip(answers) {
+            for (&i, value) in indexes.iter().zip(self.answered(answer)?) {
+                out[i] = Some(value);
+            }
+        }
+        out.into_iter()
+            .map(|v| v.ok_or_else(|| super::malformed_reply("a pipeline")))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_slot;
+
+    #[test]
+    fn keys_are_grouped_by_their_hash_tag_and_keep_their_order_within_a_group() {
+        let keys = ["{p:1}:a", "{p:2}:b", "{p:1}:c", "plain", "{}:x", "{p:2}:d"];
+        let mut groups = by_slot(keys);
+        groups.sort();
+        // `{}` is no tag: the whole key is hashed.
+        assert_eq!(groups, vec![vec![0, 2], vec![1, 5], vec![3], vec![4]]);
+    }
+}
