@@ -101,7 +101,8 @@ pub struct PresenceConfig {
     /// room and each user hashes to one group with its own hash tag (`{presence:7}`), so a
     /// Cluster spreads the rooms over its shards; every change in a room is still atomic in its
     /// slot. Every server of a deployment must use the same value, and changing it orphans what
-    /// Redis holds (start it empty). See the README's "Redis Cluster".
+    /// Redis holds (start it empty). Each server's scheduler claims from every group when it
+    /// wakes: keep it to tens. See the README's "Redis Cluster".
     pub redis_slot_groups: u32,
 }
 

@@ -93,11 +93,20 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The user's count of live sessions in this room moves by `by`.
-    fn count_user_room(&mut self, user_id: &str, by: i64) {
+    /// The user holds a session in this room from `at` on (for the per-user caps).
+    fn hold_session(&mut self, user_id: &str, sid: &str, at: u64) {
         let key = self.layout().user_rooms(user_id);
         let version = SessionToken::generate().to_hex();
-        self.t.count(&key, self.keys.room(), by, &version);
+        let field = keys::held_session(self.keys.room(), sid);
+        self.t.hold(&key, &field, &at.to_string(), &version);
+    }
+
+    /// The user no longer holds this session of this room.
+    fn free_session(&mut self, user_id: &str, sid: &str) {
+        let key = self.layout().user_rooms(user_id);
+        let version = SessionToken::generate().to_hex();
+        let field = keys::held_session(self.keys.room(), sid);
+        self.t.free(&key, &field, &version);
     }
 
     fn schedule(&mut self, at: u64, member: &str) {
@@ -164,10 +173,7 @@ impl RedisPresence {
         expires_at: u64,
     ) -> Result<Beat, PresenceError> {
         let keys = self.inner.layout.room(&request.room);
-        // With slot groups a session's token is in its room's group (see `keys::Layout`): a
-        // token sent is read as moved there. A live session's own token is there already, and
-        // a join's retry finds the session its proposal made.
-        let token = token.map(|t| self.inner.layout.token_in_group(t, keys.group()));
+        // (`token` is in the room's group already: see `heartbeat`.)
         let hex = token.map(|t| t.to_hex());
         let _turn = self.inner.turns.take(&request.room).await;
         for _ in 0..MAX_TRIES {
@@ -229,7 +235,7 @@ impl RedisPresence {
             if per_user
                 && self.inner.layout.groups() > 1
                 && self
-                    .recount_user(&request.user, &loaded.rooms, &loaded.rooms_version)
+                    .recount_user(&request.user, &loaded.held, &loaded.rooms_version, now)
                     .await?
             {
                 return Ok(None);
@@ -287,7 +293,7 @@ impl RedisPresence {
         } else {
             w.set_session_count(loaded.sessions + 1);
         }
-        w.count_user_room(&request.user, 1);
+        w.hold_session(&request.user, &request.session, now);
         if was_offline && !request.invisible {
             w.t.zrem(&keys.offline(), &request.user);
             w.t.zrem(keys.deadlines(), &keys.retention_deadline(&request.user));
@@ -630,7 +636,7 @@ impl RedisPresence {
         } else {
             w.set_hidden_count(loaded.hidden.saturating_sub(1));
         }
-        w.count_user_room(&user_id, -1);
+        w.free_session(&user_id, sid);
         if let (Some(until), Some(last_seen)) = (left.retained_until, user.last_seen) {
             w.t.zadd(&keys.offline(), last_seen, &user_id);
             w.schedule(until, &keys.retention_deadline(&user_id));
@@ -916,8 +922,8 @@ impl RedisPresence {
             if !user.hidden.is_empty() {
                 w.set_hidden_count(loaded.hidden.saturating_sub(user.hidden.len()));
             }
-            if user.has_sessions() {
-                w.count_user_room(user_id, -(user.session_count() as i64));
+            for session in &sessions {
+                w.free_session(user_id, &session.id);
             }
             if user.is_listed() {
                 w.drop_offline(user_id, None);

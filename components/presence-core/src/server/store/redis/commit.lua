@@ -9,9 +9,9 @@
 --              heq k f v     HGET KEYS[k] f is v ('' = no such field)
 --     writes   set k v | del k | hset k f v | hdel k f | zadd k score m | zrem k m
 --              sadd k m | srem k m
---              count k f n v   add n to the counter f of hash KEYS[k] (the field goes at 0),
---                              set the hash's version field ("\n") to v; a hash with no counter
---                              left is deleted
+--              hold k f t v    HSET field f of hash KEYS[k] to t and its version field ("\n") to v
+--              free k f v      HDEL field f of hash KEYS[k], set its version field to v; a hash
+--                              with nothing left but its version is deleted
 --              sched k at m c  queue m at `at` in zset KEYS[k] unless it is queued earlier; if m
 --                              is then the earliest, announce `at` on channel c
 --              queue k at m c  queue m at `at` (earlier or later than now); if m is then the
@@ -20,7 +20,7 @@
 --
 -- Returns 1 if applied, 0 if a guard failed.
 local arity = {eq = 2, heq = 3, set = 2, del = 1, hset = 3, hdel = 2, zadd = 3, zrem = 2,
-  sadd = 2, srem = 2, count = 4, sched = 4, queue = 4, pub = 2}
+  sadd = 2, srem = 2, hold = 4, free = 3, sched = 4, queue = 4, pub = 2}
 local i = 1
 while i <= #ARGV do
   local op, a = ARGV[i], ARGV
@@ -39,10 +39,12 @@ while i <= #ARGV do
   elseif op == 'zrem' then redis.call('ZREM', key(1), a[i + 2])
   elseif op == 'sadd' then redis.call('SADD', key(1), a[i + 2])
   elseif op == 'srem' then redis.call('SREM', key(1), a[i + 2])
-  elseif op == 'count' then
+  elseif op == 'hold' then
+    redis.call('HSET', key(1), a[i + 2], a[i + 3], '\n', a[i + 4])
+  elseif op == 'free' then
     local h = key(1)
-    if redis.call('HINCRBY', h, a[i + 2], a[i + 3]) <= 0 then redis.call('HDEL', h, a[i + 2]) end
-    redis.call('HSET', h, '\n', a[i + 4])
+    redis.call('HDEL', h, a[i + 2])
+    redis.call('HSET', h, '\n', a[i + 3])
     if redis.call('HLEN', h) <= 1 then redis.call('DEL', h) end
   elseif op == 'sched' then
     local z, at, m = key(1), tonumber(a[i + 2]), a[i + 3]

@@ -26,9 +26,7 @@ impl Op {
     /// guards, and what adds to a user's holdings (so a cap holds while the room's commit is
     /// in flight; what it takes away goes after, so a failed room commit never frees a slot).
     fn goes_before(&self) -> bool {
-        self.is_guard()
-            || self.name == "sadd"
-            || (self.name == "count" && self.rest.get(1).is_some_and(|by| !by.starts_with('-')))
+        self.is_guard() || matches!(self.name, "sadd" | "hold")
     }
 }
 
@@ -99,9 +97,14 @@ impl Transition {
         self.write("srem", key, &[member])
     }
 
-    /// Adds `by` to a counter field of a versioned hash (see commit.lua's `count`).
-    pub fn count(&mut self, key: &str, field: &str, by: i64, version: &str) -> &mut Self {
-        self.write("count", key, &[field, &by.to_string(), version])
+    /// Sets a field of a versioned hash (see commit.lua's `hold`).
+    pub fn hold(&mut self, key: &str, field: &str, value: &str, version: &str) -> &mut Self {
+        self.write("hold", key, &[field, value, version])
+    }
+
+    /// Removes a field of a versioned hash (see commit.lua's `free`).
+    pub fn free(&mut self, key: &str, field: &str, version: &str) -> &mut Self {
+        self.write("free", key, &[field, version])
     }
 
     /// Queues a deadline unless it is queued earlier; announces a new earliest on `wake`.
@@ -124,23 +127,22 @@ impl Transition {
         });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ops.iter().all(Op::is_guard)
-    }
-
-    /// The slot tag of the room (its first key), if any key.
-    fn room_tag(&self) -> Option<&str> {
+    /// The slot of the room (its first key), if any key.
+    fn room_slot<'a>(&'a self, layout: &keys::Layout) -> Option<&'a str> {
         self.ops
             .iter()
             .find_map(|op| op.key.as_deref())
-            .map(keys::slot_tag)
+            .map(|k| layout.slot(k))
     }
 
     /// Split by slot: the parts to commit before the room's (one per other slot), the room's,
     /// and the parts after it. With every key in the room's slot: `None`.
-    fn split(&self) -> Option<(Vec<Transition>, Transition, Vec<Transition>)> {
-        let room = self.room_tag()?;
-        let other = |op: &Op| op.key.as_deref().is_some_and(|k| keys::slot_tag(k) != room);
+    fn split(
+        &self,
+        layout: &keys::Layout,
+    ) -> Option<(Vec<Transition>, Transition, Vec<Transition>)> {
+        let room = self.room_slot(layout)?;
+        let other = |op: &Op| op.key.as_deref().is_some_and(|k| layout.slot(k) != room);
         if !self.ops.iter().any(other) {
             return None;
         }
@@ -152,7 +154,9 @@ impl Transition {
                 main.ops.push(op.clone());
                 continue;
             }
-            let tag = keys::slot_tag(op.key.as_deref().unwrap_or_default()).to_string();
+            let tag = layout
+                .slot(op.key.as_deref().unwrap_or_default())
+                .to_string();
             let side = if op.goes_before() {
                 &mut before
             } else {
@@ -173,15 +177,14 @@ impl Transition {
     }
 
     /// What takes back this part's additions (see [`Op::goes_before`]) once its room's commit
-    /// failed: counters moved back. (A room added to a user's listed set stays: a lookup
+    /// failed: the sessions it held freed. (A room added to a user's listed set stays: a lookup
     /// re-reads the room and skips it.)
     fn undo(&self) -> Transition {
         let mut undo = Transition::default();
         for op in &self.ops {
-            if let ("count", Some(key), [field, by, _]) = (op.name, &op.key, op.rest.as_slice()) {
-                let by: i64 = by.parse().unwrap_or(0);
+            if let ("hold", Some(key), [field, ..]) = (op.name, &op.key, op.rest.as_slice()) {
                 let version = crate::server::token::SessionToken::generate().to_hex();
-                undo.count(key, field, -by, &version);
+                undo.free(key, field, &version);
             }
         }
         undo
@@ -195,10 +198,10 @@ impl RedisPresence {
     /// rooms and listed set). Those parts are separate scripts: guards and additions first
     /// (a join's cap holds from then on), the room's commit, then removals. If the room's
     /// commit fails, the additions are undone. A server that stops between two parts leaves a
-    /// user's count one too high (the cap is stricter, never looser) until it is recounted
-    /// (see `changes::recount_user`).
+    /// session held by the user that no room has (the cap is stricter, never looser) until a
+    /// recount frees it (see [`recount`](super::recount)).
     pub(super) async fn commit(&self, t: &Transition) -> Result<bool, PresenceError> {
-        let Some((before, main, after)) = t.split() else {
+        let Some((before, main, after)) = t.split(&self.inner.layout) else {
             return self.commit_one(t).await;
         };
         for (i, part) in before.iter().enumerate() {
@@ -216,8 +219,8 @@ impl RedisPresence {
             return Ok(false);
         }
         for part in &after {
-            // The change is made: a removal that did not land leaves a count too high, which
-            // a recount fixes (see `recount`), not a change to report as failed.
+            // The change is made: a removal that did not land leaves a session held that no
+            // room has, which a recount frees (see `recount`), not a change to report as failed.
             let _ = self.commit_one(part).await;
         }
         Ok(true)
@@ -225,7 +228,8 @@ impl RedisPresence {
 
     /// One call of commit.lua: every key in one slot.
     async fn commit_one(&self, t: &Transition) -> Result<bool, PresenceError> {
-        if t.is_empty() {
+        // (Guards alone are still sent: the answer is whether they hold.)
+        if t.ops.is_empty() {
             return Ok(true);
         }
         let mut keys: Vec<&str> = Vec::new();
@@ -268,7 +272,12 @@ pub(super) fn contended() -> PresenceError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::keys::Layout;
     use super::Transition;
+
+    fn grouped() -> Layout {
+        Layout::new("p", false, 4)
+    }
 
     fn names(t: &Transition) -> Vec<(&str, &str)> {
         t.ops
@@ -281,9 +290,28 @@ mod tests {
     fn keys_in_one_slot_are_one_commit() {
         let mut t = Transition::default();
         t.expect("{p:1}:r:2:r1:seq", "")
-            .count("{p:1}:uh:ann", "r1", 1, "v")
+            .hold("{p:1}:uh:ann", "r1\ns1", "5", "v")
             .del("{p:1}:r:2:r1:n");
-        assert!(t.split().is_none());
+        assert!(t.split(&grouped()).is_none());
+    }
+
+    #[test]
+    fn with_one_group_every_key_is_in_one_commit_with_or_without_braces() {
+        for layout in [
+            Layout::new("presence", false, 1),
+            Layout::new("presence", true, 1),
+        ] {
+            let room = layout.room("r1");
+            let mut t = Transition::default();
+            t.expect(&room.seq(), "")
+                .expect_field(&layout.user_rooms("ann"), "\n", "v0")
+                .hold(&layout.user_rooms("ann"), "r1\ns1", "5", "v1")
+                .sadd(&layout.user_listed("ann"), "r1")
+                .set(&room.sessions(), "1")
+                .zadd(room.deadlines(), 5, "s\nr1\ns1")
+                .set(&layout.token("ab"), "r1\ns1");
+            assert!(t.split(&layout).is_none(), "{layout:?}");
+        }
     }
 
     #[test]
@@ -291,19 +319,19 @@ mod tests {
         let mut t = Transition::default();
         t.expect("{p:1}:r:2:r1:seq", "")
             .expect_field("{p:2}:uh:ann", "\n", "v0")
-            .count("{p:2}:uh:ann", "r1", 1, "v1")
+            .hold("{p:2}:uh:ann", "r1\ns1", "5", "v1")
             .sadd("{p:2}:ul:ann", "r1")
             .set("{p:1}:r:2:r1:n", "1")
-            .count("{p:2}:uh:ann", "r0", -1, "v2")
+            .free("{p:2}:uh:ann", "r0\ns0", "v2")
             .srem("{p:2}:ul:ann", "r0");
         t.publish("p:ev:r1", "{}");
-        let (before, room, after) = t.split().expect("two slots");
+        let (before, room, after) = t.split(&grouped()).expect("two slots");
         assert_eq!(before.len(), 1);
         assert_eq!(
             names(&before[0]),
             [
                 ("heq", "{p:2}:uh:ann"),
-                ("count", "{p:2}:uh:ann"),
+                ("hold", "{p:2}:uh:ann"),
                 ("sadd", "{p:2}:ul:ann")
             ]
         );
@@ -318,11 +346,11 @@ mod tests {
         assert_eq!(after.len(), 1);
         assert_eq!(
             names(&after[0]),
-            [("count", "{p:2}:uh:ann"), ("srem", "{p:2}:ul:ann")]
+            [("free", "{p:2}:uh:ann"), ("srem", "{p:2}:ul:ann")]
         );
-        // Undoing what went before moves the counter back, and nothing else.
+        // Undoing what went before frees the session it held, and nothing else.
         let undo = before[0].undo();
-        assert_eq!(names(&undo), [("count", "{p:2}:uh:ann")]);
-        assert_eq!(undo.ops[0].rest[..2], ["r1".to_string(), "-1".to_string()]);
+        assert_eq!(names(&undo), [("free", "{p:2}:uh:ann")]);
+        assert_eq!(undo.ops[0].rest[0], "r1\ns1");
     }
 }

@@ -1,6 +1,6 @@
 //! Slot groups ([`keys::Layout`]) against a real redis-server and a real Redis Cluster: a
-//! deployment's keys spread over the Cluster's shards, and a user's count that a stopped server
-//! left too high is recounted before a join is refused.
+//! deployment's keys spread over the Cluster's shards, and a session that a stopped server left
+//! held by its user (no room has it) is freed before a join is refused.
 
 use super::*;
 use crate::server::clock::ManualClock;
@@ -10,7 +10,7 @@ async fn store(
     url: Option<String>,
     cluster: bool,
     config: PresenceConfig,
-) -> Option<RedisPresence> {
+) -> Option<(RedisPresence, ManualClock)> {
     let url = url?;
     let prefix = format!("groups-test-{}", &SessionToken::generate().to_hex()[..16]);
     let config = config
@@ -18,16 +18,17 @@ async fn store(
         .redis_prefix(prefix)
         .redis_cluster(cluster)
         .redis_slot_groups(16);
-    let store = RedisPresence::connect_with_clock(&url, config, ManualClock::new(T0))
+    let clock = ManualClock::new(T0);
+    let store = RedisPresence::connect_with_clock(&url, config, clock.clone())
         .await
         .expect("the test Redis answers");
-    Some(store)
+    Some((store, clock))
 }
 
 #[tokio::test]
 async fn on_a_cluster_one_deployments_rooms_spread_over_every_shard() {
     let url = test_support::cluster_url();
-    let Some(store) = store(url.clone(), true, PresenceConfig::default()).await else {
+    let Some((store, _)) = store(url.clone(), true, PresenceConfig::default()).await else {
         eprintln!("skipped: set PRESENCE_TEST_REDIS_CLUSTER_URL to run the Cluster's tests");
         return;
     };
@@ -75,46 +76,66 @@ async fn on_a_cluster_one_deployments_rooms_spread_over_every_shard() {
 }
 
 #[tokio::test]
-async fn a_users_count_left_too_high_is_recounted_before_a_join_is_refused() {
+async fn a_session_held_that_no_room_has_is_freed_before_a_join_is_refused() {
     for (url, cluster) in [
         (test_support::url(), false),
         (test_support::cluster_url(), true),
     ] {
-        let config = PresenceConfig::default().max_rooms_per_user(2);
-        let Some(store) = store(url, cluster, config).await else {
+        let config = PresenceConfig::default().max_rooms_per_user(3);
+        let Some((store, clock)) = store(url, cluster, config).await else {
             eprintln!("skipped: set the test Redis URLs to run this");
             continue;
         };
         let first = store.heartbeat(&req("r1", "ann", "s1")).await.unwrap();
-        // A server stopped after a join's count and before its room's commit: "gone" counts
-        // one session that no room holds.
+        let held = store.inner.layout.user_rooms("ann");
         let mut conn = store.inner.conn.clone();
-        let _: i64 = redis::cmd("HINCRBY")
-            .arg(store.inner.layout.user_rooms("ann"))
-            .arg("gone")
-            .arg(1)
+        // A server stopped after a join held its session and before its room's commit, a
+        // minute ago ("gone"); and a join in flight on another server right now ("fly").
+        let _: i64 = redis::cmd("HSET")
+            .arg(&held)
+            .arg("gone\ns9")
+            .arg(T0 - 60_000)
+            .arg("fly\ns8")
+            .arg(T0)
             .query_async(&mut conn)
             .await
             .unwrap();
-        // Two rooms counted: a third would be refused; a second real one is not.
+        // Three rooms held: a join elsewhere frees the stale one, not the one in flight.
         store.heartbeat(&req("r2", "ann", "s2")).await.unwrap();
-        let rooms: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(store.inner.layout.user_rooms("ann"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(rooms.get("gone"), None, "{rooms:?}");
-        assert_eq!(rooms.get("r1").map(String::as_str), Some("1"));
-        assert_eq!(rooms.get("r2").map(String::as_str), Some("1"));
-        // The cap itself still holds, and refusing changes nothing.
+        let fields = |conn: &mut conn::Conn| {
+            let mut conn = conn.clone();
+            let held = held.clone();
+            async move {
+                let mut f: Vec<String> = redis::cmd("HKEYS")
+                    .arg(&held)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                f.sort();
+                f
+            }
+        };
+        assert_eq!(
+            fields(&mut conn).await,
+            ["\n", "fly\ns8", "r1\ns1", "r2\ns2"]
+        );
+        // At the cap with nothing stale: refused, and refusing changes nothing.
         let refused = store.heartbeat(&req("r3", "ann", "s3")).await.unwrap_err();
         assert!(
-            matches!(refused, PresenceError::TooManyRooms { limit: 2 }),
+            matches!(refused, PresenceError::TooManyRooms { limit: 3 }),
             "{refused:?}"
         );
         assert!(store.list_room("r3").await.unwrap().users.is_empty());
-        // A leave in another slot than the user's frees its room for a join.
-        store.disconnect(&first.session_token, None).await.unwrap();
+        // The join that was in flight never landed: once it is old, it is freed too.
+        clock.advance(super::recount::IN_FLIGHT_MS);
         store.heartbeat(&req("r3", "ann", "s3")).await.unwrap();
+        assert_eq!(
+            fields(&mut conn).await,
+            ["\n", "r1\ns1", "r2\ns2", "r3\ns3"]
+        );
+        // A leave frees its room (in another slot than the user's, mostly) for a join.
+        store.disconnect(&first.session_token, None).await.unwrap();
+        store.heartbeat(&req("r4", "ann", "s4")).await.unwrap();
+        assert_eq!(store.list_user("ann").await.unwrap(), ["r2", "r3", "r4"]);
     }
 }

@@ -22,7 +22,7 @@
 //! | `R:s:<sid>` | hash: one session's liveness: `user tok name away exp hb grace gs bye subs` (`gs`: when the grace was set) |
 //! | `T:tok:<token>` | the session a token grants: `room "\n" session id` (a token is made in its room's group: [`Layout::token_group`]) |
 //! | `T:dl` | sorted set of the group's deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
-//! | `U:uh:<uid>` | hash: room → the user's live sessions there; field `"\n"`: a version (`U`: the user's group's tag) |
+//! | `U:uh:<uid>` | hash: `<room>\n<sid>` → since when the user holds that session (for the per-user caps); field `"\n"`: a version (`U`: the user's group's tag) |
 //! | `U:ul:<uid>` | set of the rooms that list the user, online or offline |
 //! | `D:rate:…`, `D:epoch` | shared rates and the store's epoch (`D`: the prefix, or `{prefix}` with groups) |
 //!
@@ -167,6 +167,18 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// Which slot `key` is in, as far as cutting a batch goes: with one group every key of the
+    /// store is in one (`""`), else the key's hash tag (see [`slot_tag`]).
+    pub fn slot<'k>(&self, key: &'k str) -> &'k str {
+        if self.groups == 1 {
+            ""
+        } else {
+            slot_tag(key)
+        }
+    }
+}
+
 /// The part of a key that Redis Cluster hashes to pick its slot: the first `{…}` with
 /// something inside, else the whole key.
 pub(super) fn slot_tag(key: &str) -> &str {
@@ -297,6 +309,12 @@ pub(super) fn read_occupancy(
         Some("v\n") => (Some(Occupancy::Vacated), payload[2..].to_string()),
         _ => (None, payload),
     }
+}
+
+/// A session's field in its user's rooms hash (`U:uh:<uid>`): `<room>\n<sid>`, its value the
+/// time it was held from. No id contains a control character, so the room comes back whole.
+pub(super) fn held_session(room: &str, sid: &str) -> String {
+    format!("{room}\n{sid}")
 }
 
 /// The version field of a user's rooms hash (no room id contains a control character).

@@ -42,6 +42,8 @@ pub(super) struct Loaded {
     pub user: Option<UserFacts>,
     /// The user's rooms: room → live sessions there.
     pub rooms: HashMap<String, i64>,
+    /// The sessions the user holds: room, session id, since when.
+    pub held: Vec<(String, String, u64)>,
     /// The version of the user's rooms (`""` if it has none).
     pub rooms_version: String,
     pub token_taken: bool,
@@ -83,7 +85,7 @@ impl RedisPresence {
         };
         let apart = rooms_key
             .as_deref()
-            .filter(|k| keys::slot_tag(k) != keys::slot_tag(&keys.seq()));
+            .filter(|k| layout.slot(k) != layout.slot(&keys.seq()));
         let mut invocation = self.inner.load.prepare_invoke();
         invocation
             .key(keys.seq())
@@ -113,7 +115,7 @@ impl RedisPresence {
         if let Some(key) = apart {
             let rooms: redis::Value =
                 self.answered(redis::cmd("HGETALL").arg(key).query_async(&mut conn).await)?;
-            (loaded.rooms, loaded.rooms_version) =
+            (loaded.rooms, loaded.held, loaded.rooms_version) =
                 user_rooms(&rooms).ok_or_else(|| super::malformed_reply("load"))?;
         }
         Ok(loaded)
@@ -140,18 +142,29 @@ fn pairs(v: &redis::Value) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
-/// A user's rooms hash (`HGETALL`): room → live sessions there, and the hash's version.
-fn user_rooms(hash: &redis::Value) -> Option<(HashMap<String, i64>, String)> {
+/// What a user's rooms hash (`HGETALL`) holds: room → live sessions there, each session held
+/// (room, id, since when), and the hash's version. (A field of an older layout, a room's bare
+/// count, is not read.)
+#[allow(clippy::type_complexity)]
+fn user_rooms(
+    hash: &redis::Value,
+) -> Option<(HashMap<String, i64>, Vec<(String, String, u64)>, String)> {
     let mut version = String::new();
     let mut counts = HashMap::new();
+    let mut held = Vec::new();
     for (field, value) in pairs(hash)? {
         if field == keys::VERSION_FIELD {
             version = value;
-        } else {
-            counts.insert(field, value.parse().ok()?);
+        } else if let Some((room, sid)) = field.split_once('\n') {
+            *counts.entry(room.to_string()).or_insert(0) += 1;
+            held.push((
+                room.to_string(),
+                sid.to_string(),
+                value.parse().unwrap_or(0),
+            ));
         }
     }
-    Some((counts, version))
+    Some((counts, held, version))
 }
 
 fn parse(reply: redis::Value) -> Option<Loaded> {
@@ -164,7 +177,7 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
         return None;
     };
     let facts = text(facts)?;
-    let (room_counts, rooms_version) = user_rooms(rooms)?;
+    let (room_counts, held, rooms_version) = user_rooms(rooms)?;
     let version = text(seq)?;
     Some(Loaded {
         seq: keys::seq_of(&version)?,
@@ -184,6 +197,7 @@ fn parse(reply: redis::Value) -> Option<Loaded> {
             Some(serde_json::from_str(&facts).ok()?)
         },
         rooms: room_counts,
+        held,
         rooms_version,
         token_taken: text(token)? == "1",
         oldest_offline: pairs(oldest)?

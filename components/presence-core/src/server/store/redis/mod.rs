@@ -344,8 +344,14 @@ impl RedisPresence {
         validate::id(Field::Session, &request.session)?;
         let name = validate::name_as_stored(&request.name);
         validate::name(name)?;
+        // With slot groups a session's token is in its room's group (see `keys::Layout`): a
+        // token sent is read as moved there, before anything is keyed by it. A live session's
+        // own token is there already, and a join's retry finds the session its proposal made.
+        let layout = &self.inner.layout;
         let token = match &request.session_token {
-            Some(t) => Some(SessionToken::parse(t)?),
+            Some(t) => {
+                Some(layout.token_in_group(SessionToken::parse(t)?, layout.group_of(&request.room)))
+            }
             None => None,
         };
         let hex = token.map(|t| t.to_hex());
@@ -505,13 +511,20 @@ impl RedisPresence {
     /// The rooms where `user` is online (as others see it: not where only invisible), sorted.
     pub async fn list_user(&self, user: &str) -> Result<Vec<String>, PresenceError> {
         let mut conn = self.inner.conn.clone();
-        let mut rooms: Vec<String> = self.answered(
+        let fields: Vec<String> = self.answered(
             redis::cmd("HKEYS")
                 .arg(self.inner.layout.user_rooms(user))
                 .query_async(&mut conn)
                 .await,
         )?;
-        rooms.retain(|r| r != keys::VERSION_FIELD);
+        // Fields `<room>\n<sid>`, one per session held (see `keys::held_session`).
+        let mut rooms: Vec<String> = fields
+            .iter()
+            .filter_map(|f| f.split_once('\n').map(|(room, _)| room.to_string()))
+            .filter(|room| !room.is_empty())
+            .collect();
+        rooms.sort();
+        rooms.dedup();
         if rooms.is_empty() {
             return Ok(rooms);
         }

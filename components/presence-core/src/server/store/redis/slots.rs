@@ -2,16 +2,19 @@
 //! Redis Cluster refuses a pipeline or a script whose keys hash to different slots, so each
 //! batch is cut into one per slot, sent side by side, and the answers put back in order.
 
-use super::keys::slot_tag;
+use super::keys::Layout;
 use super::RedisPresence;
 use crate::error::PresenceError;
 use std::collections::BTreeMap;
 
-/// `items`' indexes, grouped by the slot tag of each one's key (in first-seen order of tags).
-pub(super) fn by_slot<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<Vec<usize>> {
+/// The indexes of `keys`, grouped by the slot each is in (with one group: all in one).
+pub(super) fn by_slot<'a>(
+    layout: &Layout,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Vec<Vec<usize>> {
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, key) in keys.into_iter().enumerate() {
-        groups.entry(slot_tag(key)).or_default().push(i);
+        groups.entry(layout.slot(key)).or_default().push(i);
     }
     groups.into_values().collect()
 }
@@ -26,7 +29,7 @@ impl RedisPresence {
     where
         T: redis::FromRedisValue + Send,
     {
-        let groups = by_slot(commands.iter().map(|(k, _)| k.as_str()));
+        let groups = by_slot(&self.inner.layout, commands.iter().map(|(k, _)| k.as_str()));
         let sent = groups.iter().map(|indexes| {
             let mut pipe = redis::pipe();
             for &i in indexes {
@@ -51,13 +54,18 @@ impl RedisPresence {
 #[cfg(test)]
 mod tests {
     use super::by_slot;
+    use super::Layout;
 
     #[test]
-    fn keys_are_grouped_by_their_hash_tag_and_keep_their_order_within_a_group() {
+    fn keys_are_grouped_by_their_slot_and_keep_their_order_within_a_group() {
         let keys = ["{p:1}:a", "{p:2}:b", "{p:1}:c", "plain", "{}:x", "{p:2}:d"];
-        let mut groups = by_slot(keys);
+        let mut groups = by_slot(&Layout::new("p", false, 2), keys);
         groups.sort();
         // `{}` is no tag: the whole key is hashed.
         assert_eq!(groups, vec![vec![0, 2], vec![1, 5], vec![3], vec![4]]);
+        // With one group, every key of the store is in one slot, braces or not.
+        for layout in [Layout::new("p", false, 1), Layout::new("p", true, 1)] {
+            assert_eq!(by_slot(&layout, keys), vec![vec![0, 1, 2, 3, 4, 5]]);
+        }
     }
 }

@@ -253,7 +253,10 @@ impl RedisPresence {
     /// Per touch, 1 if extended: one call of `touch.lua` per slot the sessions are in, side
     /// by side.
     pub(super) async fn touch_batch(&self, touches: &[&Touch]) -> Result<Vec<i64>, PresenceError> {
-        let groups = super::slots::by_slot(touches.iter().map(|t| t.session_key.as_str()));
+        let groups = super::slots::by_slot(
+            &self.inner.layout,
+            touches.iter().map(|t| t.session_key.as_str()),
+        );
         let sent = groups.iter().map(|indexes| {
             let mut invocation = self.inner.touch.prepare_invoke();
             for &i in indexes {
