@@ -135,6 +135,42 @@ test.describe('several app servers on one Redis', () => {
   });
 });
 
+// The same on a Redis Cluster (the test command starts a three-primary one and passes its nodes),
+// with one deployment's rooms spread over its shards by slot groups.
+const clusterUrl = process.env.PRESENCE_TEST_REDIS_CLUSTER_URL;
+
+test.describe('several app servers on a Redis Cluster, rooms spread over its shards', () => {
+  test.skip(!clusterUrl && !process.env.PRESENCE_REQUIRE_REDIS, 'set PRESENCE_TEST_REDIS_CLUSTER_URL to run');
+
+  test('10c. users on two servers meet in two rooms (in two slot groups); a tab closed in one leaves the other', async ({
+    browser,
+  }) => {
+    expect(clusterUrl, 'PRESENCE_REQUIRE_REDIS is set but PRESENCE_TEST_REDIS_CLUSTER_URL is not').toBeTruthy();
+    const env = {
+      PRESENCE_REDIS_URL: clusterUrl!,
+      PRESENCE_REDIS_CLUSTER: '1',
+      PRESENCE_REDIS_SLOT_GROUPS: '16',
+      PRESENCE_REDIS_PREFIX: `e2e-cluster-${Date.now().toString(36)}`,
+      PRESENCE_SECRET: SECRET,
+    };
+    await withTwoServers(env, [port('CLUSTER_DEMO_PORT_1', 3580), port('CLUSTER_DEMO_PORT_2', 3590)], async (one, two) => {
+      const { ca, cb, a, b, ida, idb } = await adaAndBo(browser, one, two, 'cluster');
+      await expect(face(b, ida)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
+      // A second room for both, as a second tab each (with 16 groups, most likely another slot).
+      const second = uniqueRoom('cluster-second');
+      const a2 = await joinRoom(ca, second, 'Ada on one');
+      const b2 = await joinRoom(cb, second, 'Bo on two');
+      await expect(face(a2, idb)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
+      await expect(face(b2, ida)).toHaveAttribute('data-presence-status', 'online', { timeout: 2_000 });
+      // Bo closes the first room's tab: offline there for Ada, still online in the second.
+      await b.close({ runBeforeUnload: true });
+      await expect(face(a, idb)).toHaveAttribute('data-presence-status', 'offline', { timeout: 2_000 });
+      await expect(face(a2, idb)).toHaveAttribute('data-presence-status', 'online');
+      await Promise.all([ca.close(), cb.close()]);
+    });
+  });
+});
+
 /** Two demo servers with `env`, started together, and killed after `body` whatever happens. */
 async function withTwoServers(
   env: Record<string, string>,

@@ -293,7 +293,15 @@ impl RedisPresence {
         } else {
             w.set_session_count(loaded.sessions + 1);
         }
-        w.hold_session(&request.user, &request.session, now);
+        // Held already (a join of this session that is in flight elsewhere, or one whose room
+        // never committed): left as it is, so that the other join's undo cannot free it.
+        let held = loaded
+            .held
+            .iter()
+            .any(|(room, sid, _)| *room == request.room && *sid == request.session);
+        if !held {
+            w.hold_session(&request.user, &request.session, now);
+        }
         if was_offline && !request.invisible {
             w.t.zrem(&keys.offline(), &request.user);
             w.t.zrem(keys.deadlines(), &keys.retention_deadline(&request.user));

@@ -133,9 +133,26 @@ async fn a_session_held_that_no_room_has_is_freed_before_a_join_is_refused() {
             fields(&mut conn).await,
             ["\n", "r1\ns1", "r2\ns2", "r3\ns3"]
         );
-        // A leave frees its room (in another slot than the user's, mostly) for a join.
+        // A leave frees its room (in another slot than the user's, mostly) for a join. That
+        // join's session is held already, as by a retry of it in flight on another server: the
+        // hold stays as it was, so that the other call's undo (if its room's commit fails)
+        // cannot free the session this one made.
         store.disconnect(&first.session_token, None).await.unwrap();
+        let _: i64 = redis::cmd("HSET")
+            .arg(&held)
+            .arg("r4\ns4")
+            .arg(T0 - 5)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         store.heartbeat(&req("r4", "ann", "s4")).await.unwrap();
+        let since: String = redis::cmd("HGET")
+            .arg(&held)
+            .arg("r4\ns4")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(since, (T0 - 5).to_string());
         assert_eq!(store.list_user("ann").await.unwrap(), ["r2", "r3", "r4"]);
     }
 }
