@@ -37,6 +37,7 @@ on_redis_and_a_cluster!(
     changes_made_through_one_server_reach_server_side_readers_on_another,
     a_heartbeat_answered_from_memory_never_lets_another_server_expire_its_session,
     a_sessions_rate_holds_across_servers,
+    a_slot_group_that_lost_its_data_never_shows_a_watcher_a_live_user_gone,
 );
 
 /// Collects messages until `done` says the view is complete, or fails after 5 s.
@@ -625,7 +626,20 @@ async fn redis_restarted_empty_never_shows_a_watcher_a_live_user_gone() {
 
     redis.kill();
     redis.spawn().expect("redis restarts, empty");
-    // Everything the watcher sees from here on has both users present: no blink.
+    no_blink_then_listed_again(&mut watcher, &mut view, both_there, &a, "restart").await;
+    drop(b);
+}
+
+/// For 6 s, every list the watcher sees passes `fine` (no blink), and at least one snapshot
+/// comes (the watcher resynced after the `what`); then Redis lists both users again, with
+/// their tokens, names and state, as the watcher does.
+async fn no_blink_then_listed_again(
+    watcher: &mut Subscription,
+    view: &mut RoomView,
+    fine: impl Fn(&RoomView) -> bool,
+    a: &Presence,
+    what: &str,
+) {
     let started = Instant::now();
     let mut snapshots = 0;
     while started.elapsed() < Duration::from_secs(6) {
@@ -638,15 +652,50 @@ async fn redis_restarted_empty_never_shows_a_watcher_a_live_user_gone() {
             snapshots += 1;
         }
         view.apply(message);
-        assert!(both_there(&view), "a watcher saw {:?}", view.users());
+        assert!(fine(view), "a watcher saw {:?}", view.users());
     }
-    assert!(snapshots >= 1, "the watcher was resynced after the restart");
-    // Redis has them again, with their tokens, names and state.
+    assert!(snapshots >= 1, "the watcher was resynced after the {what}");
     let listed = a.list_room("r1").await.unwrap();
     assert_eq!(listed.users.len(), 2);
     let ann = listed.users.iter().find(|u| u.user_id == "ann").unwrap();
     assert_eq!(ann.sessions[0].state, Some(json!({"section": "intro"})));
     assert_eq!(view.users(), listed.users.as_slice());
+}
+
+/// A Cluster shard restarted empty (its slots' data gone, pub/sub on another node up), as
+/// the keys of one slot group deleted: each server notices within a second (the group's epoch)
+/// and makes its sessions there again before its watchers resync.
+async fn a_slot_group_that_lost_its_data_never_shows_a_watcher_a_live_user_gone(kind: Kind) {
+    let Some(h) = open(kind, base_config()).await else {
+        return;
+    };
+    if kind.slot_groups() == 1 {
+        return; // (one group: the whole Redis restarting, above)
+    }
+    let (a, b, _tabs, mut watcher) = two_servers_holding_sessions(h.config.clone(), &h.clock).await;
+    let mut view = RoomView::default();
+    view.apply(next(&mut watcher).await);
+    let both_there = |v: &RoomView| {
+        v.users().len() == 2 && v.users().iter().all(|u| u.online && u.sessions.len() == 1)
+    };
+    assert!(both_there(&view));
+    // Every key of r1's group, on whichever node holds them.
+    let pattern = store::redis::test_support::group_pattern(&h.config, "r1");
+    let mut lost = 0;
+    let nodes = h.config.redis_url.clone().unwrap();
+    for node in nodes.split(',').filter(|n| !n.is_empty()) {
+        let (keys, mut conn) = store::redis::test_support::keys_on_node(node, &pattern).await;
+        for key in keys {
+            let _: i64 = ::redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            lost += 1;
+        }
+    }
+    assert!(lost > 0, "no keys matched {pattern}");
+    no_blink_then_listed_again(&mut watcher, &mut view, both_there, &a, "loss").await;
     drop(b);
 }
 

@@ -47,24 +47,11 @@ async fn on_a_cluster_one_deployments_rooms_spread_over_every_shard() {
     let mut holding = 0;
     let nodes: Vec<String> = url.unwrap().split(',').map(str::to_string).collect();
     for node in nodes.iter().filter(|n| !n.trim().is_empty()) {
-        let mut conn = redis::Client::open(node.trim())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let (keys, mut conn) = test_support::keys_on_node(node, &pattern).await;
         let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await.unwrap();
         if !matches!(&role[0], redis::Value::BulkString(b) if b == b"master") {
             continue;
         }
-        let (_, keys): (String, Vec<String>) = redis::cmd("SCAN")
-            .arg(0)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(100_000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
         holding += usize::from(!keys.is_empty());
     }
     assert!(holding >= 3, "keys on {holding} primaries");

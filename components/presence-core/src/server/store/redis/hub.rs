@@ -235,6 +235,20 @@ impl Hub {
         out
     }
 
+    /// Marks the watched rooms `pick` says as resyncing (a slot group lost its data); returns
+    /// those that were not already (see [`Hub::resync_all`]).
+    pub(super) fn resync_where(&self, pick: impl Fn(&str) -> bool) -> Vec<Arc<str>> {
+        let mut rooms = self.rooms();
+        let mut out = Vec::new();
+        for (room, watched) in rooms.iter_mut().filter(|(room, _)| pick(room)) {
+            if watched.held.is_none() {
+                out.push(room.clone());
+            }
+            watched.held = Some(Vec::new());
+        }
+        out
+    }
+
     /// Gives up on messages held past a gap that snapshots do not close (they cannot be
     /// placed): the room carries on from its last snapshot.
     fn drop_held(&self, room: &str) {
@@ -283,7 +297,7 @@ impl Hub {
 /// Resyncs a room from a snapshot. If messages held meanwhile still leave a gap after it, tries
 /// again a few times (the gap may be a message that is about to be covered by a newer snapshot);
 /// then drops what it held and trusts the next message to show any gap that remains.
-fn spawn_resync(presence: &RedisPresence, room: Arc<str>) {
+pub(super) fn spawn_resync(presence: &RedisPresence, room: Arc<str>) {
     const ATTEMPTS: usize = 3;
     let presence = presence.clone();
     tokio::spawn(async move {
@@ -340,10 +354,14 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             let rooms = presence.inner.hub.resync_all();
             let presence = presence.clone();
             tokio::spawn(async move {
-                if presence.restarted_empty().await {
-                    // Redis lost everything: make this server's sessions again, and give the
+                let lost = presence.restarted_groups(true).await;
+                if !lost.is_empty() {
+                    // Redis lost its data: make this server's sessions again, and give the
                     // other servers time to do the same before watchers see a snapshot.
-                    presence.reassert_held().await;
+                    let layout = presence.inner.layout.clone();
+                    presence
+                        .reassert_where(|room| lost.contains(&layout.group_of(room)))
+                        .await;
                     tokio::time::sleep(super::reassert::RESYNC_AFTER_RESTART).await;
                 }
                 for room in rooms {

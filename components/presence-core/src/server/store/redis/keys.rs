@@ -24,7 +24,8 @@
 //! | `T:dl` | sorted set of the group's deadlines: `"s\n<room>\n<sid>"`, `"u\n<room>\n<uid>"` |
 //! | `U:uh:<uid>` | hash: `<room>\n<sid>` → since when the user holds that session (for the per-user caps); field `"\n"`: a version (`U`: the user's group's tag) |
 //! | `U:ul:<uid>` | set of the rooms that list the user, online or offline |
-//! | `D:rate:…`, `D:epoch` | shared rates and the store's epoch (`D`: the prefix, or `{prefix}` with groups) |
+//! | `T:epoch` | the group's epoch, gone when Redis lost the group's data (with one group, `T` is the prefix) |
+//! | `D:rate:…` | shared rates (`D`: the prefix, or `{prefix}` with groups) |
 //!
 //! Changes are published on `<prefix>:ev:<room>`; a deadline that became the earliest of its
 //! group on `<prefix>:wake`; a session token that got a grace on `<prefix>:forget`.
@@ -157,7 +158,12 @@ impl Layout {
         format!("{}:ev:", self.prefix)
     }
 
-    /// The start of the keys that belong to no room or user (shared rates, the epoch).
+    /// Group `g`'s epoch (with one group: the store's), gone when Redis lost its data.
+    pub fn epoch(&self, g: u32) -> String {
+        format!("{}:epoch", self.tag(g))
+    }
+
+    /// The start of the keys that belong to no room or user (shared rates).
     pub fn shared(&self) -> String {
         if self.groups == 1 {
             self.prefix.clone()

@@ -73,8 +73,8 @@ struct Inner {
     remembered: touches::Remembered,
     /// Sessions this server's subscriptions hold: made again if Redis restarts empty.
     held: reassert::Held,
-    /// Redis' epoch as this server last read it ([`reassert`]).
-    epoch: Mutex<Option<String>>,
+    /// Redis' epochs as this server last read them, one per slot group ([`reassert`]).
+    epoch: Mutex<Vec<Option<String>>>,
     layout: keys::Layout,
     config: PresenceConfig,
     clock: Arc<dyn Clock>,
@@ -96,6 +96,8 @@ struct Inner {
     down: std::sync::atomic::AtomicBool,
     /// This server's changes to one room take turns ([`turns`]).
     turns: turns::Turns,
+    /// A slot-group epoch check is running ([`reassert`]).
+    checking: std::sync::atomic::AtomicBool,
     /// Set while the scheduler acts on due deadlines.
     expiring: std::sync::atomic::AtomicBool,
 }
@@ -178,7 +180,7 @@ impl RedisPresence {
             touches: touch_queue,
             remembered: touches::Remembered::default(),
             held: reassert::Held::default(),
-            epoch: Mutex::new(None),
+            epoch: Mutex::new(Vec::new()),
             layout: keys::Layout::new(
                 &config.redis_prefix,
                 config.redis_cluster,
@@ -202,10 +204,11 @@ impl RedisPresence {
             outage: std::sync::atomic::AtomicBool::new(false),
             down: std::sync::atomic::AtomicBool::new(false),
             expiring: std::sync::atomic::AtomicBool::new(false),
+            checking: std::sync::atomic::AtomicBool::new(false),
             turns: turns::Turns::default(),
         });
         let presence = RedisPresence { inner };
-        *lock(&presence.inner.epoch) = presence.read_epoch().await;
+        *lock(&presence.inner.epoch) = presence.read_epochs().await;
         // The hub is subscribed before anyone can subscribe through us, so no change is missed.
         let ready = Arc::new(Notify::new());
         tokio::spawn(hub::run(
@@ -1035,6 +1038,36 @@ pub(crate) mod test_support {
         let layout = super::keys::Layout::new("test", false, groups);
         let token = crate::server::token::SessionToken::parse(token).expect("a token");
         layout.token_in_group(token, layout.group_of(room)).to_hex()
+    }
+
+    /// The pattern of every key in `room`'s slot group, for a store on `config` (with slot
+    /// groups): to make that group lose its data, as a Cluster shard restarted empty would.
+    pub fn group_pattern(config: &crate::server::PresenceConfig, room: &str) -> String {
+        let layout = super::keys::Layout::new(
+            &config.redis_prefix,
+            config.redis_cluster,
+            config.redis_slot_groups,
+        );
+        format!("{{{}:{}}}*", config.redis_prefix, layout.group_of(room))
+    }
+
+    /// The keys on one Redis node (its URL) that match `pattern`, and a connection to it.
+    pub async fn keys_on_node(
+        node: &str,
+        pattern: &str,
+    ) -> (Vec<String>, redis::aio::MultiplexedConnection) {
+        let client = redis::Client::open(node.trim()).expect("a node URL");
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let (_, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(0)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(100_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (keys, conn)
     }
 
     /// The Redis Cluster that tests use: `PRESENCE_TEST_REDIS_CLUSTER_URL` (its nodes,

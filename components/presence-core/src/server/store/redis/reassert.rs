@@ -25,6 +25,9 @@ use std::time::Duration;
 /// a second (1.25 s with jitter), and make their sessions again [`CONCURRENCY`] at a time.
 pub(crate) const RESYNC_AFTER_RESTART: Duration = Duration::from_millis(3_000);
 
+/// How often a store with slot groups reads each group's epoch (see [`RedisPresence::check_groups`]).
+pub(crate) const EPOCH_CHECK_MS: u64 = 1_000;
+
 /// Sessions made again at once (each is one or two script calls).
 const CONCURRENCY: usize = 32;
 
@@ -80,49 +83,88 @@ impl Held {
 }
 
 impl RedisPresence {
-    /// Notes Redis' epoch (made by the first server to connect): a key that is gone after a
-    /// restart without data.
-    pub(super) async fn read_epoch(&self) -> Option<String> {
-        let key = format!("{}:epoch", self.inner.layout.shared());
-        let mut conn = self.inner.conn.clone();
+    /// Notes Redis' epochs (made by the first server to connect): keys that are gone after a
+    /// restart without data. One for the store; with slot groups, one per group (in its slot,
+    /// so that a Cluster shard that lost its data is told apart). `None` where Redis did not
+    /// answer.
+    pub(super) async fn read_epochs(&self) -> Vec<Option<String>> {
+        let layout = &self.inner.layout;
+        let keys: Vec<String> = (0..layout.groups()).map(|g| layout.epoch(g)).collect();
         let fresh = crate::server::token::SessionToken::generate().to_hex();
-        let _: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&fresh)
-            .arg("NX")
-            .query_async(&mut conn)
-            .await;
-        redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .ok()
-            .flatten()
+        let mut commands = Vec::new();
+        for key in &keys {
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(&fresh).arg("NX");
+            let mut get = redis::cmd("GET");
+            get.arg(key);
+            commands.push((key.clone(), set));
+            commands.push((key.clone(), get));
+        }
+        match self.query_each::<Option<String>>(commands).await {
+            Ok(answers) => answers.into_iter().skip(1).step_by(2).collect(),
+            Err(_) => vec![None; keys.len()],
+        }
     }
 
-    /// True if Redis lost its data since this server last looked (its epoch changed). Asks for
-    /// up to two seconds while the command connection is still reconnecting.
-    pub(super) async fn restarted_empty(&self) -> bool {
-        let mut now = None;
-        for _ in 0..40 {
-            now = self.read_epoch().await;
-            if now.is_some() {
+    /// The slot groups whose data Redis lost since this server last looked (their epoch
+    /// changed): every group after a restart of one Redis, some after a Cluster shard's. Asks
+    /// for up to two seconds while the command connection is still reconnecting (`patient`).
+    pub(super) async fn restarted_groups(&self, patient: bool) -> Vec<u32> {
+        let mut now = Vec::new();
+        for _ in 0..if patient { 40 } else { 1 } {
+            now = self.read_epochs().await;
+            if now.iter().all(Option::is_some) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut known = super::lock(&self.inner.epoch);
-        let restarted = now.is_some() && *known != now;
-        if now.is_some() {
-            *known = now;
+        known.resize(now.len(), None);
+        let mut changed = Vec::new();
+        for (g, (was, is)) in known.iter_mut().zip(now).enumerate() {
+            if is.is_some() && *was != is {
+                // (The first reading is not a change: `connect` takes it.)
+                if was.is_some() {
+                    changed.push(g as u32);
+                }
+                *was = is;
+            }
         }
-        restarted
+        changed
     }
 
-    /// Makes again every session this server's subscriptions hold, as the hub last saw it.
-    pub(super) async fn reassert_held(&self) {
+    /// With slot groups: whether a group lost its data (a Cluster shard restarted empty, while
+    /// pub/sub, on another node, stayed up). Its rooms' watchers hold their lists while this
+    /// server makes its sessions there again, and resync [`RESYNC_AFTER_RESTART`] later. Every
+    /// [`EPOCH_CHECK_MS`], from the flush task.
+    pub(super) async fn check_groups(&self) {
+        let changed = self.restarted_groups(false).await;
+        if changed.is_empty() {
+            return;
+        }
+        let layout = self.inner.layout.clone();
+        let lost = |room: &str| changed.contains(&layout.group_of(room));
+        self.inner.remembered.forget_all();
+        let rooms = self.inner.hub.resync_where(|room| lost(room));
+        self.reassert_where(|room| lost(room)).await;
+        tokio::time::sleep(RESYNC_AFTER_RESTART).await;
+        for room in rooms {
+            super::hub::spawn_resync(self, room);
+        }
+    }
+
+    /// Makes again every session this server's subscriptions hold in the rooms `lost` says,
+    /// as the hub last saw it.
+    pub(super) async fn reassert_where(&self, lost: impl Fn(&str) -> bool) {
         use futures_util::StreamExt;
-        futures_util::stream::iter(self.inner.held.all())
+        let held: Vec<_> = self
+            .inner
+            .held
+            .all()
+            .into_iter()
+            .filter(|(_, room, _)| lost(room))
+            .collect();
+        futures_util::stream::iter(held)
             .for_each_concurrent(CONCURRENCY, |(token, room, session)| async move {
                 self.reassert(token, room, session).await;
             })

@@ -242,6 +242,25 @@ pub(crate) async fn run_flushes(weak: Weak<Inner>) {
         presence.inner.remembered.prune_forgotten();
         let _ = presence.share_rates().await;
         ticks += 1;
+        // With slot groups, a Cluster shard can lose its data while pub/sub (on another node)
+        // stays up: each group's epoch is read every second (see `reassert::check_groups`).
+        let every = super::reassert::EPOCH_CHECK_MS / FLUSH_MS;
+        if presence.inner.layout.groups() > 1
+            && ticks.is_multiple_of(every)
+            && !presence
+                .inner
+                .checking
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let presence = presence.clone();
+            tokio::spawn(async move {
+                presence.check_groups().await;
+                presence
+                    .inner
+                    .checking
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
         if ticks.is_multiple_of(240) {
             presence.inner.remembered.forget_idle(presence.now_ms());
         }
