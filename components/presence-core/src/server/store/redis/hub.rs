@@ -235,15 +235,14 @@ impl Hub {
         out
     }
 
-    /// Marks the watched rooms `pick` says as resyncing (a slot group lost its data); returns
-    /// those that were not already (see [`Hub::resync_all`]).
+    /// Marks the watched rooms `pick` says as resyncing (a slot group lost its data), and
+    /// returns them all: a resync already in flight may land before the sessions are made
+    /// again, so each gets another after.
     pub(super) fn resync_where(&self, pick: impl Fn(&str) -> bool) -> Vec<Arc<str>> {
         let mut rooms = self.rooms();
         let mut out = Vec::new();
         for (room, watched) in rooms.iter_mut().filter(|(room, _)| pick(room)) {
-            if watched.held.is_none() {
-                out.push(room.clone());
-            }
+            out.push(room.clone());
             watched.held = Some(Vec::new());
         }
         out
@@ -354,6 +353,8 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
             let rooms = presence.inner.hub.resync_all();
             let presence = presence.clone();
             tokio::spawn(async move {
+                // (One restart handled at a time: see `reassert::check_groups`.)
+                let one = presence.inner.restart.lock().await;
                 let lost = presence.restarted_groups(true).await;
                 if !lost.is_empty() {
                     // Redis lost its data: make this server's sessions again, and give the
@@ -364,6 +365,7 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
                         .await;
                     tokio::time::sleep(super::reassert::RESYNC_AFTER_RESTART).await;
                 }
+                drop(one);
                 for room in rooms {
                     spawn_resync(&presence, room);
                 }
@@ -427,7 +429,21 @@ pub(crate) async fn run(engine: Weak<Inner>, stop: Arc<Notify>, ready: Arc<Notif
                 });
             }
             if watched && presence.inner.hub.deliver(room, message) {
-                spawn_resync(&presence, Arc::from(room));
+                let room: Arc<str> = Arc::from(room);
+                if presence.inner.layout.groups() == 1 {
+                    spawn_resync(&presence, room);
+                } else {
+                    // The gap may be another server's sessions made again after the room's
+                    // group lost its data, before this server noticed: if so, it is handled
+                    // as such (the room resyncs once this server's sessions are back too).
+                    let presence = presence.clone();
+                    tokio::spawn(async move {
+                        let lost = presence.check_groups().await;
+                        if !lost.contains(&presence.inner.layout.group_of(&room)) {
+                            spawn_resync(&presence, room);
+                        }
+                    });
+                }
             }
         }
     }

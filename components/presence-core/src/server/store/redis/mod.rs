@@ -98,6 +98,9 @@ struct Inner {
     turns: turns::Turns,
     /// A slot-group epoch check is running ([`reassert`]).
     checking: std::sync::atomic::AtomicBool,
+    /// Held while a restart (Redis, or a slot group, that lost its data) is handled
+    /// ([`reassert`]).
+    restart: tokio::sync::Mutex<()>,
     /// Set while the scheduler acts on due deadlines.
     expiring: std::sync::atomic::AtomicBool,
 }
@@ -205,6 +208,7 @@ impl RedisPresence {
             down: std::sync::atomic::AtomicBool::new(false),
             expiring: std::sync::atomic::AtomicBool::new(false),
             checking: std::sync::atomic::AtomicBool::new(false),
+            restart: tokio::sync::Mutex::new(()),
             turns: turns::Turns::default(),
         });
         let presence = RedisPresence { inner };

@@ -122,11 +122,10 @@ impl RedisPresence {
         known.resize(now.len(), None);
         let mut changed = Vec::new();
         for (g, (was, is)) in known.iter_mut().zip(now).enumerate() {
+            // (A first reading after one that failed counts too: at worst one needless
+            // re-assert.)
             if is.is_some() && *was != is {
-                // (The first reading is not a change: `connect` takes it.)
-                if was.is_some() {
-                    changed.push(g as u32);
-                }
+                changed.push(g as u32);
                 *was = is;
             }
         }
@@ -136,11 +135,16 @@ impl RedisPresence {
     /// With slot groups: whether a group lost its data (a Cluster shard restarted empty, while
     /// pub/sub, on another node, stayed up). Its rooms' watchers hold their lists while this
     /// server makes its sessions there again, and resync [`RESYNC_AFTER_RESTART`] later. Every
-    /// [`EPOCH_CHECK_MS`], from the flush task.
-    pub(super) async fn check_groups(&self) {
+    /// [`EPOCH_CHECK_MS`] from the flush task, and before a room with a gap is resynced (the
+    /// other servers' sessions made again may be what shows the gap). Returns the groups that
+    /// lost their data.
+    pub(super) async fn check_groups(&self) -> Vec<u32> {
+        // One restart handled at a time, here or on a pub/sub reconnect (see `hub::run`): the
+        // one that does not see the change waits until the other's watchers may resync.
+        let _one = self.inner.restart.lock().await;
         let changed = self.restarted_groups(false).await;
         if changed.is_empty() {
-            return;
+            return changed;
         }
         let layout = self.inner.layout.clone();
         let lost = |room: &str| changed.contains(&layout.group_of(room));
@@ -151,6 +155,7 @@ impl RedisPresence {
         for room in rooms {
             super::hub::spawn_resync(self, room);
         }
+        changed
     }
 
     /// Makes again every session this server's subscriptions hold in the rooms `lost` says,

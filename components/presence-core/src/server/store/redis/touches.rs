@@ -254,11 +254,15 @@ pub(crate) async fn run_flushes(weak: Weak<Inner>) {
         {
             let presence = presence.clone();
             tokio::spawn(async move {
+                /// Lets the next check start, however this one ends.
+                struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(false, std::sync::atomic::Ordering::Release);
+                    }
+                }
+                let _done = Done(&presence.inner.checking);
                 presence.check_groups().await;
-                presence
-                    .inner
-                    .checking
-                    .store(false, std::sync::atomic::Ordering::Release);
             });
         }
         if ticks.is_multiple_of(240) {
