@@ -860,20 +860,11 @@ impl RedisPresence {
                     .collect(),
             )
             .await?;
-        let mut listings = Vec::new();
+        let mut wanted: Vec<(&str, &str)> = Vec::new();
         for (user, rooms) in users.iter().zip(&rooms) {
-            for room in rooms {
-                let key = layout.room(room).users();
-                let mut cmd = redis::cmd("HGET");
-                cmd.arg(&key).arg(user);
-                listings.push((key, cmd));
-            }
+            wanted.extend(rooms.iter().map(|room| (room.as_str(), user.as_str())));
         }
-        let facts: Vec<Option<String>> = if listings.is_empty() {
-            Vec::new()
-        } else {
-            self.query_each(listings).await?
-        };
+        let facts = self.listings(wanted).await?;
         let mut facts = facts.into_iter();
         Ok(users
             .iter()

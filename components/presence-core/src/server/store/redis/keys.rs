@@ -323,6 +323,12 @@ pub(super) fn held_session(room: &str, sid: &str) -> String {
     format!("{room}\n{sid}")
 }
 
+/// The room and session of a field of a user's rooms hash (see [`held_session`]); `None` for
+/// its version field, or a field of an older layout.
+pub(super) fn held_room(field: &str) -> Option<(&str, &str)> {
+    field.split_once('\n').filter(|(room, _)| !room.is_empty())
+}
+
 /// The version field of a user's rooms hash (no room id contains a control character).
 pub(super) const VERSION_FIELD: &str = "\n";
 

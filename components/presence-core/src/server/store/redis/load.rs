@@ -155,7 +155,7 @@ fn user_rooms(
     for (field, value) in pairs(hash)? {
         if field == keys::VERSION_FIELD {
             version = value;
-        } else if let Some((room, sid)) = field.split_once('\n') {
+        } else if let Some((room, sid)) = keys::held_room(&field) {
             *counts.entry(room.to_string()).or_insert(0) += 1;
             held.push((
                 room.to_string(),

@@ -527,24 +527,16 @@ impl RedisPresence {
         // Fields `<room>\n<sid>`, one per session held (see `keys::held_session`).
         let mut rooms: Vec<String> = fields
             .iter()
-            .filter_map(|f| f.split_once('\n').map(|(room, _)| room.to_string()))
-            .filter(|room| !room.is_empty())
+            .filter_map(|f| keys::held_room(f).map(|(room, _)| room.to_string()))
             .collect();
         rooms.sort();
         rooms.dedup();
         if rooms.is_empty() {
             return Ok(rooms);
         }
-        let reads = rooms
-            .iter()
-            .map(|room| {
-                let key = self.inner.layout.room(room).users();
-                let mut cmd = redis::cmd("HGET");
-                cmd.arg(&key).arg(user);
-                (key, cmd)
-            })
-            .collect();
-        let facts: Vec<Option<String>> = self.query_each(reads).await?;
+        let facts = self
+            .listings(rooms.iter().map(|room| (room.as_str(), user)))
+            .await?;
         let mut shown: Vec<String> = rooms
             .into_iter()
             .zip(facts)

@@ -43,16 +43,9 @@ impl RedisPresence {
         if rooms.is_empty() {
             return Ok(false);
         }
-        let reads = rooms
-            .iter()
-            .map(|room| {
-                let key = layout.room(room).users();
-                let mut cmd = redis::cmd("HGET");
-                cmd.arg(&key).arg(user);
-                (key, cmd)
-            })
-            .collect();
-        let facts: Vec<Option<String>> = self.query_each(reads).await?;
+        let facts = self
+            .listings(rooms.iter().map(|room| (*room, user)))
+            .await?;
         let facts: Vec<Option<UserFacts>> = facts
             .into_iter()
             .map(|json| json.and_then(|j| serde_json::from_str(&j).ok()))

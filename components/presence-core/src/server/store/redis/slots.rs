@@ -51,6 +51,29 @@ impl RedisPresence {
     }
 }
 
+impl RedisPresence {
+    /// What each room lists of each user (`(room, user)` pairs): the facts' JSON, `None` where
+    /// it does not list it; read one pipeline per slot.
+    pub(super) async fn listings<'a>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Vec<Option<String>>, PresenceError> {
+        let reads: Vec<(String, redis::Cmd)> = wanted
+            .into_iter()
+            .map(|(room, user)| {
+                let key = self.inner.layout.room(room).users();
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(&key).arg(user);
+                (key, cmd)
+            })
+            .collect();
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query_each(reads).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::by_slot;
